@@ -1,0 +1,137 @@
+//! The error type of the crate.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Result alias used throughout `chaos-core`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while setting up, faulting or verifying a cluster.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A program the local target needs is not installed.
+    #[error(
+        "{program} not found ({searched}); install the Debian package `{package}` or set {env_var}"
+    )]
+    BinaryNotFound {
+        /// The program looked for, e.g. `patroni`.
+        program: &'static str,
+        /// Where it was looked for.
+        searched: String,
+        /// The Debian package that provides it.
+        package: &'static str,
+        /// The environment variable that overrides the search.
+        env_var: &'static str,
+    },
+
+    /// A configuration value is invalid.
+    #[error("invalid configuration for `{field}`: expected {expected}, found {found:?}")]
+    Config {
+        /// The setting that is wrong.
+        field: &'static str,
+        /// What a valid value looks like.
+        expected: &'static str,
+        /// The value that was given.
+        found: String,
+    },
+
+    /// A file-system or process operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A process of the local cluster could not be started or signalled.
+    #[error("{context}: {source}")]
+    Process {
+        /// What was being done.
+        context: String,
+        /// The underlying errno.
+        #[source]
+        source: nix::Error,
+    },
+
+    /// Waiting for a condition took longer than allowed.
+    #[error("timed out after {waited:?} waiting for {what}{}", logs_suffix(.logs))]
+    Timeout {
+        /// What was awaited.
+        what: String,
+        /// How long it was awaited.
+        waited: Duration,
+        /// The tail of the logs that explain why, if any.
+        logs: String,
+    },
+
+    /// A PostgreSQL client operation failed.
+    #[error("{context}: {source}")]
+    Postgres {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+
+    /// Patroni's REST API could not be read.
+    #[error("Patroni REST API at {url}: {source}")]
+    Patroni {
+        /// The URL that was requested.
+        url: String,
+        /// The underlying error.
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// The cluster is not in a state the operation can work with.
+    #[error("cluster state: {0}")]
+    ClusterState(String),
+
+    /// A report could not be serialised.
+    #[error("serialising report: {0}")]
+    Json(#[from] serde_json::Error),
+
+    /// A directory that should be private to the library is unusable.
+    #[error("work directory {path}: {reason}")]
+    WorkDir {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+fn logs_suffix(logs: &str) -> String {
+    if logs.is_empty() {
+        String::new()
+    } else {
+        format!("\n--- relevant logs (tail) ---\n{logs}")
+    }
+}
+
+impl Error {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn process(context: impl Into<String>, source: nix::Error) -> Self {
+        Error::Process {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn pg(context: impl Into<String>, source: tokio_postgres::Error) -> Self {
+        Error::Postgres {
+            context: context.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! Delete the primary: the node that leads is lost, like a crashed machine or a
+//! deleted pod.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use super::{Fault, FaultGuard, Healed};
+use crate::report::FaultInfo;
+use crate::target::local::LocalCluster;
+use crate::{Error, Result};
+
+/// How the primary goes away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteMode {
+    /// SIGKILL of the node's HA agent and postmaster: a lost node.
+    Kill,
+    /// SIGTERM of the HA agent: a clean shutdown that hands over leadership.
+    Graceful,
+}
+
+/// Deletes the current primary. Healing restarts the node and waits until it has
+/// rejoined as a streaming replica (rewound by Patroni if needed).
+///
+/// ```no_run
+/// # async fn demo(cluster: &chaos_core::target::local::LocalCluster) -> chaos_core::Result<()> {
+/// use chaos_core::fault::{DeletePrimary, Fault, FaultGuard};
+///
+/// let guard = DeletePrimary::kill().inject(cluster).await?;
+/// // … the cluster fails over …
+/// guard.heal().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy)]
+#[must_use]
+pub struct DeletePrimary {
+    mode: DeleteMode,
+    rejoin_timeout: Duration,
+}
+
+impl DeletePrimary {
+    /// Kill the primary like a lost node.
+    pub fn kill() -> Self {
+        DeletePrimary {
+            mode: DeleteMode::Kill,
+            rejoin_timeout: Duration::from_secs(90),
+        }
+    }
+
+    /// Stop the primary gracefully.
+    pub fn graceful() -> Self {
+        DeletePrimary {
+            mode: DeleteMode::Graceful,
+            ..Self::kill()
+        }
+    }
+
+    /// How long healing waits for the node to rejoin (default 90 s).
+    pub fn rejoin_timeout(mut self, timeout: Duration) -> Self {
+        self.rejoin_timeout = timeout;
+        self
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> DeleteMode {
+        self.mode
+    }
+}
+
+impl Fault<LocalCluster> for DeletePrimary {
+    type Guard = DeletePrimaryGuard;
+
+    async fn inject(self, cluster: &LocalCluster) -> Result<DeletePrimaryGuard> {
+        let topology = cluster.topology().await?;
+        let leader = topology
+            .leader_name()
+            .ok_or_else(|| {
+                Error::ClusterState("no primary to delete: the cluster has no leader".into())
+            })?
+            .to_string();
+        let injected_at = Instant::now();
+        let wall = SystemTime::now();
+        match self.mode {
+            DeleteMode::Kill => cluster.kill_node(&leader)?,
+            DeleteMode::Graceful => {
+                // Patroni's own shutdown is part of what is measured; send the
+                // signal now and let it run.
+                let c = cluster.clone();
+                let name = leader.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = c.stop_node(&name, Duration::from_secs(60)).await {
+                        tracing::error!(error = %e, node = %name, "graceful stop failed");
+                    }
+                });
+            }
+        }
+        tracing::info!(node = %leader, mode = ?self.mode, "primary deleted");
+        Ok(DeletePrimaryGuard {
+            cluster: cluster.clone(),
+            info: FaultInfo {
+                kind: "delete-primary".into(),
+                mode: match self.mode {
+                    DeleteMode::Kill => "kill".into(),
+                    DeleteMode::Graceful => "graceful".into(),
+                },
+                node: Some(leader.clone()),
+                injected_at: wall,
+            },
+            node: leader,
+            injected_at,
+            rejoin_timeout: self.rejoin_timeout,
+            healed: false,
+        })
+    }
+}
+
+/// Guard of [`DeletePrimary`]: restarts the node.
+#[derive(Debug)]
+pub struct DeletePrimaryGuard {
+    cluster: LocalCluster,
+    info: FaultInfo,
+    node: String,
+    injected_at: Instant,
+    rejoin_timeout: Duration,
+    healed: bool,
+}
+
+impl DeletePrimaryGuard {
+    /// The deleted node.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    async fn wait_stopped(&self) {
+        // A graceful stop runs on a task; do not restart before it has finished.
+        for _ in 0..600 {
+            if self.cluster.patroni_pid(&self.node).is_none() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl FaultGuard for DeletePrimaryGuard {
+    fn info(&self) -> &FaultInfo {
+        &self.info
+    }
+
+    fn injected_at(&self) -> Instant {
+        self.injected_at
+    }
+
+    async fn heal(mut self) -> Result<Healed> {
+        self.healed = true;
+        self.wait_stopped().await;
+        self.cluster.start_node(&self.node)?;
+        self.cluster
+            .wait_replica(&self.node, self.rejoin_timeout)
+            .await?;
+        Ok(Healed {
+            event: "node rejoined".into(),
+            at: SystemTime::now(),
+            detail: Some(self.node.clone()),
+        })
+    }
+}
+
+impl Drop for DeletePrimaryGuard {
+    fn drop(&mut self) {
+        if self.healed {
+            return;
+        }
+        // Best effort without a runtime: restart the node and let it rejoin alone.
+        if self.cluster.patroni_pid(&self.node).is_none() {
+            match self.cluster.start_node(&self.node) {
+                Ok(()) => tracing::info!(node = %self.node, "fault guard dropped: node restarted"),
+                Err(e) => {
+                    tracing::error!(node = %self.node, error = %e, "fault guard dropped: restart failed")
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,442 @@
+//! The write probe: paced writers that timestamp and classify every commit.
+//!
+//! Each writer inserts rows `(run_id, writer, seq)` through the read-write
+//! endpoint, one single-statement autocommit `INSERT` at a time, and records
+//! when it started, when the reply came and what the reply was. The statement
+//! goes over the simple-query protocol, where PostgreSQL commits (including the
+//! wait for the synchronous standby) *before* it sends `CommandComplete`, so a
+//! success reply really means "committed". Deadlines are client-side; the probe
+//! never relies on `statement_timeout`, which does not bound a synchronous
+//! replication wait.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+use tokio::task::JoinHandle;
+
+use crate::pg::{self, Failure};
+use crate::{Error, Result};
+
+/// The table the probe writes to.
+pub const PROBE_TABLE: &str = "chaos_probe";
+
+/// What became of one write attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The commit returned success: the row must survive any failover.
+    Acknowledged {
+        /// `address:port` of the server that took the write.
+        server: String,
+        /// That server's timeline when it took the write.
+        timeline: u32,
+    },
+    /// A definite error: the write certainly did not commit.
+    Failed {
+        /// SQLSTATE if the server sent one (`None`: could not connect).
+        sqlstate: Option<String>,
+    },
+    /// No usable reply: the write may or may not have committed.
+    Indeterminate {
+        /// Why the outcome is unknown.
+        reason: IndeterminateReason,
+    },
+}
+
+/// Why a write's outcome is unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IndeterminateReason {
+    /// The connection broke while the write was in flight.
+    ConnectionLost,
+    /// The client-side commit deadline passed without a reply.
+    Deadline,
+    /// The server warned during the write, e.g. "canceling wait for synchronous
+    /// replication": committed locally but perhaps not replicated.
+    ServerWarning,
+}
+
+/// One write attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// Which writer made it.
+    pub writer: u32,
+    /// The writer's sequence number (unique per writer, from 1).
+    pub seq: u64,
+    /// Monotonic time the attempt started.
+    pub started: Instant,
+    /// Monotonic time the outcome was known.
+    pub finished: Instant,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+impl Attempt {
+    /// Whether the commit was acknowledged.
+    pub fn is_acknowledged(&self) -> bool {
+        matches!(self.outcome, Outcome::Acknowledged { .. })
+    }
+}
+
+/// Everything a probe recorded.
+#[derive(Debug, Clone)]
+pub struct History {
+    /// The run id written into every row.
+    pub run_id: String,
+    /// The pacing interval of each writer.
+    pub interval: Duration,
+    /// A monotonic instant and the wall-clock time that corresponds to it.
+    pub origin: (Instant, SystemTime),
+    /// All attempts, in no particular order.
+    pub attempts: Vec<Attempt>,
+}
+
+impl History {
+    /// Wall-clock time of a monotonic instant recorded in this history.
+    pub fn wall(&self, at: Instant) -> SystemTime {
+        let (mono, wall) = self.origin;
+        if at >= mono {
+            wall + (at - mono)
+        } else {
+            wall - (mono - at)
+        }
+    }
+}
+
+/// Settings of a [`WriteProbe`]. `Default`: 2 writers, one write every 10 ms each.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ProbeConfig {
+    writers: u32,
+    interval: Duration,
+    connect_timeout: Duration,
+    commit_timeout: Duration,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        ProbeConfig {
+            writers: 2,
+            interval: Duration::from_millis(10),
+            connect_timeout: Duration::from_secs(2),
+            commit_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl ProbeConfig {
+    /// Number of concurrent writers (default 2).
+    pub fn writers(mut self, writers: u32) -> Self {
+        self.writers = writers;
+        self
+    }
+
+    /// Time between the starts of a writer's consecutive writes (default 10 ms).
+    pub fn interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    /// Client-side deadline for (re)connecting (default 2 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Client-side deadline for a commit's reply; past it the write is
+    /// indeterminate (default 5 s).
+    pub fn commit_timeout(mut self, timeout: Duration) -> Self {
+        self.commit_timeout = timeout;
+        self
+    }
+
+    /// Creates the probe table if needed and starts the writers on `rw_dsn`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for zero writers or a zero interval, and connection
+    /// errors when the table cannot be created.
+    pub async fn start(self, rw_dsn: &str) -> Result<WriteProbe> {
+        WriteProbe::start(rw_dsn, self).await
+    }
+}
+
+/// Live counters of a running probe.
+#[derive(Debug)]
+pub struct Counters {
+    origin: Instant,
+    /// Start of the latest-started acknowledged write, in ns after `origin` (+1).
+    last_ack_started: AtomicU64,
+    /// Attempts made.
+    pub attempted: AtomicU64,
+    /// Attempts acknowledged.
+    pub acknowledged: AtomicU64,
+    /// Attempts that certainly failed.
+    pub failed: AtomicU64,
+    /// Attempts with unknown outcome.
+    pub indeterminate: AtomicU64,
+}
+
+impl Counters {
+    fn new(origin: Instant) -> Self {
+        Counters {
+            origin,
+            last_ack_started: AtomicU64::new(0),
+            attempted: AtomicU64::new(0),
+            acknowledged: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            indeterminate: AtomicU64::new(0),
+        }
+    }
+
+    fn record_ack(&self, started: Instant) {
+        let ns = started.saturating_duration_since(self.origin).as_nanos() as u64 + 1;
+        self.last_ack_started.fetch_max(ns, Ordering::SeqCst);
+    }
+
+    /// Whether a write that started at or after `at` has been acknowledged: the
+    /// service is back.
+    pub fn acknowledged_since(&self, at: Instant) -> bool {
+        let ns = self.last_ack_started.load(Ordering::SeqCst);
+        ns > 0 && self.origin + Duration::from_nanos(ns - 1) >= at
+    }
+
+    /// A snapshot `(attempted, acknowledged, failed, indeterminate)`.
+    pub fn snapshot(&self) -> (u64, u64, u64, u64) {
+        (
+            self.attempted.load(Ordering::Relaxed),
+            self.acknowledged.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+            self.indeterminate.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// A running write probe; [`stop`](Self::stop) it to get its [`History`].
+#[derive(Debug)]
+pub struct WriteProbe {
+    run_id: String,
+    interval: Duration,
+    origin: (Instant, SystemTime),
+    stop: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+    writers: Vec<JoinHandle<Vec<Attempt>>>,
+}
+
+impl WriteProbe {
+    /// A probe configuration with the defaults.
+    pub fn builder() -> ProbeConfig {
+        ProbeConfig::default()
+    }
+
+    async fn start(rw_dsn: &str, config: ProbeConfig) -> Result<Self> {
+        if config.writers == 0 {
+            return Err(Error::Config {
+                field: "writers",
+                expected: "at least 1 writer",
+                found: "0".into(),
+            });
+        }
+        if config.interval.is_zero() {
+            return Err(Error::Config {
+                field: "interval",
+                expected: "a pacing interval above zero",
+                found: "0s".into(),
+            });
+        }
+        let client = pg::connect(rw_dsn, config.connect_timeout).await?;
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {PROBE_TABLE} (
+                    run_id text NOT NULL,
+                    writer int NOT NULL,
+                    seq bigint NOT NULL,
+                    written_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+                    PRIMARY KEY (run_id, writer, seq))"
+            ))
+            .await
+            .map_err(|e| Error::pg("creating the probe table", e))?;
+        drop(client);
+
+        let run_id = crate::run_id::new_run_id();
+        let stop = Arc::new(AtomicBool::new(false));
+        let origin = (Instant::now(), SystemTime::now());
+        let counters = Arc::new(Counters::new(origin.0));
+        let writers = (1..=config.writers)
+            .map(|w| {
+                let writer = Writer {
+                    id: w,
+                    run_id: run_id.clone(),
+                    dsn: rw_dsn.to_string(),
+                    config: config.clone(),
+                    stop: stop.clone(),
+                    counters: counters.clone(),
+                };
+                tokio::spawn(writer.run())
+            })
+            .collect();
+        Ok(WriteProbe {
+            run_id,
+            interval: config.interval,
+            origin,
+            stop,
+            counters,
+            writers,
+        })
+    }
+
+    /// The run id in every row this probe writes.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// Live counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Shared handle to the live counters.
+    pub fn counters_handle(&self) -> Arc<Counters> {
+        self.counters.clone()
+    }
+
+    /// Stops the writers (each finishes its write in flight) and returns the history.
+    pub async fn stop(mut self) -> History {
+        self.stop.store(true, Ordering::SeqCst);
+        let mut attempts = Vec::new();
+        for w in std::mem::take(&mut self.writers) {
+            match w.await {
+                Ok(a) => attempts.extend(a),
+                Err(e) => tracing::error!(error = %e, "probe writer task failed"),
+            }
+        }
+        History {
+            run_id: self.run_id.clone(),
+            interval: self.interval,
+            origin: self.origin,
+            attempts,
+        }
+    }
+}
+
+impl Drop for WriteProbe {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+struct Writer {
+    id: u32,
+    run_id: String,
+    dsn: String,
+    config: ProbeConfig,
+    stop: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+}
+
+type Session = (
+    tokio_postgres::Client,
+    tokio::sync::mpsc::UnboundedReceiver<tokio_postgres::error::DbError>,
+);
+
+impl Writer {
+    async fn run(self) -> Vec<Attempt> {
+        let mut attempts = Vec::new();
+        let mut session: Option<Session> = None;
+        let mut ticker = tokio::time::interval(self.config.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut seq = 0u64;
+        while !self.stop.load(Ordering::SeqCst) {
+            ticker.tick().await;
+            seq += 1;
+            let started = Instant::now();
+            self.counters.attempted.fetch_add(1, Ordering::Relaxed);
+            let outcome = self.attempt(&mut session, seq).await;
+            let counter = match &outcome {
+                Outcome::Acknowledged { .. } => &self.counters.acknowledged,
+                Outcome::Failed { .. } => &self.counters.failed,
+                Outcome::Indeterminate { .. } => &self.counters.indeterminate,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            if matches!(outcome, Outcome::Acknowledged { .. }) {
+                self.counters.record_ack(started);
+            }
+            attempts.push(Attempt {
+                writer: self.id,
+                seq,
+                started,
+                finished: Instant::now(),
+                outcome,
+            });
+        }
+        attempts
+    }
+
+    async fn attempt(&self, session: &mut Option<Session>, seq: u64) -> Outcome {
+        if session.as_ref().is_none_or(|(c, _)| c.is_closed()) {
+            match pg::connect_with_notices(&self.dsn, self.config.connect_timeout).await {
+                Ok(s) => *session = Some(s),
+                Err(e) => {
+                    let sqlstate = match &e {
+                        Error::Postgres { source, .. } => {
+                            source.code().map(|c| c.code().to_string())
+                        }
+                        _ => None,
+                    };
+                    return Outcome::Failed { sqlstate };
+                }
+            }
+        }
+        let Some((client, notices)) = session.as_mut() else {
+            return Outcome::Failed { sqlstate: None };
+        };
+        while notices.try_recv().is_ok() {}
+        // The run id is ours (hex), the numbers are integers: nothing to escape.
+        let sql = format!(
+            "INSERT INTO {PROBE_TABLE} (run_id, writer, seq) VALUES ('{}', {}, {seq}) \
+             RETURNING host(inet_server_addr()) || ':' || current_setting('port'), \
+                       ('x' || substr(pg_walfile_name(pg_current_wal_insert_lsn()), 1, 8))::bit(32)::int",
+            self.run_id, self.id
+        );
+        let reply =
+            tokio::time::timeout(self.config.commit_timeout, client.simple_query(&sql)).await;
+        let warned = std::iter::from_fn(|| notices.try_recv().ok())
+            .any(|n| n.severity() == "WARNING" || n.code().code().starts_with("57"));
+        let outcome = match reply {
+            Err(_) => Outcome::Indeterminate {
+                reason: IndeterminateReason::Deadline,
+            },
+            Ok(_) if warned => Outcome::Indeterminate {
+                reason: IndeterminateReason::ServerWarning,
+            },
+            Ok(Ok(messages)) => ack_from(&messages).unwrap_or(Outcome::Indeterminate {
+                reason: IndeterminateReason::ConnectionLost,
+            }),
+            Ok(Err(e)) => match pg::classify(&e) {
+                Failure::Definite => Outcome::Failed {
+                    sqlstate: e.code().map(|c| c.code().to_string()),
+                },
+                Failure::Indeterminate => Outcome::Indeterminate {
+                    reason: IndeterminateReason::ConnectionLost,
+                },
+            },
+        };
+        if !matches!(outcome, Outcome::Acknowledged { .. }) {
+            // Start afresh: the connection may point at a demoted or dead server.
+            *session = None;
+        }
+        outcome
+    }
+}
+
+fn ack_from(messages: &[tokio_postgres::SimpleQueryMessage]) -> Option<Outcome> {
+    messages.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(row) => {
+            let server = row.get(0)?.to_string();
+            let timeline = row.get(1)?.parse().ok()?;
+            Some(Outcome::Acknowledged { server, timeline })
+        }
+        _ => None,
+    })
+}

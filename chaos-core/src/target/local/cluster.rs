@@ -1,0 +1,735 @@
+//! Booting, inspecting and tearing down the local cluster.
+
+use std::fmt;
+use std::fs;
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use super::binaries::{Binaries, Overrides};
+use super::config::{NodeConfig, PatroniTimings};
+use super::process::{self, RunAs};
+use crate::target::Topology;
+use crate::{Error, Result};
+
+/// Builder for a [`LocalCluster`]. `Default` boots three nodes.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct LocalClusterBuilder {
+    nodes: usize,
+    work_dir: Option<PathBuf>,
+    ready_timeout: Duration,
+    timings: Option<PatroniTimings>,
+    parameters: Vec<(String, String)>,
+    overrides: Overrides,
+}
+
+impl Default for LocalClusterBuilder {
+    fn default() -> Self {
+        LocalClusterBuilder {
+            nodes: 3,
+            work_dir: None,
+            ready_timeout: Duration::from_secs(90),
+            timings: None,
+            parameters: Vec::new(),
+            overrides: Overrides::default(),
+        }
+    }
+}
+
+impl LocalClusterBuilder {
+    /// Number of PostgreSQL nodes (2 to 9; default 3).
+    pub fn nodes(mut self, nodes: usize) -> Self {
+        self.nodes = nodes;
+        self
+    }
+
+    /// Directory under which cluster directories are created (default
+    /// `$CHAOS_WORK_DIR`, else `<tmp>/chaos-local`).
+    pub fn work_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.work_dir = Some(dir.into());
+        self
+    }
+
+    /// How long [`start`](Self::start) waits for a healthy cluster (default 90 s).
+    pub fn ready_timeout(mut self, timeout: Duration) -> Self {
+        self.ready_timeout = timeout;
+        self
+    }
+
+    /// Overrides Patroni's timings (default: chosen from the installed version).
+    pub fn timings(mut self, timings: PatroniTimings) -> Self {
+        self.timings = Some(timings);
+        self
+    }
+
+    /// Adds a PostgreSQL parameter, e.g. `("checkpoint_timeout", "1min")`.
+    pub fn parameter(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.parameters.push((name.into(), value.into()));
+        self
+    }
+
+    /// PostgreSQL's bin directory (default: `$CHAOS_PG_BIN`, else the newest
+    /// `/usr/lib/postgresql/<major>/bin`, else `pg_config --bindir`).
+    pub fn pg_bin(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.overrides.pg_bin = Some(dir.into());
+        self
+    }
+
+    /// The `patroni` executable (default: `$CHAOS_PATRONI`, else `PATH`).
+    pub fn patroni(mut self, path: impl Into<PathBuf>) -> Self {
+        self.overrides.patroni = Some(path.into());
+        self
+    }
+
+    /// The `etcd` executable (default: `$CHAOS_ETCD`, else `PATH`).
+    pub fn etcd(mut self, path: impl Into<PathBuf>) -> Self {
+        self.overrides.etcd = Some(path.into());
+        self
+    }
+
+    /// Boots the cluster and waits until it has a leader and a streaming synchronous
+    /// standby. Clusters left behind by killed runs are swept first.
+    ///
+    /// # Errors
+    /// [`Error::BinaryNotFound`] when PostgreSQL, Patroni or etcd is missing,
+    /// [`Error::Config`] for an invalid node count, [`Error::Timeout`] (with log
+    /// tails) when the cluster does not become healthy in time.
+    pub async fn start(self) -> Result<LocalCluster> {
+        if !(2..=9).contains(&self.nodes) {
+            return Err(Error::Config {
+                field: "nodes",
+                expected: "between 2 and 9 nodes",
+                found: self.nodes.to_string(),
+            });
+        }
+        let binaries = Binaries::discover_with(&self.overrides)?;
+        let run_as = RunAs::detect()?;
+        let root = match (self.work_dir, std::env::var_os("CHAOS_WORK_DIR")) {
+            (Some(d), _) => d,
+            (None, Some(d)) => PathBuf::from(d),
+            (None, None) => std::env::temp_dir().join("chaos-local"),
+        };
+        let cluster = tokio::task::spawn_blocking({
+            let timings = self
+                .timings
+                .unwrap_or_else(|| PatroniTimings::for_version(binaries.patroni_version));
+            let nodes = self.nodes;
+            let parameters = self.parameters;
+            move || Inner::create(root, binaries, run_as, timings, nodes, &parameters)
+        })
+        .await
+        .map_err(|e| Error::ClusterState(format!("cluster start-up task failed: {e}")))??;
+        let cluster = LocalCluster {
+            inner: Arc::new(cluster),
+        };
+        cluster.wait_healthy(self.ready_timeout).await?;
+        tracing::info!(dir = %cluster.dir().display(), rw_dsn = %cluster.rw_dsn(), "local cluster healthy");
+        Ok(cluster)
+    }
+}
+
+/// Addresses of one node.
+#[derive(Debug, Clone)]
+pub struct NodeInfo {
+    /// Patroni member name (`node1`, …).
+    pub name: String,
+    /// Loopback address the node listens on.
+    pub host: String,
+    /// PostgreSQL port.
+    pub pg_port: u16,
+    /// Patroni REST API port.
+    pub api_port: u16,
+    dir: PathBuf,
+}
+
+impl NodeInfo {
+    /// A DSN for this node alone.
+    pub fn dsn(&self) -> String {
+        format!(
+            "postgresql://postgres@{}:{}/postgres?connect_timeout=2",
+            self.host, self.pg_port
+        )
+    }
+
+    /// The node's Patroni REST API base URL.
+    pub fn api_url(&self) -> String {
+        format!("http://{}:{}", self.host, self.api_port)
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.dir.join("patroni.yml")
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.join("patroni.log")
+    }
+}
+
+/// A running local cluster. Cloning shares it; the processes stop and the
+/// directory is removed when the last clone is dropped or [`stop`](Self::stop)
+/// is called (`CHAOS_KEEP=1` keeps them). A watchdog process cleans up too if
+/// this process dies without dropping it (SIGKILL, `process::exit`, statics).
+#[derive(Clone)]
+pub struct LocalCluster {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for LocalCluster {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalCluster")
+            .field("dir", &self.inner.dir)
+            .field("nodes", &self.inner.nodes.len())
+            .finish()
+    }
+}
+
+struct Inner {
+    dir: PathBuf,
+    scope: String,
+    binaries: Binaries,
+    run_as: RunAs,
+    timings: PatroniTimings,
+    etcd_client: String,
+    nodes: Vec<NodeInfo>,
+    children: Mutex<Children>,
+    http: reqwest::Client,
+}
+
+struct Children {
+    etcd: Option<Child>,
+    patroni: Vec<Option<Child>>,
+    watchdog: Option<Child>,
+    stopped: bool,
+}
+
+/// Reserves `n` distinct free TCP ports (held open until all are chosen).
+fn free_ports(n: usize) -> Result<Vec<u16>> {
+    let listeners = (0..n)
+        .map(|_| TcpListener::bind("0.0.0.0:0"))
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(|e| Error::io("reserving free ports", e))?;
+    listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(|e| Error::io("reading reserved ports", e))
+}
+
+fn mkdir(path: &Path) -> Result<()> {
+    fs::create_dir_all(path).map_err(|e| Error::io(format!("creating {}", path.display()), e))
+}
+
+/// The last `lines` lines of a file, or a note that it is missing.
+pub(crate) fn tail(path: &Path, lines: usize) -> String {
+    match fs::read_to_string(path) {
+        Ok(text) => {
+            let all: Vec<&str> = text.lines().collect();
+            let start = all.len().saturating_sub(lines);
+            format!("==> {} <==\n{}\n", path.display(), all[start..].join("\n"))
+        }
+        Err(_) => format!("==> {} <== (missing)\n", path.display()),
+    }
+}
+
+impl Inner {
+    fn create(
+        root: PathBuf,
+        binaries: Binaries,
+        run_as: RunAs,
+        timings: PatroniTimings,
+        n: usize,
+        parameters: &[(String, String)],
+    ) -> Result<Inner> {
+        mkdir(&root)?;
+        // The run-as user must be able to reach its directories.
+        use std::os::unix::fs::PermissionsExt;
+        let _ = fs::set_permissions(&root, fs::Permissions::from_mode(0o755));
+        process::sweep(&root);
+
+        let run_id = crate::run_id::new_run_id();
+        let dir = root.join(&run_id);
+        mkdir(&dir)?;
+        process::write_owner(&dir)?;
+        let watchdog = process::spawn_watchdog(&dir)?;
+
+        let ports = free_ports(2 + 2 * n)?;
+        let etcd_client = format!("127.0.0.1:{}", ports[0]);
+        let etcd_peer = format!("127.0.0.1:{}", ports[1]);
+        let nodes: Vec<NodeInfo> = (0..n)
+            .map(|i| NodeInfo {
+                name: format!("node{}", i + 1),
+                host: format!("127.0.0.{}", 11 + i),
+                pg_port: ports[2 + 2 * i],
+                api_port: ports[3 + 2 * i],
+                dir: dir.join(format!("node{}", i + 1)),
+            })
+            .collect();
+        let scope = format!("chaos-{run_id}");
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .no_proxy()
+            .build()
+            .map_err(|e| Error::Patroni {
+                url: String::new(),
+                source: e,
+            })?;
+
+        let inner = Inner {
+            dir: dir.clone(),
+            scope,
+            binaries,
+            run_as,
+            timings,
+            etcd_client,
+            nodes,
+            children: Mutex::new(Children {
+                etcd: None,
+                patroni: (0..n).map(|_| None).collect(),
+                watchdog: Some(watchdog),
+                stopped: false,
+            }),
+            http,
+        };
+        // From here on, dropping `inner` cleans up whatever was started.
+        inner.start_etcd(&etcd_peer)?;
+        for (i, node) in inner.nodes.iter().enumerate() {
+            mkdir(&node.dir)?;
+            mkdir(&node.dir.join("pglog"))?;
+            let cfg = NodeConfig {
+                scope: &inner.scope,
+                name: &node.name,
+                host: &node.host,
+                pg_port: node.pg_port,
+                api_port: node.api_port,
+                etcd_client: &inner.etcd_client,
+                node_dir: &node.dir,
+                pg_bin: &inner.binaries.pg_bin,
+                timings,
+                extra_parameters: parameters,
+            }
+            .render();
+            let text = serde_json::to_string_pretty(&cfg)?;
+            let path = node.config_path();
+            let mut f = fs::File::create(&path)
+                .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+            f.write_all(text.as_bytes())
+                .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+            inner.run_as.own(&node.dir)?;
+            inner.start_node(i)?;
+        }
+        Ok(inner)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Children> {
+        self.children.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn start_etcd(&self, peer: &str) -> Result<()> {
+        let data = self.dir.join("etcd");
+        mkdir(&data)?;
+        self.run_as.own(&data)?;
+        let mut cmd = Command::new(&self.binaries.etcd);
+        cmd.arg("--name")
+            .arg("chaos")
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--listen-client-urls")
+            .arg(format!("http://{}", self.etcd_client))
+            .arg("--advertise-client-urls")
+            .arg(format!("http://{}", self.etcd_client))
+            .arg("--listen-peer-urls")
+            .arg(format!("http://{peer}"))
+            .arg("--initial-advertise-peer-urls")
+            .arg(format!("http://{peer}"))
+            .arg("--initial-cluster")
+            .arg(format!("chaos=http://{peer}"))
+            .arg("--enable-v2=false")
+            .env("ETCD_UNSUPPORTED_ARCH", "")
+            .current_dir(&self.dir);
+        let child = process::spawn(cmd, self.run_as, &self.dir.join("etcd.log"), "etcd")?;
+        self.lock().etcd = Some(child);
+        Ok(())
+    }
+
+    fn start_node(&self, i: usize) -> Result<()> {
+        let node = &self.nodes[i];
+        let mut cmd = Command::new(&self.binaries.patroni);
+        cmd.arg(node.config_path())
+            .current_dir(&node.dir)
+            .env("HOME", &node.dir)
+            // libpq in the WAL receiver honours this: a reconnect to an unreachable
+            // primary gives up after 2 s instead of hanging for minutes.
+            .env("PGCONNECT_TIMEOUT", "2");
+        let child = process::spawn(cmd, self.run_as, &node.log_path(), "patroni")?;
+        let mut children = self.lock();
+        if let Some(mut old) = children.patroni[i].take() {
+            process::reap(&mut old, Duration::from_millis(100));
+        }
+        children.patroni[i] = Some(child);
+        Ok(())
+    }
+
+    fn logs_tail(&self) -> String {
+        let mut out = tail(&self.dir.join("etcd.log"), 10);
+        for node in &self.nodes {
+            out.push_str(&tail(&node.log_path(), 15));
+            out.push_str(&tail(&node.dir.join("pglog/postgresql.log"), 10));
+        }
+        out
+    }
+
+    fn teardown(&self) {
+        let mut children = self.lock();
+        if children.stopped {
+            return;
+        }
+        children.stopped = true;
+        let keep = process::keep_requested();
+        if keep {
+            tracing::warn!(dir = %self.dir.display(), "CHAOS_KEEP=1: leaving the local cluster running");
+        } else {
+            process::stop_all_under(&self.dir);
+        }
+        let Children { patroni, etcd, .. } = &mut *children;
+        for child in patroni.iter_mut().chain(std::iter::once(etcd)).flatten() {
+            if !keep {
+                let _ = child.kill();
+            }
+            process::reap(child, Duration::from_millis(200));
+        }
+        if !keep && let Err(e) = fs::remove_dir_all(&self.dir) {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "could not remove cluster directory");
+        }
+        // Closing the watchdog's stdin lets it exit (its work is already done).
+        if let Some(mut w) = children.watchdog.take() {
+            drop(w.stdin.take());
+            process::reap(&mut w, Duration::from_secs(10));
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.teardown();
+    }
+}
+
+impl LocalCluster {
+    /// A builder with the defaults (three nodes).
+    pub fn builder() -> LocalClusterBuilder {
+        LocalClusterBuilder::default()
+    }
+
+    /// Boots a default three-node cluster.
+    ///
+    /// # Errors
+    /// As [`LocalClusterBuilder::start`].
+    pub async fn start() -> Result<Self> {
+        Self::builder().start().await
+    }
+
+    /// The cluster's directory (configs, data, logs).
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// etcd's client endpoint (`host:port`).
+    pub fn etcd_endpoint(&self) -> &str {
+        &self.inner.etcd_client
+    }
+
+    /// The Patroni scope (cluster name).
+    pub fn scope(&self) -> &str {
+        &self.inner.scope
+    }
+
+    /// The Patroni timings in force.
+    pub fn timings(&self) -> PatroniTimings {
+        self.inner.timings
+    }
+
+    /// The programs the cluster runs.
+    pub fn binaries(&self) -> &Binaries {
+        &self.inner.binaries
+    }
+
+    /// The nodes' addresses.
+    pub fn nodes(&self) -> &[NodeInfo] {
+        &self.inner.nodes
+    }
+
+    /// The read-write endpoint: a multi-host DSN with
+    /// `target_session_attrs=read-write`, so clients follow the primary.
+    /// It carries no password (the local cluster trusts loopback).
+    pub fn rw_dsn(&self) -> String {
+        let hosts: Vec<String> = self
+            .inner
+            .nodes
+            .iter()
+            .map(|n| format!("{}:{}", n.host, n.pg_port))
+            .collect();
+        format!(
+            "postgresql://postgres@{}/postgres?target_session_attrs=read-write&connect_timeout=2",
+            hosts.join(",")
+        )
+    }
+
+    /// The node called `name`.
+    pub fn node(&self, name: &str) -> Option<&NodeInfo> {
+        self.inner.nodes.iter().find(|n| n.name == name)
+    }
+
+    fn index_of(&self, name: &str) -> Result<usize> {
+        self.inner
+            .nodes
+            .iter()
+            .position(|n| n.name == name)
+            .ok_or_else(|| Error::ClusterState(format!("no node named {name:?}")))
+    }
+
+    /// Reads the topology from the first Patroni REST API that answers.
+    ///
+    /// # Errors
+    /// [`Error::Patroni`] when no node answers.
+    pub async fn topology(&self) -> Result<Topology> {
+        let mut last = None;
+        for node in &self.inner.nodes {
+            let url = format!("{}/cluster", node.api_url());
+            let res = async {
+                self.inner
+                    .http
+                    .get(&url)
+                    .timeout(Duration::from_millis(700))
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .json::<Topology>()
+                    .await
+            }
+            .await;
+            match res {
+                Ok(t) => return Ok(t),
+                Err(e) => last = Some(Error::Patroni { url, source: e }),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::ClusterState("cluster has no nodes".into())))
+    }
+
+    /// Waits until every node runs, one leads, a synchronous standby streams, and
+    /// the leader accepts writes; returns the topology then.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] with the tail of the logs.
+    pub async fn wait_healthy(&self, timeout: Duration) -> Result<Topology> {
+        let start = Instant::now();
+        let mut last_state = String::from("no answer from Patroni yet");
+        while start.elapsed() < timeout {
+            match self.topology().await {
+                Ok(t) if t.is_healthy(self.inner.nodes.len()) => {
+                    match self.replication_ok(&t).await {
+                        Ok(()) => return Ok(t),
+                        Err(e) => last_state = e.to_string(),
+                    }
+                }
+                Ok(t) => last_state = format!("{t:?}"),
+                Err(e) => last_state = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Err(Error::Timeout {
+            what: format!("a healthy cluster (last state: {last_state})"),
+            waited: timeout,
+            logs: self.inner.logs_tail(),
+        })
+    }
+
+    /// Checks on the leader that all replicas stream and one is synchronous.
+    async fn replication_ok(&self, t: &Topology) -> Result<()> {
+        let leader = t
+            .leader_name()
+            .and_then(|n| self.node(n))
+            .ok_or_else(|| Error::ClusterState("no leader".into()))?;
+        let client = crate::pg::connect(&leader.dsn(), Duration::from_secs(2)).await?;
+        let row = client
+            .query_one(
+                "SELECT count(*) FILTER (WHERE state = 'streaming'), \
+                        count(*) FILTER (WHERE sync_state = 'sync' AND state = 'streaming'), \
+                        pg_is_in_recovery() \
+                   FROM pg_stat_replication",
+                &[],
+            )
+            .await
+            .map_err(|e| Error::pg("reading pg_stat_replication", e))?;
+        let streaming: i64 = row.get(0);
+        let sync: i64 = row.get(1);
+        let in_recovery: bool = row.get(2);
+        let want = self.inner.nodes.len() as i64 - 1;
+        if !in_recovery && streaming == want && sync >= 1 {
+            Ok(())
+        } else {
+            Err(Error::ClusterState(format!(
+                "leader {}: {streaming}/{want} replicas streaming, {sync} synchronous, in recovery: {in_recovery}",
+                leader.name
+            )))
+        }
+    }
+
+    /// The postmaster PID of node `name`, from `postmaster.pid`.
+    ///
+    /// # Errors
+    /// [`Error::ClusterState`] when the node's PostgreSQL is not running.
+    pub fn postmaster_pid(&self, name: &str) -> Result<i32> {
+        let node = &self.inner.nodes[self.index_of(name)?];
+        let path = node.data_dir().join("postmaster.pid");
+        let pid = fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| t.lines().next()?.trim().parse::<i32>().ok())
+            .filter(|&pid| process::start_time(pid).is_some())
+            .ok_or_else(|| {
+                Error::ClusterState(format!(
+                    "PostgreSQL of {name} is not running ({} unreadable)",
+                    path.display()
+                ))
+            })?;
+        Ok(pid)
+    }
+
+    /// The PID of node `name`'s Patroni process, if it runs.
+    pub fn patroni_pid(&self, name: &str) -> Option<i32> {
+        let i = self.index_of(name).ok()?;
+        let mut children = self.inner.lock();
+        let child = children.patroni[i].as_mut()?;
+        match child.try_wait() {
+            Ok(None) => Some(child.id() as i32),
+            _ => None,
+        }
+    }
+
+    /// Kills node `name` like a lost machine: SIGKILL to Patroni and the postmaster
+    /// (its backends exit once they notice the postmaster is gone).
+    ///
+    /// # Errors
+    /// [`Error::Process`] when a signal cannot be sent.
+    pub fn kill_node(&self, name: &str) -> Result<()> {
+        let pg = self.postmaster_pid(name).ok();
+        let i = self.index_of(name)?;
+        let mut children = self.inner.lock();
+        if let Some(child) = children.patroni[i].as_mut() {
+            process::signal(child.id() as i32, Signal::SIGKILL)?;
+        }
+        if let Some(pid) = pg {
+            process::signal(pid, Signal::SIGKILL)?;
+        }
+        if let Some(mut child) = children.patroni[i].take() {
+            process::reap(&mut child, Duration::from_secs(1));
+        }
+        Ok(())
+    }
+
+    /// Stops node `name` gracefully: SIGTERM to Patroni, which shuts PostgreSQL down
+    /// and releases the leader lock. Waits up to `timeout` for it to exit.
+    ///
+    /// # Errors
+    /// [`Error::Process`] when the signal cannot be sent.
+    pub async fn stop_node(&self, name: &str, timeout: Duration) -> Result<()> {
+        let i = self.index_of(name)?;
+        let Some(pid) = self.patroni_pid(name) else {
+            return Ok(());
+        };
+        process::signal(pid, Signal::SIGTERM)?;
+        // The child stays in its slot until it has exited, so that nobody restarts
+        // the node while the old Patroni still holds its ports.
+        let deadline = Instant::now() + timeout;
+        loop {
+            {
+                let mut children = self.inner.lock();
+                let exited = match children.patroni[i].as_mut() {
+                    None => true,
+                    Some(child) if Instant::now() >= deadline => {
+                        tracing::warn!(node = name, "Patroni ignored SIGTERM; killing it");
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        true
+                    }
+                    Some(child) => !matches!(child.try_wait(), Ok(None)),
+                };
+                if exited {
+                    children.patroni[i] = None;
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// (Re)starts node `name`'s Patroni, which starts PostgreSQL and, for a former
+    /// primary, rewinds it and rejoins it as a replica.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when Patroni cannot be spawned.
+    pub fn start_node(&self, name: &str) -> Result<()> {
+        let i = self.index_of(name)?;
+        self.inner.start_node(i)
+    }
+
+    /// Waits until node `name` runs as a streaming replica of the current leader.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] with the tail of the node's logs.
+    pub async fn wait_replica(&self, name: &str, timeout: Duration) -> Result<Topology> {
+        let start = Instant::now();
+        let mut last_state = String::new();
+        while start.elapsed() < timeout {
+            if let Ok(t) = self.topology().await {
+                let member = t.members.iter().find(|m| m.name == name);
+                let leader = t.leader_name().and_then(|l| self.node(l));
+                if let (Some(m), Some(leader)) = (member, leader)
+                    && m.role != "leader"
+                    && (m.state == "running" || m.state == "streaming")
+                    && self.is_streaming_to(leader, name).await
+                {
+                    return Ok(t);
+                }
+                last_state = format!("{t:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let node = &self.inner.nodes[self.index_of(name)?];
+        Err(Error::Timeout {
+            what: format!("{name} to rejoin as a streaming replica (last state: {last_state})"),
+            waited: timeout,
+            logs: tail(&node.log_path(), 25) + &tail(&node.dir.join("pglog/postgresql.log"), 15),
+        })
+    }
+
+    async fn is_streaming_to(&self, leader: &NodeInfo, name: &str) -> bool {
+        let Ok(client) = crate::pg::connect(&leader.dsn(), Duration::from_secs(2)).await else {
+            return false;
+        };
+        client
+            .query_opt(
+                "SELECT 1 FROM pg_stat_replication WHERE application_name = $1 AND state = 'streaming'",
+                &[&name],
+            )
+            .await
+            .ok()
+            .flatten()
+            .is_some()
+    }
+
+    /// Stops every process and removes the directory (unless `CHAOS_KEEP=1`).
+    /// Dropping the last clone does the same.
+    pub fn stop(self) {
+        self.inner.teardown();
+    }
+}

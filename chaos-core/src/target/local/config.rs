@@ -1,0 +1,185 @@
+//! Patroni and PostgreSQL settings of the local cluster.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// Patroni's DCS timings. Failover takes roughly `ttl` plus one `loop_wait`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct PatroniTimings {
+    /// Leader-key time to live, in seconds.
+    pub ttl: u32,
+    /// Seconds between HA loop runs.
+    pub loop_wait: u32,
+    /// Seconds to retry DCS and PostgreSQL operations before demoting.
+    pub retry_timeout: u32,
+}
+
+impl PatroniTimings {
+    /// The fastest timings known to be stable for the given Patroni version.
+    ///
+    /// Patroni 3.0.2 accepts ttl 5 / loop_wait 1 / retry_timeout 2 (stable under
+    /// load on a 2-core machine; ttl 3 was not). Later releases clamp to ttl ≥ 20,
+    /// loop_wait ≥ 1 and retry_timeout ≥ 3, so those get the smallest legal values.
+    pub fn for_version(version: (u32, u32, u32)) -> Self {
+        if version <= (3, 0, 2) {
+            PatroniTimings {
+                ttl: 5,
+                loop_wait: 1,
+                retry_timeout: 2,
+            }
+        } else {
+            PatroniTimings {
+                ttl: 20,
+                loop_wait: 1,
+                retry_timeout: 3,
+            }
+        }
+    }
+
+    /// The leader key's time to live.
+    pub fn ttl(&self) -> Duration {
+        Duration::from_secs(self.ttl.into())
+    }
+}
+
+/// Everything needed to render one node's `patroni.yml`.
+pub(crate) struct NodeConfig<'a> {
+    pub scope: &'a str,
+    pub name: &'a str,
+    pub host: &'a str,
+    pub pg_port: u16,
+    pub api_port: u16,
+    pub etcd_client: &'a str,
+    pub node_dir: &'a Path,
+    pub pg_bin: &'a Path,
+    pub timings: PatroniTimings,
+    pub extra_parameters: &'a [(String, String)],
+}
+
+impl NodeConfig<'_> {
+    /// Renders the node's configuration. JSON is valid YAML, which Patroni reads.
+    pub(crate) fn render(&self) -> Value {
+        let dir = self.node_dir.display().to_string();
+        let mut parameters = json!({
+            "max_connections": 100,
+            "shared_buffers": "32MB",
+            "wal_level": "replica",
+            "hot_standby": "on",
+            "wal_log_hints": "on",
+            "wal_keep_size": "256MB",
+            "max_wal_senders": 10,
+            "wal_retrieve_retry_interval": "500ms",
+            "wal_sender_timeout": "5s",
+            "wal_receiver_timeout": "5s",
+            "synchronous_commit": "on",
+            "fsync": "on",
+            "logging_collector": "on",
+            "log_directory": format!("{dir}/pglog"),
+            "log_filename": "postgresql.log",
+            "log_line_prefix": "%m [%p] ",
+            "unix_socket_directories": dir,
+        });
+        if let Some(map) = parameters.as_object_mut() {
+            for (k, v) in self.extra_parameters {
+                map.insert(k.clone(), Value::String(v.clone()));
+            }
+        }
+        let hba = [
+            "local all all trust",
+            "host all all 127.0.0.0/8 trust",
+            "host replication all 127.0.0.0/8 trust",
+        ];
+        let PatroniTimings {
+            ttl,
+            loop_wait,
+            retry_timeout,
+        } = self.timings;
+        json!({
+            "scope": self.scope,
+            "namespace": "/chaos/",
+            "name": self.name,
+            "log": { "level": "INFO" },
+            "restapi": {
+                "listen": format!("{}:{}", self.host, self.api_port),
+                "connect_address": format!("{}:{}", self.host, self.api_port),
+            },
+            "etcd3": { "hosts": [self.etcd_client] },
+            "bootstrap": {
+                "dcs": {
+                    "ttl": ttl,
+                    "loop_wait": loop_wait,
+                    "retry_timeout": retry_timeout,
+                    "maximum_lag_on_failover": 16_777_216,
+                    "synchronous_mode": true,
+                    "synchronous_mode_strict": true,
+                    "synchronous_node_count": 1,
+                    "primary_start_timeout": 0,
+                    "postgresql": {
+                        "use_pg_rewind": true,
+                        "use_slots": false,
+                        "parameters": parameters,
+                    },
+                },
+                "initdb": [{ "encoding": "UTF8" }, { "locale": "C" }, "data-checksums"],
+            },
+            "postgresql": {
+                "listen": format!("{}:{}", self.host, self.pg_port),
+                "connect_address": format!("{}:{}", self.host, self.pg_port),
+                "data_dir": format!("{dir}/data"),
+                "bin_dir": self.pg_bin.display().to_string(),
+                "pgpass": format!("{dir}/pgpass"),
+                "pg_hba": hba,
+                "authentication": {
+                    "superuser": { "username": "postgres" },
+                    "replication": { "username": "replicator" },
+                    "rewind": { "username": "rewinder" },
+                },
+                "parameters": { "unix_socket_directories": dir },
+            },
+            "tags": { "nofailover": false, "noloadbalance": false, "clonefrom": false, "nosync": false },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timings_follow_the_patroni_version() {
+        assert_eq!(PatroniTimings::for_version((3, 0, 2)).ttl, 5);
+        assert_eq!(PatroniTimings::for_version((2, 1, 4)).ttl, 5);
+        let newer = PatroniTimings::for_version((4, 0, 4));
+        assert!(newer.ttl >= 20 && newer.retry_timeout >= 3 && newer.loop_wait >= 1);
+        assert!(newer.loop_wait + 2 * newer.retry_timeout <= newer.ttl);
+    }
+
+    #[test]
+    fn renders_strict_synchronous_replication() {
+        let extra = [("checkpoint_timeout".to_string(), "1min".to_string())];
+        let cfg = NodeConfig {
+            scope: "s",
+            name: "n1",
+            host: "127.0.0.11",
+            pg_port: 5000,
+            api_port: 8000,
+            etcd_client: "127.0.0.1:2379",
+            node_dir: Path::new("/tmp/x/n1"),
+            pg_bin: Path::new("/usr/lib/postgresql/15/bin"),
+            timings: PatroniTimings::for_version((3, 0, 2)),
+            extra_parameters: &extra,
+        }
+        .render();
+        let dcs = &cfg["bootstrap"]["dcs"];
+        assert_eq!(dcs["synchronous_mode_strict"], true);
+        assert_eq!(dcs["ttl"], 5);
+        assert_eq!(
+            dcs["postgresql"]["parameters"]["checkpoint_timeout"],
+            "1min"
+        );
+        assert_eq!(cfg["postgresql"]["listen"], "127.0.0.11:5000");
+        assert_eq!(cfg["postgresql"]["data_dir"], "/tmp/x/n1/data");
+    }
+}

@@ -1,0 +1,400 @@
+//! Verification after recovery: read the probe's rows back and measure RTO, RPO
+//! and split-brain from the recorded history.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::probe::{Attempt, History, Outcome, PROBE_TABLE};
+use crate::{Error, Result};
+
+/// A probe row's identity: `(writer, seq)`.
+pub type WriteId = (u32, u64);
+
+/// Reads back the rows of `run_id` through `rw_dsn` (the current primary),
+/// retrying for up to `timeout` while the cluster settles.
+///
+/// # Errors
+/// The last connection or query error once `timeout` has passed.
+pub async fn read_back(rw_dsn: &str, run_id: &str, timeout: Duration) -> Result<HashSet<WriteId>> {
+    let start = Instant::now();
+    loop {
+        let attempt = async {
+            let client = crate::pg::connect(rw_dsn, Duration::from_secs(2)).await?;
+            let rows = client
+                .query(
+                    &format!("SELECT writer, seq FROM {PROBE_TABLE} WHERE run_id = $1"),
+                    &[&run_id],
+                )
+                .await
+                .map_err(|e| Error::pg("reading back the probe's rows", e))?;
+            Ok::<_, Error>(
+                rows.iter()
+                    .map(|r| (r.get::<_, i32>(0) as u32, r.get::<_, i64>(1) as u64))
+                    .collect(),
+            )
+        }
+        .await;
+        match attempt {
+            Ok(found) => return Ok(found),
+            Err(e) if start.elapsed() >= timeout => return Err(e),
+            Err(e) => {
+                tracing::debug!(error = %e, "read-back failed, retrying");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+}
+
+/// Counts of write attempts by outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct WriteCounts {
+    /// All attempts.
+    pub attempted: u64,
+    /// Commits that returned success.
+    pub acknowledged: u64,
+    /// Attempts that certainly did not commit.
+    pub failed: u64,
+    /// Attempts whose outcome the client could not know.
+    pub indeterminate: u64,
+    /// Acknowledged writes missing after failover: data loss.
+    pub lost: u64,
+    /// Indeterminate writes that turned out committed.
+    pub indeterminate_found: u64,
+    /// Indeterminate writes that turned out not committed.
+    pub indeterminate_missing: u64,
+    /// Writes reported as failed that are present nevertheless (the server said
+    /// "error" but committed): a client-visible anomaly, not a loss.
+    pub failed_but_present: u64,
+}
+
+/// What the history says about the outage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Measurement {
+    /// From the fault to the first acknowledged write that started after the
+    /// outage began (the first unacknowledged attempt after the fault; the fault
+    /// itself if every attempt succeeded). `None` if the service never came back.
+    pub rto: Option<Duration>,
+    /// Monotonic time of that first acknowledgement.
+    pub first_ack_after_fault: Option<Instant>,
+    /// The longest time between consecutive acknowledgements (any writer) from
+    /// the last one before the fault up to recovery.
+    pub write_gap: Option<Duration>,
+    /// How precisely `rto` and `write_gap` are known: the pacing interval plus the
+    /// median commit latency.
+    pub resolution: Duration,
+    /// Counts by outcome.
+    pub writes: WriteCounts,
+    /// The acknowledged writes that are missing, sorted.
+    pub lost: Vec<WriteId>,
+    /// Acknowledgements on an older timeline after a newer timeline had already
+    /// acknowledged a write: two primaries accepted writes.
+    pub split_brain_writes: u64,
+}
+
+impl Measurement {
+    /// Measures `history` against the fault injected at `fault_at`, given the set
+    /// of rows `found` after recovery.
+    pub fn compute(history: &History, fault_at: Instant, found: &HashSet<WriteId>) -> Self {
+        let attempts = &history.attempts;
+        let mut acks: Vec<&Attempt> = attempts.iter().filter(|a| a.is_acknowledged()).collect();
+        acks.sort_by_key(|a| a.finished);
+
+        let mut writes = WriteCounts {
+            attempted: attempts.len() as u64,
+            ..WriteCounts::default()
+        };
+        let mut lost = Vec::new();
+        for a in attempts {
+            let present = found.contains(&(a.writer, a.seq));
+            match a.outcome {
+                Outcome::Acknowledged { .. } => {
+                    writes.acknowledged += 1;
+                    if !present {
+                        lost.push((a.writer, a.seq));
+                    }
+                }
+                Outcome::Failed { .. } => {
+                    writes.failed += 1;
+                    writes.failed_but_present += u64::from(present);
+                }
+                Outcome::Indeterminate { .. } => {
+                    writes.indeterminate += 1;
+                    if present {
+                        writes.indeterminate_found += 1;
+                    } else {
+                        writes.indeterminate_missing += 1;
+                    }
+                }
+            }
+        }
+        lost.sort_unstable();
+        writes.lost = lost.len() as u64;
+
+        // The outage starts with the first attempt after the fault that was not
+        // acknowledged (a graceful stop keeps serving for a moment); service is
+        // back with the first acknowledged write that started after that.
+        let outage_start = attempts
+            .iter()
+            .filter(|a| a.started >= fault_at && !a.is_acknowledged())
+            .map(|a| a.started)
+            .min()
+            .unwrap_or(fault_at);
+        let first_after = acks
+            .iter()
+            .filter(|a| a.started >= outage_start)
+            .map(|a| a.finished)
+            .min();
+        let rto = first_after.map(|t| t - fault_at);
+
+        // Gaps between consecutive acknowledgements, from the last one before the
+        // fault to the first one of the recovered service.
+        let horizon = first_after.unwrap_or_else(|| {
+            attempts
+                .iter()
+                .map(|a| a.finished)
+                .max()
+                .unwrap_or(fault_at)
+        });
+        let last_before = acks
+            .iter()
+            .map(|a| a.finished)
+            .filter(|&t| t <= fault_at)
+            .max();
+        let mut times: Vec<Instant> = acks
+            .iter()
+            .map(|a| a.finished)
+            .filter(|&t| t > fault_at && t <= horizon)
+            .collect();
+        times.insert(0, last_before.unwrap_or(fault_at));
+        if first_after.is_none() {
+            times.push(horizon);
+        }
+        let write_gap = times.windows(2).map(|w| w[1] - w[0]).max();
+
+        let mut latencies: Vec<Duration> = acks.iter().map(|a| a.finished - a.started).collect();
+        latencies.sort_unstable();
+        let median = latencies
+            .get(latencies.len() / 2)
+            .copied()
+            .unwrap_or_default();
+
+        let mut newest_timeline = 0u32;
+        let mut split_brain_writes = 0;
+        for a in &acks {
+            if let Outcome::Acknowledged { timeline, .. } = a.outcome {
+                if timeline < newest_timeline {
+                    split_brain_writes += 1;
+                }
+                newest_timeline = newest_timeline.max(timeline);
+            }
+        }
+
+        Measurement {
+            rto,
+            first_ack_after_fault: first_after,
+            write_gap,
+            resolution: history.interval + median,
+            writes,
+            lost,
+            split_brain_writes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::IndeterminateReason;
+    use std::time::SystemTime;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    struct Builder {
+        t0: Instant,
+        attempts: Vec<Attempt>,
+        seq: u64,
+    }
+
+    impl Builder {
+        fn new() -> Self {
+            Builder {
+                t0: Instant::now(),
+                attempts: Vec::new(),
+                seq: 0,
+            }
+        }
+        fn push(&mut self, writer: u32, start: u64, end: u64, outcome: Outcome) -> WriteId {
+            self.seq += 1;
+            self.attempts.push(Attempt {
+                writer,
+                seq: self.seq,
+                started: self.t0 + ms(start),
+                finished: self.t0 + ms(end),
+                outcome,
+            });
+            (writer, self.seq)
+        }
+        fn ack(&mut self, start: u64, end: u64, timeline: u32) -> WriteId {
+            let server = format!("127.0.0.1{timeline}:5432");
+            self.push(1, start, end, Outcome::Acknowledged { server, timeline })
+        }
+        fn fail(&mut self, start: u64, end: u64) -> WriteId {
+            self.push(
+                1,
+                start,
+                end,
+                Outcome::Failed {
+                    sqlstate: Some("25006".into()),
+                },
+            )
+        }
+        fn unknown(&mut self, start: u64, end: u64) -> WriteId {
+            let reason = IndeterminateReason::ConnectionLost;
+            self.push(2, start, end, Outcome::Indeterminate { reason })
+        }
+        fn history(&self) -> History {
+            History {
+                run_id: "r".into(),
+                interval: ms(10),
+                origin: (self.t0, SystemTime::now()),
+                attempts: self.attempts.clone(),
+            }
+        }
+        fn at(&self, t: u64) -> Instant {
+            self.t0 + ms(t)
+        }
+    }
+
+    fn all_acked(b: &Builder) -> HashSet<WriteId> {
+        b.attempts
+            .iter()
+            .filter(|a| a.is_acknowledged())
+            .map(|a| (a.writer, a.seq))
+            .collect()
+    }
+
+    #[test]
+    fn outage_gives_rto_and_gap() {
+        let mut b = Builder::new();
+        for i in 0..10 {
+            b.ack(i * 10, i * 10 + 2, 1);
+        }
+        // fault at 100; failures until 3000; recovery on timeline 2.
+        for i in 10..300 {
+            b.fail(i * 10, i * 10 + 1);
+        }
+        b.ack(3000, 3004, 2);
+        b.ack(3010, 3012, 2);
+        let m = Measurement::compute(&b.history(), b.at(100), &all_acked(&b));
+        assert_eq!(m.rto, Some(ms(2904)));
+        assert_eq!(m.write_gap, Some(ms(3004 - 92)));
+        assert_eq!(m.writes.lost, 0);
+        assert_eq!(m.writes.failed, 290);
+        assert_eq!(m.split_brain_writes, 0);
+        assert_eq!(m.resolution, ms(12), "10 ms pacing + 2 ms median latency");
+    }
+
+    #[test]
+    fn missing_acknowledged_rows_are_lost() {
+        let mut b = Builder::new();
+        let ids: Vec<_> = (0..20).map(|i| b.ack(i * 10, i * 10 + 1, 1)).collect();
+        let mut found = all_acked(&b);
+        found.remove(&ids[3]);
+        found.remove(&ids[17]);
+        let m = Measurement::compute(&b.history(), b.at(95), &found);
+        assert_eq!(m.writes.lost, 2);
+        assert_eq!(m.lost, vec![ids[3], ids[17]]);
+    }
+
+    #[test]
+    fn indeterminate_writes_are_split_by_presence() {
+        let mut b = Builder::new();
+        b.ack(0, 1, 1);
+        let committed = b.unknown(10, 500);
+        b.unknown(20, 500);
+        b.ack(600, 601, 2);
+        let mut found = all_acked(&b);
+        found.insert(committed);
+        let m = Measurement::compute(&b.history(), b.at(5), &found);
+        assert_eq!(m.writes.indeterminate, 2);
+        assert_eq!(m.writes.indeterminate_found, 1);
+        assert_eq!(m.writes.indeterminate_missing, 1);
+        assert_eq!(m.writes.lost, 0, "indeterminate writes never count as lost");
+    }
+
+    #[test]
+    fn failed_writes_found_committed_are_flagged() {
+        let mut b = Builder::new();
+        let f = b.fail(0, 1);
+        b.ack(10, 11, 1);
+        let mut found = all_acked(&b);
+        found.insert(f);
+        let m = Measurement::compute(&b.history(), b.at(0), &found);
+        assert_eq!(m.writes.failed_but_present, 1);
+    }
+
+    #[test]
+    fn old_timeline_acks_after_new_ones_are_split_brain() {
+        let mut b = Builder::new();
+        b.ack(0, 1, 1);
+        b.ack(100, 105, 2); // new primary
+        b.ack(90, 110, 1); // old primary still acknowledging
+        b.ack(120, 121, 1);
+        b.ack(130, 131, 2);
+        let m = Measurement::compute(&b.history(), b.at(50), &all_acked(&b));
+        assert_eq!(m.split_brain_writes, 2);
+    }
+
+    #[test]
+    fn no_outage_means_rto_is_one_commit() {
+        let mut b = Builder::new();
+        for i in 0..50 {
+            b.ack(i * 10, i * 10 + 3, 1);
+        }
+        let m = Measurement::compute(&b.history(), b.at(200), &all_acked(&b));
+        assert_eq!(m.rto, Some(ms(3)));
+        assert_eq!(m.write_gap, Some(ms(10)));
+        assert_eq!(m.split_brain_writes, 0);
+    }
+
+    #[test]
+    fn never_recovering_has_no_rto_but_a_gap_to_the_end() {
+        let mut b = Builder::new();
+        b.ack(0, 2, 1);
+        b.fail(50, 60);
+        b.fail(900, 1000);
+        let m = Measurement::compute(&b.history(), b.at(10), &all_acked(&b));
+        assert_eq!(m.rto, None);
+        assert_eq!(m.first_ack_after_fault, None);
+        assert_eq!(m.write_gap, Some(ms(998)));
+    }
+
+    #[test]
+    fn graceful_stop_serving_briefly_counts_the_outage_that_follows() {
+        let mut b = Builder::new();
+        b.ack(0, 1, 1);
+        b.ack(10, 11, 1); // fault at 5: still served
+        b.ack(20, 21, 1);
+        b.fail(30, 31); // outage begins
+        b.fail(40, 41);
+        b.ack(1000, 1002, 2);
+        let m = Measurement::compute(&b.history(), b.at(5), &all_acked(&b));
+        assert_eq!(m.rto, Some(ms(997)));
+        assert_eq!(m.write_gap, Some(ms(981)));
+    }
+
+    #[test]
+    fn in_flight_write_acked_after_fault_does_not_count_as_recovery() {
+        let mut b = Builder::new();
+        b.ack(0, 2, 1);
+        b.ack(5, 400, 1); // started before the fault, replied late
+        b.ack(700, 702, 2);
+        let m = Measurement::compute(&b.history(), b.at(10), &all_acked(&b));
+        assert_eq!(m.rto, Some(ms(692)));
+        assert_eq!(m.write_gap, Some(ms(398)));
+    }
+}

@@ -1,0 +1,1 @@
+//! Holder crate for the runnable examples of `chaos-core`; see `examples/*.rs`.

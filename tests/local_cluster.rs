@@ -1,0 +1,573 @@
+//! Integration tests on real local clusters: etcd + Patroni + PostgreSQL processes
+//! booted by the library. Tests that boot a cluster take a global lock so that at
+//! most one runs at a time on a small CI machine.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashSet;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use chaos_core::fault::{DeletePrimary, Fault, FaultGuard, FreezePrimary};
+use chaos_core::prelude::*;
+use chaos_core::report::{Event, TargetInfo};
+use chaos_core::verify::{Measurement, read_back};
+
+/// One cluster at a time: each is 3 PostgreSQL servers on a 2-core machine.
+static CLUSTER_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    CLUSTER_LOCK.lock().await
+}
+
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+/// A private work directory for tests that inspect what is left behind.
+fn scratch(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("chaos-test-{name}-{}", std::process::id()))
+}
+
+/// PIDs whose command line mentions `dir`.
+fn processes_of(dir: &Path) -> Vec<i32> {
+    let needle = format!("{}/", dir.display());
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| {
+                    String::from_utf8_lossy(&c)
+                        .replace('\0', " ")
+                        .contains(&needle)
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+fn port_free(host: &str, port: u16) -> bool {
+    TcpListener::bind((host, port)).is_ok()
+}
+
+/// Waits up to `timeout` for `cond`.
+fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    cond()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_under_load_loses_no_acknowledged_write() {
+    init_tracing();
+    let _serial = serial().await;
+    let cluster = LocalCluster::start().await.expect("cluster boots");
+    let before = cluster.topology().await.expect("topology");
+    let old_leader = before.leader_name().expect("a leader").to_string();
+
+    let report = Scenario::new("test_failover_under_load")
+        .slo(Slo::max_rto(Duration::from_secs(60)))
+        .warmup(Duration::from_secs(2))
+        .write_report(false)
+        .run(&cluster, DeletePrimary::kill())
+        .await
+        .expect("scenario runs");
+    println!("{report}");
+
+    let m = &report.measurement;
+    assert_eq!(m.writes.lost, 0, "{report}");
+    let rto = m.rto.expect("the service recovered");
+    assert!(
+        rto > Duration::ZERO && rto < Duration::from_secs(60),
+        "{report}"
+    );
+    assert!(
+        m.writes.acknowledged > 100,
+        "the probe wrote under load: {report}"
+    );
+    assert!(
+        m.writes.failed + m.writes.indeterminate > 0,
+        "the outage was felt: {report}"
+    );
+    assert!(report.passed(), "{report}");
+
+    let after = cluster.topology().await.expect("topology");
+    assert_ne!(
+        after.leader_name(),
+        Some(old_leader.as_str()),
+        "a new leader took over"
+    );
+    assert!(after.is_healthy(3), "the killed node rejoined: {after:?}");
+
+    // The JSON report carries the fields other tools read.
+    let dir = scratch("report");
+    let path = report.write_json_to(&dir).expect("report written");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for pointer in [
+        "/scenario",
+        "/target/kind",
+        "/target/rw_dsn",
+        "/fault/kind",
+        "/fault/injected_at",
+        "/slo/max_rto_ms",
+        "/slo/max_lost_writes",
+        "/rto_ms",
+        "/write_gap_ms",
+        "/resolution_ms",
+        "/writes/attempted",
+        "/writes/acknowledged",
+        "/writes/failed",
+        "/writes/indeterminate",
+        "/writes/lost",
+        "/split_brain",
+        "/events/0/name",
+        "/events/0/at",
+        "/passed",
+        "/violations",
+    ] {
+        assert!(
+            json.pointer(pointer).is_some(),
+            "{pointer} missing in {json:#}"
+        );
+    }
+    assert_eq!(json["target"]["kind"], "local");
+    assert_eq!(json["fault"]["kind"], "delete-primary");
+    assert_eq!(json["writes"]["lost"], 0);
+    let injected = json["fault"]["injected_at"].as_str().unwrap();
+    assert!(
+        humantime::parse_rfc3339(injected).is_ok() && injected.len() == 27,
+        "{injected}"
+    );
+    let names: Vec<&str> = json["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "fault injected",
+        "new leader observed",
+        "first write acknowledged after the fault",
+        "node rejoined",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verification_counts_exactly_the_deleted_acknowledged_writes() {
+    init_tracing();
+    let _serial = serial().await;
+    let cluster = LocalCluster::start().await.expect("cluster boots");
+    let rw = cluster.rw_dsn();
+    let probe = ProbeConfig::default()
+        .start(&rw)
+        .await
+        .expect("probe starts");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let guard = DeletePrimary::kill()
+        .inject(&cluster)
+        .await
+        .expect("fault injected");
+    let fault_at = guard.injected_at();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !probe.counters().acknowledged_since(fault_at) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    guard.heal().await.expect("node rejoins");
+    let history = probe.stop().await;
+
+    // Delete k acknowledged rows behind the probe's back.
+    const K: usize = 7;
+    let victims: Vec<(u32, u64)> = history
+        .attempts
+        .iter()
+        .filter(|a| a.is_acknowledged())
+        .step_by(13)
+        .take(K)
+        .map(|a| (a.writer, a.seq))
+        .collect();
+    assert_eq!(victims.len(), K);
+    let client = chaos_core::pg::connect(&rw, Duration::from_secs(5))
+        .await
+        .expect("connect");
+    for (w, s) in &victims {
+        let n = client
+            .execute(
+                "DELETE FROM chaos_probe WHERE run_id = $1 AND writer = $2 AND seq = $3",
+                &[&history.run_id, &(*w as i32), &(*s as i64)],
+            )
+            .await
+            .expect("delete");
+        assert_eq!(n, 1);
+    }
+
+    let found = read_back(&rw, &history.run_id, Duration::from_secs(10))
+        .await
+        .expect("read back");
+    let m = Measurement::compute(&history, fault_at, &found);
+    assert_eq!(m.writes.lost, K as u64);
+    let mut expected = victims.clone();
+    expected.sort_unstable();
+    assert_eq!(m.lost, expected);
+
+    let report = Report::new(
+        "test_loss_detected",
+        TargetInfo {
+            kind: "local".into(),
+            rw_dsn: rw,
+            nodes: 3,
+        },
+        guard_info_placeholder(fault_at),
+        Slo::max_rto(Duration::from_secs(60)),
+        m,
+        vec![Event::new("fault injected", SystemTime::now(), None)],
+    );
+    assert!(!report.passed());
+    assert!(
+        report
+            .violations
+            .iter()
+            .any(|v| v.contains("7 acknowledged writes lost (allowed: 0)")),
+        "{report}"
+    );
+    assert!(report.to_string().contains("FAILED"), "{report}");
+}
+
+fn guard_info_placeholder(_at: Instant) -> chaos_core::report::FaultInfo {
+    chaos_core::report::FaultInfo {
+        kind: "delete-primary".into(),
+        mode: "kill".into(),
+        node: None,
+        injected_at: SystemTime::now(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_primary_shows_a_write_gap_of_the_freeze_length() {
+    init_tracing();
+    let _serial = serial().await;
+    let cluster = LocalCluster::start().await.expect("cluster boots");
+    let ttl = cluster.timings().ttl();
+    let hold = Duration::from_millis(1500);
+    assert!(
+        hold < ttl / 2,
+        "the freeze must stay well below Patroni's ttl"
+    );
+    let leader = cluster
+        .topology()
+        .await
+        .unwrap()
+        .leader_name()
+        .unwrap()
+        .to_string();
+
+    let report = Scenario::new("test_freeze")
+        .slo(Slo::max_rto(Duration::from_secs(30)))
+        .warmup(Duration::from_secs(1))
+        .hold(hold)
+        .write_report(false)
+        .run(&cluster, FreezePrimary::new())
+        .await
+        .expect("scenario runs");
+    println!("{report}");
+
+    let m = &report.measurement;
+    let gap = m.write_gap.expect("a gap");
+    // The last acknowledgement before the freeze can be up to one pacing
+    // interval early, and the first one after it needs a commit: the gap is the
+    // freeze length within the resolution (plus scheduling slack on a busy box).
+    let slack = m.resolution + Duration::from_millis(150);
+    assert!(
+        gap + Duration::from_millis(5) >= hold,
+        "gap {gap:?} shorter than the freeze {hold:?}"
+    );
+    assert!(
+        gap <= hold + slack,
+        "gap {gap:?} vs freeze {hold:?} (slack {slack:?})"
+    );
+    assert_eq!(m.writes.lost, 0);
+    assert_eq!(
+        cluster.topology().await.unwrap().leader_name(),
+        Some(leader.as_str()),
+        "no failover below the ttl"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_delete_hands_over_and_rejoins() {
+    init_tracing();
+    let _serial = serial().await;
+    let cluster = LocalCluster::start().await.expect("cluster boots");
+    let report = Scenario::new("test_graceful")
+        .slo(Slo::max_rto(Duration::from_secs(60)))
+        .warmup(Duration::from_secs(1))
+        .write_report(false)
+        .run(&cluster, DeletePrimary::graceful())
+        .await
+        .expect("scenario runs");
+    println!("{report}");
+    assert_eq!(report.measurement.writes.lost, 0, "{report}");
+    assert_eq!(report.fault.mode, "graceful");
+    let rto = report.measurement.rto.expect("recovered");
+    // The old primary serves a moment after SIGTERM; the RTO must cover the
+    // outage that follows, not just the first write after the signal.
+    assert!(rto > Duration::from_millis(100), "{report}");
+    assert!(
+        report.measurement.writes.failed + report.measurement.writes.indeterminate > 0,
+        "{report}"
+    );
+    assert!(report.passed(), "{report}");
+    cluster
+        .wait_healthy(Duration::from_secs(60))
+        .await
+        .expect("the stopped node rejoined and the cluster is healthy again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_survives_a_dropped_or_panicking_cluster() {
+    init_tracing();
+    let _serial = serial().await;
+    for panic in [false, true] {
+        let cluster = LocalCluster::builder()
+            .work_dir(scratch("cleanup"))
+            .start()
+            .await
+            .expect("cluster boots");
+        let dir = cluster.dir().to_path_buf();
+        let mut ports: Vec<(String, u16)> = cluster
+            .nodes()
+            .iter()
+            .flat_map(|n| [(n.host.clone(), n.pg_port), (n.host.clone(), n.api_port)])
+            .collect();
+        let etcd_port = cluster
+            .etcd_endpoint()
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        ports.push(("127.0.0.1".into(), etcd_port));
+        assert!(
+            processes_of(&dir).len() >= 7,
+            "etcd, 3 Patroni, 3 postmasters run"
+        );
+        assert!(ports.iter().all(|(h, p)| !port_free(h, *p)), "ports in use");
+
+        if panic {
+            let task = tokio::spawn(async move {
+                let _owned = cluster;
+                panic!("test body panics while owning the cluster");
+            });
+            assert!(task.await.unwrap_err().is_panic());
+        } else {
+            drop(cluster);
+        }
+        assert!(
+            processes_of(&dir).is_empty(),
+            "processes left: {:?}",
+            processes_of(&dir)
+        );
+        assert!(!dir.exists(), "{} left behind", dir.display());
+        assert!(
+            ports.iter().all(|(h, p)| port_free(h, *p)),
+            "a port is still taken"
+        );
+    }
+    std::fs::remove_dir_all(scratch("cleanup")).ok();
+}
+
+/// Run by `a_killed_run_*` tests in a child process: boots a cluster in
+/// `CHAOS_HELPER_WORK_DIR`, prints its directory and waits to be killed.
+#[tokio::test]
+#[ignore = "helper process for the kill tests"]
+async fn helper_boot_and_wait() {
+    let Some(work) = std::env::var_os("CHAOS_HELPER_WORK_DIR") else {
+        return;
+    };
+    let cluster = LocalCluster::builder()
+        .work_dir(work)
+        .start()
+        .await
+        .expect("helper cluster boots");
+    println!("CLUSTER_DIR={}", cluster.dir().display());
+    tokio::time::sleep(Duration::from_secs(300)).await;
+}
+
+/// Boots a cluster in a child process, SIGKILLs it, and returns the cluster dir.
+fn boot_in_child_and_kill(work: &Path) -> PathBuf {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "helper_boot_and_wait",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("CHAOS_HELPER_WORK_DIR", work)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("helper starts");
+    let stdout = child.stdout.take().unwrap();
+    let dir = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.split_once("CLUSTER_DIR=")
+                .map(|(_, d)| PathBuf::from(d.trim()))
+        })
+        .expect("helper printed its cluster dir");
+    child.kill().expect("SIGKILL the helper");
+    child.wait().unwrap();
+    dir
+}
+
+/// PIDs of processes whose environment names `dir` as `CHAOS_DIR` (the watchdog).
+fn watchdogs_of(dir: &Path) -> Vec<i32> {
+    let needle = format!("CHAOS_DIR={}", dir.display());
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .map(|e| e.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_run_is_cleaned_up_by_its_watchdog() {
+    init_tracing();
+    let _serial = serial().await;
+    let work = scratch("watchdog");
+    let dir = tokio::task::spawn_blocking({
+        let work = work.clone();
+        move || boot_in_child_and_kill(&work)
+    })
+    .await
+    .unwrap();
+    assert!(
+        eventually(Duration::from_secs(20), || processes_of(&dir).is_empty()
+            && !dir.exists()),
+        "the watchdog did not clean up {}: {:?}",
+        dir.display(),
+        processes_of(&dir)
+    );
+    std::fs::remove_dir_all(work).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_run_without_watchdog_is_swept_by_the_next_start() {
+    init_tracing();
+    let _serial = serial().await;
+    let work = scratch("sweep");
+    let dir = tokio::task::spawn_blocking({
+        let work = work.clone();
+        move || {
+            let dir = boot_in_child_and_kill(&work);
+            // Simulate losing the watchdog too (e.g. the whole session was killed).
+            for pid in watchdogs_of(&dir) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            dir
+        }
+    })
+    .await
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !processes_of(&dir).is_empty(),
+        "orphans exist before the sweep"
+    );
+
+    let next = LocalCluster::builder()
+        .work_dir(&work)
+        .start()
+        .await
+        .expect("next cluster boots");
+    assert!(
+        processes_of(&dir).is_empty(),
+        "orphans survived the sweep: {:?}",
+        processes_of(&dir)
+    );
+    assert!(!dir.exists(), "{} survived the sweep", dir.display());
+    drop(next);
+    std::fs::remove_dir_all(work).ok();
+}
+
+#[tokio::test]
+async fn missing_programs_are_typed_errors_naming_the_package() {
+    let err = LocalCluster::builder()
+        .patroni("/nonexistent/patroni")
+        .start()
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(
+            err,
+            Error::BinaryNotFound {
+                package: "patroni",
+                ..
+            }
+        ),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("install the Debian package `patroni`"),
+        "{msg}"
+    );
+
+    let err = LocalCluster::builder()
+        .pg_bin("/nonexistent")
+        .start()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("postgresql-15"), "{err}");
+
+    let err = LocalCluster::builder().nodes(1).start().await.unwrap_err();
+    assert!(matches!(err, Error::Config { field: "nodes", .. }), "{err}");
+}
+
+#[tokio::test]
+async fn probe_rejects_bad_settings() {
+    let err = ProbeConfig::default()
+        .writers(0)
+        .start("postgresql://x@127.0.0.1:1/db")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("at least 1 writer"), "{err}");
+    let err = ProbeConfig::default()
+        .interval(Duration::ZERO)
+        .start("postgresql://x@127.0.0.1:1/db")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("above zero"), "{err}");
+    let _unused: HashSet<u8> = HashSet::new();
+}
