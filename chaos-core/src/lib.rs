@@ -56,3 +56,8 @@ pub mod prelude {
     pub use crate::target::local::LocalCluster;
     pub use crate::{Error, Result};
 }
+
+/// The README's examples, compiled as doctests so they cannot rot.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
