@@ -13,6 +13,8 @@ pub struct Slo {
     pub max_rto: Duration,
     /// Acknowledged writes that may go missing (0 for RPO = 0).
     pub max_lost_writes: u64,
+    /// If set, RPO as a time window instead: lost writes may span at most this.
+    pub max_lost_window: Option<Duration>,
 }
 
 impl Default for Slo {
@@ -20,6 +22,7 @@ impl Default for Slo {
         Slo {
             max_rto: Duration::from_secs(10),
             max_lost_writes: 0,
+            max_lost_window: None,
         }
     }
 }
@@ -30,6 +33,7 @@ impl Slo {
         Slo {
             max_rto,
             max_lost_writes: 0,
+            max_lost_window: None,
         }
     }
 
@@ -37,6 +41,15 @@ impl Slo {
     #[must_use]
     pub fn max_lost_writes(mut self, n: u64) -> Self {
         self.max_lost_writes = n;
+        self
+    }
+
+    /// RPO as a time window: lost acknowledged writes may span at most `window`
+    /// (see [`Measurement::lost_window`]); the count of lost writes is not limited.
+    #[must_use]
+    pub fn max_lost_window(mut self, window: Duration) -> Self {
+        self.max_lost_writes = u64::MAX;
+        self.max_lost_window = Some(window);
         self
     }
 
@@ -68,6 +81,16 @@ impl Slo {
                 m.writes.lost,
                 self.max_lost_writes,
                 sample.join(", ")
+            ));
+        }
+        if let Some(window) = self.max_lost_window
+            && m.lost_window > window
+        {
+            violations.push(format!(
+                "lost writes span {} (allowed window: {}): {} acknowledged writes lost",
+                fmt_duration(m.lost_window),
+                fmt_duration(window),
+                m.writes.lost
             ));
         }
         if m.split_brain_writes > 0 {
@@ -114,6 +137,7 @@ mod tests {
                 ..WriteCounts::default()
             },
             lost: (0..lost).map(|s| (1, s)).collect(),
+            lost_window: Duration::from_millis(lost * 10),
             split_brain_writes: split,
         }
     }
@@ -150,6 +174,20 @@ mod tests {
     fn lost_writes_may_be_allowed() {
         let slo = Slo::max_rto(Duration::from_secs(30)).max_lost_writes(3);
         assert!(slo.check(&measurement(Some(1), 3, 0)).is_empty());
+    }
+
+    #[test]
+    fn rpo_may_be_a_time_window() {
+        let slo = Slo::default().max_lost_window(Duration::from_millis(50));
+        assert!(
+            slo.check(&measurement(Some(1), 5, 0)).is_empty(),
+            "50 ms of loss is allowed"
+        );
+        let v = slo.check(&measurement(Some(1), 6, 0));
+        assert!(
+            v[0].contains("lost writes span 0.060s (allowed window: 0.050s)"),
+            "{v:?}"
+        );
     }
 
     #[test]

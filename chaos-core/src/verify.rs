@@ -88,6 +88,10 @@ pub struct Measurement {
     pub writes: WriteCounts,
     /// The acknowledged writes that are missing, sorted.
     pub lost: Vec<WriteId>,
+    /// How much time the lost writes span: from the earliest lost acknowledgement
+    /// to the fault (or to the latest lost acknowledgement, if later). Zero when
+    /// nothing was lost.
+    pub lost_window: Duration,
     /// Acknowledgements on an older timeline after a newer timeline had already
     /// acknowledged a write: two primaries accepted writes.
     pub split_brain_writes: u64,
@@ -131,6 +135,23 @@ impl Measurement {
         }
         lost.sort_unstable();
         writes.lost = lost.len() as u64;
+        let lost_set: HashSet<&WriteId> = lost.iter().collect();
+        let lost_times: Vec<Instant> = attempts
+            .iter()
+            .filter(|a| lost_set.contains(&(a.writer, a.seq)))
+            .map(|a| a.finished)
+            .collect();
+        let lost_window = match (lost_times.iter().min(), lost_times.iter().max()) {
+            (Some(&first), Some(&last)) => {
+                let end = if first < fault_at {
+                    last.max(fault_at)
+                } else {
+                    last
+                };
+                end - first
+            }
+            _ => Duration::ZERO,
+        };
 
         // The outage starts with the first attempt after the fault that was not
         // acknowledged (a graceful stop keeps serving for a moment); service is
@@ -198,6 +219,7 @@ impl Measurement {
             resolution: history.interval + median,
             writes,
             lost,
+            lost_window,
             split_brain_writes,
         }
     }
@@ -308,6 +330,8 @@ mod tests {
         let m = Measurement::compute(&b.history(), b.at(95), &found);
         assert_eq!(m.writes.lost, 2);
         assert_eq!(m.lost, vec![ids[3], ids[17]]);
+        // Lost writes acknowledged at 31 ms and 171 ms; fault at 95 ms.
+        assert_eq!(m.lost_window, ms(171 - 31));
     }
 
     #[test]

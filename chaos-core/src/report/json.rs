@@ -25,7 +25,12 @@ pub(super) fn to_value(r: &Report) -> Value {
             "node": r.fault.node,
             "injected_at": rfc(r.fault.injected_at),
         },
-        "slo": { "max_rto_ms": ms(r.slo.max_rto), "max_lost_writes": r.slo.max_lost_writes },
+        "slo": {
+            "max_rto_ms": ms(r.slo.max_rto),
+            "max_lost_writes": r.slo.max_lost_window.is_none().then_some(r.slo.max_lost_writes),
+            "max_lost_window_ms": r.slo.max_lost_window.map(ms),
+        },
+        "lost_window_ms": ms(m.lost_window),
         "rto_ms": m.rto.map(ms),
         "write_gap_ms": m.write_gap.map(ms),
         "resolution_ms": ms(m.resolution),
@@ -110,7 +115,7 @@ pub fn default_report_dir() -> PathBuf {
 }
 
 /// A file name made of the scenario name's safe characters.
-fn file_stem(scenario: &str) -> String {
+pub(super) fn file_stem(scenario: &str) -> String {
     let s: String = scenario
         .chars()
         .map(|c| {
