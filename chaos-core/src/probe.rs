@@ -168,6 +168,8 @@ pub struct Counters {
     origin: Instant,
     /// Start of the latest-started acknowledged write, in ns after `origin` (+1).
     last_ack_started: AtomicU64,
+    /// Start of the latest-started unacknowledged write, in ns after `origin` (+1).
+    last_miss_started: AtomicU64,
     /// Attempts made.
     pub attempted: AtomicU64,
     /// Attempts acknowledged.
@@ -183,6 +185,7 @@ impl Counters {
         Counters {
             origin,
             last_ack_started: AtomicU64::new(0),
+            last_miss_started: AtomicU64::new(0),
             attempted: AtomicU64::new(0),
             acknowledged: AtomicU64::new(0),
             failed: AtomicU64::new(0),
@@ -190,16 +193,42 @@ impl Counters {
         }
     }
 
-    fn record_ack(&self, started: Instant) {
+    fn record(&self, started: Instant, acknowledged: bool) {
         let ns = started.saturating_duration_since(self.origin).as_nanos() as u64 + 1;
-        self.last_ack_started.fetch_max(ns, Ordering::SeqCst);
+        let slot = if acknowledged {
+            &self.last_ack_started
+        } else {
+            &self.last_miss_started
+        };
+        slot.fetch_max(ns, Ordering::SeqCst);
+    }
+
+    fn instant(&self, slot: &AtomicU64) -> Option<Instant> {
+        match slot.load(Ordering::SeqCst) {
+            0 => None,
+            ns => Some(self.origin + Duration::from_nanos(ns - 1)),
+        }
+    }
+
+    /// Whether the service looks recovered from a fault at `at`: a write that
+    /// started after `at` and after the latest unacknowledged write was
+    /// acknowledged, and either a write failed after `at` (the outage was seen)
+    /// or a second has passed without any failure (the fault caused none).
+    pub fn recovered_since(&self, at: Instant) -> bool {
+        let last_ack = self.instant(&self.last_ack_started);
+        let last_miss = self.instant(&self.last_miss_started).filter(|&m| m >= at);
+        match (last_ack, last_miss) {
+            (Some(ack), Some(miss)) => ack > miss,
+            (Some(ack), None) => ack >= at && at.elapsed() >= Duration::from_secs(1),
+            (None, _) => false,
+        }
     }
 
     /// Whether a write that started at or after `at` has been acknowledged: the
     /// service is back.
     pub fn acknowledged_since(&self, at: Instant) -> bool {
-        let ns = self.last_ack_started.load(Ordering::SeqCst);
-        ns > 0 && self.origin + Duration::from_nanos(ns - 1) >= at
+        self.instant(&self.last_ack_started)
+            .is_some_and(|t| t >= at)
     }
 
     /// A snapshot `(attempted, acknowledged, failed, indeterminate)`.
@@ -359,9 +388,8 @@ impl Writer {
                 Outcome::Indeterminate { .. } => &self.counters.indeterminate,
             };
             counter.fetch_add(1, Ordering::Relaxed);
-            if matches!(outcome, Outcome::Acknowledged { .. }) {
-                self.counters.record_ack(started);
-            }
+            self.counters
+                .record(started, matches!(outcome, Outcome::Acknowledged { .. }));
             attempts.push(Attempt {
                 writer: self.id,
                 seq,

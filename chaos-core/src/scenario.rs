@@ -121,7 +121,7 @@ impl Scenario {
         let counters = probe.counters_handle();
         let wait_recovery = async {
             let deadline = Instant::now() + self.recovery_timeout;
-            while !counters.acknowledged_since(fault_at) && Instant::now() < deadline {
+            while !counters.recovered_since(fault_at) && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         };
