@@ -1,6 +1,7 @@
 //! Reports people and CI read: a human summary (`Display`) and a JSON file.
 
 mod json;
+pub mod junit;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -129,6 +130,15 @@ impl Report {
     /// [`crate::Error::Io`] when the file cannot be written.
     pub fn write_json(&self) -> crate::Result<PathBuf> {
         json::write(self, &default_report_dir())
+    }
+
+    /// Writes the JUnit XML report to `dir/<scenario>.xml`; `elapsed` is the
+    /// test's duration.
+    ///
+    /// # Errors
+    /// [`crate::Error::Io`] when the file cannot be written.
+    pub fn write_junit_to(&self, dir: &Path, elapsed: Duration) -> crate::Result<PathBuf> {
+        junit::write(self, dir, elapsed)
     }
 
     /// The report as JSON.
