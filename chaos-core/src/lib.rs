@@ -5,13 +5,31 @@
 //! acknowledged commit, injects a [`fault`], and then measures what users feel:
 //!
 //! * **RTO** — from the fault to the first acknowledged write that started after
-//!   it, in milliseconds, with the measurement's resolution;
+//!   the outage began, in milliseconds, with the measurement's resolution;
 //! * **RPO** — every acknowledged write that is missing afterwards, plus writes
 //!   whose outcome the client could not know (indeterminate) and split-brain
 //!   (an old primary acknowledging after the new one).
 //!
 //! The default target is an embedded local cluster of real processes — etcd,
 //! Patroni and PostgreSQL from the machine's packages — that needs no Kubernetes.
+//!
+//! ## 1. State the SLO next to a test
+//!
+//! ```no_run
+//! use chaos_core::prelude::*;
+//!
+//! #[failover_test(max_rto = "10s", rpo = 0)]
+//! async fn survives_primary_loss(ctx: &mut FailoverCtx) -> chaos_core::Result<()> {
+//!     ctx.inject(DeletePrimary::kill()).await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! [`failover_test`] boots the shared local cluster, starts the probe, runs the
+//! body, waits for recovery, heals the fault, verifies every acknowledged write,
+//! writes JSON and JUnit reports and fails the test on a violated SLO.
+//!
+//! ## 2. Or drive the steps yourself
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -28,27 +46,95 @@
 //! # Ok(()) }
 //! ```
 //!
+//! ## 3. Compose faults
+//!
+//! Every [`fault::Fault`] returns a [`fault::FaultGuard`] that heals it with
+//! `heal().await`, or on `Drop` as a fallback. Inside a failover test,
+//! [`FailoverCtx::inject`] keeps the guard so that the fault is healed even
+//! when the body panics or times out.
+//!
 //! Everything the library starts is cleaned up when the cluster is dropped, by a
 //! watchdog if the test process dies, and by the next start otherwise.
 //! Set `CHAOS_KEEP=1` to keep a cluster for debugging.
 
 pub mod error;
 pub mod fault;
+pub mod harness;
 pub mod pg;
 pub mod probe;
 pub mod report;
 mod run_id;
 pub mod scenario;
+#[cfg(feature = "proptest")]
+pub mod schedule;
 pub mod slo;
 pub mod target;
 pub mod verify;
 
 pub use error::{Error, Result};
+pub use harness::FailoverCtx;
 pub use run_id::new_run_id;
+
+/// Turns `async fn name(ctx: &mut FailoverCtx)` into a test that measures a
+/// failover against an SLO, on a local cluster shared by the tests of the binary.
+///
+/// ```no_run
+/// use chaos_core::prelude::*;
+///
+/// #[failover_test(max_rto = "10s", rpo = 0)]
+/// async fn survives_primary_loss(ctx: &mut FailoverCtx) -> chaos_core::Result<()> {
+///     ctx.inject(DeletePrimary::kill()).await?;
+///     Ok(())
+/// }
+/// ```
+///
+/// Arguments, all optional:
+///
+/// | argument | meaning | default |
+/// |---|---|---|
+/// | `max_rto = "10s"` | longest acceptable RTO (humantime duration) | `"10s"` |
+/// | `rpo = 0` | lost acknowledged writes allowed; `rpo = "2s"` allows a time window instead | `0` |
+/// | `target = "local"` | `"local"`, or `"env"` to read `CHAOS_TARGET` at run time | `"local"` |
+/// | `timeout = "120s"` | deadline for the body and the recovery after it | `"120s"` |
+/// | `writers = 2` | probe writers | `2` |
+/// | `interval = "10ms"` | pacing of each writer | `"10ms"` |
+/// | `nodes = 3` | nodes of the local cluster (2–9) | `3` |
+///
+/// The body may return `()` or `Result<(), E>` with `E: Debug`. Run order:
+/// set-up → probe → body (under `catch_unwind` and `timeout`) → wait for
+/// recovery → heal every fault still injected → verify → teardown → JSON and
+/// JUnit reports in `$CHAOS_REPORT_DIR` → SLO assertion. A panic, error or
+/// timeout in the body still heals and tears down, then fails the test with the
+/// original cause. Tests of one binary share one cluster and run their failovers
+/// one at a time, so `cargo test`'s parallel threads are fine.
+#[doc(inline)]
+pub use chaos_macros::failover_test;
+
+#[doc(hidden)]
+/// Used by code that `#[failover_test]` generates; not a public API.
+pub mod __private {
+    pub use crate::harness::{TestSpec, run_test};
+
+    /// A body's failure, printed as is.
+    pub struct BodyError(String);
+
+    impl std::fmt::Debug for BodyError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(&self.0)
+        }
+    }
+
+    /// Converts what a test body returned; fails to compile for unsupported types.
+    pub fn body_result<R: crate::harness::TestResult>(r: R) -> Result<(), BodyError> {
+        r.into_result().map_err(BodyError)
+    }
+}
 
 /// The names most tests use.
 pub mod prelude {
+    pub use crate::failover_test;
     pub use crate::fault::{DeletePrimary, Fault, FaultGuard, FreezePrimary};
+    pub use crate::harness::{FailoverCtx, FaultHandle};
     pub use crate::probe::{ProbeConfig, WriteProbe};
     pub use crate::report::Report;
     pub use crate::scenario::Scenario;
