@@ -101,52 +101,9 @@ fn freeze_then(
 
 /// Processes of the cluster that are stopped (state `T`), i.e. still frozen.
 fn frozen_processes(dir: &Path) -> Vec<i32> {
-    let needle = format!("{}/", dir.display());
-    let pids: Vec<i32> = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .collect();
-    let stat = |p: i32| std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
-    let ppid = |p: i32| -> Option<i32> {
-        stat(p)
-            .rsplit_once(')')?
-            .1
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()
-    };
-    let mut ours: Vec<i32> = pids
-        .iter()
-        .copied()
-        .filter(|p| {
-            std::fs::read(format!("/proc/{p}/cmdline"))
-                .map(|c| {
-                    String::from_utf8_lossy(&c)
-                        .replace('\0', " ")
-                        .contains(&needle)
-                })
-                .unwrap_or(false)
-        })
-        .collect();
-    loop {
-        let more: Vec<i32> = pids
-            .iter()
-            .copied()
-            .filter(|p| !ours.contains(p) && ppid(*p).is_some_and(|pp| ours.contains(&pp)))
-            .collect();
-        if more.is_empty() {
-            break;
-        }
-        ours.extend(more);
-    }
-    ours.into_iter()
-        .filter(|p| {
-            stat(*p)
-                .rsplit_once(')')
-                .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
-        })
+    chaos_tests::processes_of(dir)
+        .into_iter()
+        .filter(|&p| chaos_tests::process_state(p) == Some('T'))
         .collect()
 }
 

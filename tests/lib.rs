@@ -1,2 +1,61 @@
 //! Holder crate for the integration tests of `chaos-core` that run real local
-//! PostgreSQL HA clusters; see `tests/*.rs`.
+//! PostgreSQL HA clusters (see `tests/*.rs`), and the helpers they share for
+//! looking at processes through `/proc`.
+
+use std::path::Path;
+
+fn stat_after_name(pid: i32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some(stat.rsplit_once(')')?.1.trim_start().to_string())
+}
+
+/// The state letter of `pid` (`R`, `S`, `T` for stopped, `Z`, …).
+pub fn process_state(pid: i32) -> Option<char> {
+    stat_after_name(pid)?.chars().next()
+}
+
+fn ppid(pid: i32) -> Option<i32> {
+    stat_after_name(pid)?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Live processes whose command line mentions `dir`, plus their descendants
+/// (PostgreSQL backends do not mention it).
+pub fn processes_of(dir: &Path) -> Vec<i32> {
+    let needle = format!("{}/", dir.display());
+    let pids: Vec<i32> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    let mut ours: Vec<i32> = pids
+        .iter()
+        .copied()
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .map(|c| {
+                    String::from_utf8_lossy(&c)
+                        .replace('\0', " ")
+                        .contains(&needle)
+                })
+                .unwrap_or(false)
+        })
+        .collect();
+    loop {
+        let more: Vec<i32> = pids
+            .iter()
+            .copied()
+            .filter(|p| !ours.contains(p) && ppid(*p).is_some_and(|pp| ours.contains(&pp)))
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        ours.extend(more);
+    }
+    ours.retain(|&p| !matches!(process_state(p), None | Some('Z') | Some('X')));
+    ours
+}

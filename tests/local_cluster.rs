@@ -36,24 +36,7 @@ fn scratch(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("chaos-test-{name}-{}", std::process::id()))
 }
 
-/// PIDs whose command line mentions `dir`.
-fn processes_of(dir: &Path) -> Vec<i32> {
-    let needle = format!("{}/", dir.display());
-    std::fs::read_dir("/proc")
-        .expect("/proc")
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| {
-                    String::from_utf8_lossy(&c)
-                        .replace('\0', " ")
-                        .contains(&needle)
-                })
-                .unwrap_or(false)
-        })
-        .collect()
-}
+use chaos_tests::processes_of;
 
 fn port_free(host: &str, port: u16) -> bool {
     TcpListener::bind((host, port)).is_ok()

@@ -6,8 +6,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::Result;
 use crate::fault::{Fault, FaultGuard};
+use crate::probe::History;
 use crate::probe::ProbeConfig;
-use crate::report::{Event, Report, TargetInfo};
+use crate::report::{Event, FaultInfo, Report, TargetInfo};
 use crate::slo::Slo;
 use crate::target::local::LocalCluster;
 use crate::verify::{Measurement, read_back};
@@ -150,33 +151,56 @@ impl Scenario {
             events.push(e);
         }
 
-        let found = read_back(&rw_dsn, &history.run_id, Duration::from_secs(30)).await?;
-        let measurement = Measurement::compute(&history, fault_at, &found);
-        if let Some(t) = measurement.first_ack_after_fault {
-            events.push(Event::new(
-                "first write acknowledged after the fault",
-                history.wall(t),
-                None,
-            ));
-        }
-        let report = Report::new(
+        let report = verify_and_report(
             self.name,
-            TargetInfo {
-                kind: "local".into(),
-                rw_dsn,
-                nodes: cluster.nodes().len(),
-            },
-            fault_info,
+            cluster,
+            &history,
+            (fault_info, fault_at),
             self.slo,
-            measurement,
             events,
-        );
+        )
+        .await?;
         if self.write_report {
             let path = report.write_json()?;
             tracing::info!(path = %path.display(), "report written");
         }
         Ok(report)
     }
+}
+
+/// Reads the probe's rows back through the cluster's read-write endpoint,
+/// measures the history against the fault, and builds the report.
+pub(crate) async fn verify_and_report(
+    name: String,
+    cluster: &LocalCluster,
+    history: &History,
+    (fault_info, fault_at): (FaultInfo, Instant),
+    slo: Slo,
+    mut events: Vec<Event>,
+) -> Result<Report> {
+    let rw_dsn = cluster.rw_dsn();
+    let found = read_back(&rw_dsn, &history.run_id, Duration::from_secs(30)).await?;
+    let measurement = Measurement::compute(history, fault_at, &found);
+    if let Some(t) = measurement.first_ack_after_fault {
+        events.push(Event::new(
+            "first write acknowledged after the fault",
+            history.wall(t),
+            None,
+        ));
+    }
+    let target = TargetInfo {
+        kind: "local".into(),
+        rw_dsn,
+        nodes: cluster.nodes().len(),
+    };
+    Ok(Report::new(
+        name,
+        target,
+        fault_info,
+        slo,
+        measurement,
+        events,
+    ))
 }
 
 /// Polls the topology and records when a different leader (or a newer timeline)

@@ -4,9 +4,9 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use super::{Fault, FaultGuard, Healed};
+use crate::Result;
 use crate::report::FaultInfo;
 use crate::target::local::LocalCluster;
-use crate::{Error, Result};
 
 /// How the primary goes away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,13 +69,7 @@ impl Fault<LocalCluster> for DeletePrimary {
     type Guard = DeletePrimaryGuard;
 
     async fn inject(self, cluster: &LocalCluster) -> Result<DeletePrimaryGuard> {
-        let topology = cluster.topology().await?;
-        let leader = topology
-            .leader_name()
-            .ok_or_else(|| {
-                Error::ClusterState("no primary to delete: the cluster has no leader".into())
-            })?
-            .to_string();
+        let leader = cluster.primary().await?;
         let injected_at = Instant::now();
         let wall = SystemTime::now();
         match self.mode {

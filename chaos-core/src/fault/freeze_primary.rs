@@ -6,10 +6,10 @@ use std::time::{Instant, SystemTime};
 use nix::sys::signal::Signal;
 
 use super::{Fault, FaultGuard, Healed};
+use crate::Result;
 use crate::report::FaultInfo;
 use crate::target::local::LocalCluster;
 use crate::target::local::process;
-use crate::{Error, Result};
 
 /// Freezes the current primary's PostgreSQL processes (not its Patroni, which
 /// keeps the leader lock). Healing thaws them. Below Patroni's `ttl` no failover
@@ -29,13 +29,7 @@ impl Fault<LocalCluster> for FreezePrimary {
     type Guard = FreezePrimaryGuard;
 
     async fn inject(self, cluster: &LocalCluster) -> Result<FreezePrimaryGuard> {
-        let topology = cluster.topology().await?;
-        let leader = topology
-            .leader_name()
-            .ok_or_else(|| {
-                Error::ClusterState("no primary to freeze: the cluster has no leader".into())
-            })?
-            .to_string();
+        let leader = cluster.primary().await?;
         let postmaster = cluster.postmaster_pid(&leader)?;
         let mut pids = vec![postmaster];
         pids.extend(process::descendants(postmaster));

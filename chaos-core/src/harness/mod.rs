@@ -20,9 +20,8 @@ use futures::future::BoxFuture;
 pub use ctx::{FailoverCtx, FaultHandle};
 
 use crate::probe::ProbeConfig;
-use crate::report::{Event, FaultInfo, Report, TargetInfo, default_report_dir};
+use crate::report::{Event, FaultInfo, Report, default_report_dir};
 use crate::slo::Slo;
-use crate::verify::{Measurement, read_back};
 use crate::{Error, Result};
 
 /// Where a failover test runs.
@@ -335,28 +334,17 @@ where
     });
     drop(ctx);
 
-    let report = match read_back(&rw_dsn, &history.run_id, Duration::from_secs(30)).await {
-        Ok(found) => {
-            let measurement = Measurement::compute(&history, fault_at, &found);
-            if let Some(t) = measurement.first_ack_after_fault {
-                events.push(Event::new(
-                    "first write acknowledged after the fault",
-                    history.wall(t),
-                    None,
-                ));
-            }
-            let mut report = Report::new(
-                spec.name.clone(),
-                TargetInfo {
-                    kind: "local".into(),
-                    rw_dsn,
-                    nodes: cluster.nodes().len(),
-                },
-                fault_info,
-                spec.slo,
-                measurement,
-                events,
-            );
+    let verified = crate::scenario::verify_and_report(
+        spec.name.clone(),
+        &cluster,
+        &history,
+        (fault_info, fault_at),
+        spec.slo,
+        events,
+    )
+    .await;
+    let report = match verified {
+        Ok(mut report) => {
             match &outcome {
                 BodyOutcome::Passed => {}
                 BodyOutcome::Failed(e) => report

@@ -525,6 +525,21 @@ impl LocalCluster {
         Err(last.unwrap_or_else(|| Error::ClusterState("cluster has no nodes".into())))
     }
 
+    /// The name of the node that leads now.
+    ///
+    /// # Errors
+    /// [`Error::ClusterState`] when no node holds the leader lock, or the
+    /// topology cannot be read.
+    pub async fn primary(&self) -> Result<String> {
+        self.topology()
+            .await?
+            .leader_name()
+            .map(str::to_string)
+            .ok_or_else(|| {
+                Error::ClusterState("the cluster has no primary (no leader lock held)".into())
+            })
+    }
+
     /// Waits until every node runs, one leads, a synchronous standby streams, and
     /// the leader accepts writes; returns the topology then.
     ///

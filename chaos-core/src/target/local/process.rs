@@ -143,24 +143,28 @@ pub(crate) fn pids_under(dir: &Path) -> Vec<i32> {
     let needle = format!("{}/", dir.display());
     let me = std::process::id() as i32;
     let pids = all_pids();
-    let mut found: Vec<i32> = pids
+    let found: Vec<i32> = pids
         .iter()
         .copied()
         .filter(|&p| p != me && cmdline(p).is_some_and(|c| c.contains(&needle)))
         .collect();
-    // Add descendants (postgres backends do not mention the data directory).
+    // Postgres backends do not mention the data directory: add descendants.
+    with_descendants(found, &pids)
+}
+
+/// `roots` plus every descendant among `pids`.
+fn with_descendants(mut found: Vec<i32>, pids: &[i32]) -> Vec<i32> {
     loop {
         let before = found.len();
-        for &p in &pids {
+        for &p in pids {
             if !found.contains(&p) && ppid(p).is_some_and(|pp| found.contains(&pp)) {
                 found.push(p);
             }
         }
         if found.len() == before {
-            break;
+            return found;
         }
     }
-    found
 }
 
 /// Whether the command line of `pid` mentions `needle`.
@@ -309,19 +313,7 @@ pub(crate) fn reap(child: &mut Child, grace: Duration) {
 
 /// All descendants of `pid` (children, grandchildren, …).
 pub(crate) fn descendants(pid: i32) -> Vec<i32> {
-    let pids = all_pids();
-    let mut found = vec![pid];
-    loop {
-        let before = found.len();
-        for &p in &pids {
-            if !found.contains(&p) && ppid(p).is_some_and(|pp| found.contains(&pp)) {
-                found.push(p);
-            }
-        }
-        if found.len() == before {
-            break;
-        }
-    }
-    found.remove(0);
-    found
+    let mut all = with_descendants(vec![pid], &all_pids());
+    all.remove(0);
+    all
 }
