@@ -131,11 +131,11 @@ async fn run(args: Args) -> Result<bool> {
             .writers(args.writers)
             .interval(args.interval),
     )
+    .write_report(false)
     .run(&cluster, fault)
     .await?;
     println!("{report}");
-    let path = chaos_core::report::default_report_dir().join(format!("{}.json", report.scenario));
-    println!("report: {}", path.display());
+    println!("report: {}", report.write_json()?.display());
     cluster.stop();
     Ok(report.passed())
 }

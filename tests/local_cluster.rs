@@ -379,6 +379,49 @@ async fn nothing_survives_a_dropped_or_panicking_cluster() {
     std::fs::remove_dir_all(scratch("cleanup")).ok();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clusters_run_side_by_side_on_distinct_ports() {
+    init_tracing();
+    let _serial = serial().await;
+    let (a, b) = tokio::join!(LocalCluster::start(), LocalCluster::start());
+    let (a, b) = (
+        a.expect("first cluster boots"),
+        b.expect("second cluster boots"),
+    );
+    assert_ne!(a.dir(), b.dir());
+    let ports = |c: &LocalCluster| -> Vec<u16> {
+        c.nodes()
+            .iter()
+            .flat_map(|n| [n.pg_port, n.api_port])
+            .collect()
+    };
+    let (pa, pb) = (ports(&a), ports(&b));
+    assert!(
+        pa.iter().all(|p| !pb.contains(p)),
+        "{pa:?} and {pb:?} overlap"
+    );
+    // Each endpoint reaches its own cluster: a table made in one is absent in the other.
+    let ca = chaos_core::pg::connect(&a.rw_dsn(), Duration::from_secs(5))
+        .await
+        .unwrap();
+    let cb = chaos_core::pg::connect(&b.rw_dsn(), Duration::from_secs(5))
+        .await
+        .unwrap();
+    ca.batch_execute("CREATE TABLE only_in_a (x int)")
+        .await
+        .unwrap();
+    let in_b: i64 = cb
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE tablename = 'only_in_a'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(in_b, 0);
+    assert_ne!(a.scope(), b.scope());
+}
+
 /// Run by `a_killed_run_*` tests in a child process: boots a cluster in
 /// `CHAOS_HELPER_WORK_DIR`, prints its directory and waits to be killed.
 #[tokio::test]
