@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use chaos_core::fault::{DeletePrimary, Fault, FaultGuard, FreezePrimary};
+use chaos_core::fault::{DeletePrimary, Fault, FaultGuard, FreezePrimary, FreezeReplicas};
 use chaos_core::prelude::*;
 use chaos_core::report::{Event, TargetInfo};
 use chaos_core::verify::{Measurement, read_back};
@@ -377,6 +377,88 @@ async fn nothing_survives_a_dropped_or_panicking_cluster() {
         );
     }
     std::fs::remove_dir_all(scratch("cleanup")).ok();
+}
+
+/// PostgreSQL's pitfall: cancelling a commit's wait for the synchronous standby
+/// returns *success* with a warning, although the commit may not be replicated.
+/// The probe must count such a write as indeterminate, never acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_synchronous_replication_wait_is_indeterminate() {
+    use chaos_core::probe::{IndeterminateReason, Outcome};
+    init_tracing();
+    let _serial = serial().await;
+    let cluster = LocalCluster::start().await.expect("cluster boots");
+    let leader = cluster.primary().await.unwrap();
+    let rw = cluster.rw_dsn();
+    let probe = ProbeConfig::default()
+        .writers(1)
+        .interval(Duration::from_millis(20))
+        .commit_timeout(Duration::from_secs(30))
+        .start(&rw)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Replicas frozen: with strict synchronous replication every commit waits.
+    let guard = FreezeReplicas::new()
+        .inject(&cluster)
+        .await
+        .expect("replicas frozen");
+    let admin = chaos_core::pg::connect(
+        &cluster.node(&leader).unwrap().dsn(),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let mut cancelled = 0i64;
+    let deadline = Instant::now() + Duration::from_secs(4);
+    while cancelled == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        cancelled = admin
+            .query_one(
+                "SELECT count(pg_cancel_backend(pid)) FROM pg_stat_activity \
+                 WHERE wait_event = 'SyncRep' AND query LIKE 'INSERT INTO chaos_probe%'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+    }
+    assert!(
+        cancelled > 0,
+        "no commit was waiting for the synchronous standby"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    guard.heal().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let history = probe.stop().await;
+
+    let warned: Vec<_> = history
+        .attempts
+        .iter()
+        .filter(|a| {
+            a.outcome
+                == Outcome::Indeterminate {
+                    reason: IndeterminateReason::ServerWarning,
+                }
+        })
+        .collect();
+    assert!(
+        !warned.is_empty(),
+        "the cancelled commit was not classified as indeterminate"
+    );
+    let found = read_back(&rw, &history.run_id, Duration::from_secs(10))
+        .await
+        .unwrap();
+    for a in &warned {
+        assert!(
+            found.contains(&(a.writer, a.seq)),
+            "the warned commit did commit locally"
+        );
+    }
+    let m = Measurement::compute(&history, Instant::now(), &found);
+    assert!(m.writes.indeterminate_found >= warned.len() as u64);
+    assert_eq!(m.writes.lost, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

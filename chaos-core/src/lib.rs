@@ -133,7 +133,7 @@ pub mod __private {
 /// The names most tests use.
 pub mod prelude {
     pub use crate::failover_test;
-    pub use crate::fault::{DeletePrimary, Fault, FaultGuard, FreezePrimary};
+    pub use crate::fault::{DeletePrimary, Fault, FaultGuard, FreezePrimary, FreezeReplicas};
     pub use crate::harness::{FailoverCtx, FaultHandle};
     pub use crate::probe::{ProbeConfig, WriteProbe};
     pub use crate::report::Report;

@@ -2,13 +2,13 @@
 //! explicitly with [`FaultGuard::heal`], or on `Drop` as a fallback.
 
 mod delete_primary;
-mod freeze_primary;
+mod freeze;
 
 use std::future::Future;
 use std::time::{Instant, SystemTime};
 
 pub use delete_primary::{DeleteMode, DeletePrimary, DeletePrimaryGuard};
-pub use freeze_primary::{FreezePrimary, FreezePrimaryGuard};
+pub use freeze::{FreezeGuard, FreezePrimary, FreezeReplicas};
 
 use crate::Result;
 use crate::report::FaultInfo;

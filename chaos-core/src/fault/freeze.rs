@@ -1,0 +1,161 @@
+//! Freezing PostgreSQL: SIGSTOP of a node's postmaster and every backend, like a
+//! VM stall or a long GC pause. Nothing crashes; the node stops answering.
+//! Its Patroni keeps running (and keeps any leader lock while the freeze is
+//! shorter than `ttl`).
+
+use std::time::{Instant, SystemTime};
+
+use nix::sys::signal::Signal;
+
+use super::{Fault, FaultGuard, Healed};
+use crate::report::FaultInfo;
+use crate::target::local::{LocalCluster, process};
+use crate::{Error, Result};
+
+/// Freezes the current primary. Below Patroni's `ttl` no failover happens,
+/// which makes this a controlled outage of known length. Healing thaws it.
+#[derive(Debug, Clone, Copy, Default)]
+#[must_use]
+pub struct FreezePrimary;
+
+impl FreezePrimary {
+    /// A freeze of the current primary.
+    pub fn new() -> Self {
+        FreezePrimary
+    }
+}
+
+/// Freezes every replica. With strict synchronous replication the primary can
+/// then commit nothing: commits wait for a standby that does not answer.
+/// Healing thaws them.
+#[derive(Debug, Clone, Copy, Default)]
+#[must_use]
+pub struct FreezeReplicas;
+
+impl FreezeReplicas {
+    /// A freeze of all current replicas.
+    pub fn new() -> Self {
+        FreezeReplicas
+    }
+}
+
+impl Fault<LocalCluster> for FreezePrimary {
+    type Guard = FreezeGuard;
+
+    async fn inject(self, cluster: &LocalCluster) -> Result<FreezeGuard> {
+        let leader = cluster.primary().await?;
+        freeze(cluster, "freeze-primary", vec![leader])
+    }
+}
+
+impl Fault<LocalCluster> for FreezeReplicas {
+    type Guard = FreezeGuard;
+
+    async fn inject(self, cluster: &LocalCluster) -> Result<FreezeGuard> {
+        let leader = cluster.primary().await?;
+        let replicas: Vec<String> = cluster
+            .nodes()
+            .iter()
+            .map(|n| n.name.clone())
+            .filter(|n| *n != leader)
+            .collect();
+        if replicas.is_empty() {
+            return Err(Error::ClusterState("no replica to freeze".into()));
+        }
+        freeze(cluster, "freeze-replicas", replicas)
+    }
+}
+
+/// SIGSTOPs the PostgreSQL processes of `nodes`, postmasters first so that they
+/// fork no new backend meanwhile.
+fn freeze(cluster: &LocalCluster, kind: &str, nodes: Vec<String>) -> Result<FreezeGuard> {
+    let postmasters = nodes
+        .iter()
+        .map(|n| cluster.postmaster_pid(n))
+        .collect::<Result<Vec<i32>>>()?;
+    let injected_at = Instant::now();
+    let wall = SystemTime::now();
+    let mut guard = FreezeGuard {
+        info: FaultInfo {
+            kind: kind.into(),
+            mode: "sigstop".into(),
+            node: Some(nodes.join(",")),
+            injected_at: wall,
+        },
+        pids: Vec::new(),
+        injected_at,
+        thawed: false,
+    };
+    // Twice: backends forked between the first scan and the postmaster's stop
+    // are caught by the second. On error the guard's Drop thaws what was stopped.
+    for _ in 0..2 {
+        for &pm in &postmasters {
+            for pid in std::iter::once(pm).chain(process::descendants(pm)) {
+                if !guard.pids.contains(&pid) {
+                    process::signal(pid, Signal::SIGSTOP)?;
+                    guard.pids.push(pid);
+                }
+            }
+        }
+    }
+    tracing::info!(nodes = ?nodes, processes = guard.pids.len(), "PostgreSQL frozen");
+    Ok(guard)
+}
+
+/// Guard of [`FreezePrimary`] and [`FreezeReplicas`]: SIGCONT to every frozen
+/// process.
+#[derive(Debug)]
+pub struct FreezeGuard {
+    info: FaultInfo,
+    pids: Vec<i32>,
+    injected_at: Instant,
+    thawed: bool,
+}
+
+impl FreezeGuard {
+    /// The frozen processes.
+    pub fn pids(&self) -> &[i32] {
+        &self.pids
+    }
+
+    fn thaw(&mut self) -> Result<()> {
+        self.thawed = true;
+        // Backends first, postmasters last.
+        let mut first_error = None;
+        for &pid in self.pids.iter().rev() {
+            if let Err(e) = process::signal(pid, Signal::SIGCONT) {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl FaultGuard for FreezeGuard {
+    fn info(&self) -> &FaultInfo {
+        &self.info
+    }
+
+    fn injected_at(&self) -> Instant {
+        self.injected_at
+    }
+
+    async fn heal(mut self) -> Result<Healed> {
+        self.thaw()?;
+        Ok(Healed {
+            event: "thawed".into(),
+            at: SystemTime::now(),
+            detail: self.info.node.clone(),
+        })
+    }
+}
+
+impl Drop for FreezeGuard {
+    fn drop(&mut self) {
+        if !self.thawed
+            && let Err(e) = self.thaw()
+        {
+            tracing::error!(error = %e, "fault guard dropped: could not thaw");
+        }
+    }
+}
