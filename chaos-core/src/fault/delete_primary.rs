@@ -70,11 +70,14 @@ impl Fault<LocalCluster> for DeletePrimary {
 
     async fn inject(self, cluster: &LocalCluster) -> Result<DeletePrimaryGuard> {
         let leader = cluster.primary().await?;
-        let injected_at = Instant::now();
-        let wall = SystemTime::now();
-        match self.mode {
-            DeleteMode::Kill => cluster.kill_node(&leader)?,
+        // The injection time is when the fault is in effect: after the signals.
+        let (injected_at, wall) = match self.mode {
+            DeleteMode::Kill => {
+                let killed_at = cluster.kill_node(&leader)?;
+                (killed_at, SystemTime::now() - killed_at.elapsed())
+            }
             DeleteMode::Graceful => {
+                let at = (Instant::now(), SystemTime::now());
                 // Patroni's own shutdown is part of what is measured; send the
                 // signal now and let it run.
                 let c = cluster.clone();
@@ -84,8 +87,9 @@ impl Fault<LocalCluster> for DeletePrimary {
                         tracing::error!(error = %e, node = %name, "graceful stop failed");
                     }
                 });
+                at
             }
-        }
+        };
         tracing::info!(node = %leader, mode = ?self.mode, "primary deleted");
         Ok(DeletePrimaryGuard {
             cluster: cluster.clone(),

@@ -73,17 +73,15 @@ fn freeze(cluster: &LocalCluster, kind: &str, nodes: Vec<String>) -> Result<Free
         .iter()
         .map(|n| cluster.postmaster_pid(n))
         .collect::<Result<Vec<i32>>>()?;
-    let injected_at = Instant::now();
-    let wall = SystemTime::now();
     let mut guard = FreezeGuard {
         info: FaultInfo {
             kind: kind.into(),
             mode: "sigstop".into(),
             node: Some(nodes.join(",")),
-            injected_at: wall,
+            injected_at: SystemTime::now(),
         },
         pids: Vec::new(),
-        injected_at,
+        injected_at: Instant::now(),
         thawed: false,
     };
     // Twice: backends forked between the first scan and the postmaster's stop
@@ -98,6 +96,10 @@ fn freeze(cluster: &LocalCluster, kind: &str, nodes: Vec<String>) -> Result<Free
             }
         }
     }
+    // The fault is in effect once every process is stopped: a write that
+    // started before this may still have slipped through, one after cannot.
+    guard.injected_at = Instant::now();
+    guard.info.injected_at = SystemTime::now();
     tracing::info!(nodes = ?nodes, processes = guard.pids.len(), "PostgreSQL frozen");
     Ok(guard)
 }

@@ -631,11 +631,12 @@ impl LocalCluster {
     }
 
     /// Kills node `name` like a lost machine: SIGKILL to Patroni and the postmaster
-    /// (its backends exit once they notice the postmaster is gone).
+    /// (its backends exit once they notice the postmaster is gone). Returns the
+    /// moment both signals had been sent.
     ///
     /// # Errors
     /// [`Error::Process`] when a signal cannot be sent.
-    pub fn kill_node(&self, name: &str) -> Result<()> {
+    pub fn kill_node(&self, name: &str) -> Result<Instant> {
         let pg = self.postmaster_pid(name).ok();
         let i = self.index_of(name)?;
         let mut children = self.inner.lock();
@@ -645,10 +646,11 @@ impl LocalCluster {
         if let Some(pid) = pg {
             process::signal(pid, Signal::SIGKILL)?;
         }
+        let killed_at = Instant::now();
         if let Some(mut child) = children.patroni[i].take() {
             process::reap(&mut child, Duration::from_secs(1));
         }
-        Ok(())
+        Ok(killed_at)
     }
 
     /// Stops node `name` gracefully: SIGTERM to Patroni, which shuts PostgreSQL down
