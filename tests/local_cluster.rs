@@ -504,6 +504,72 @@ async fn two_clusters_run_side_by_side_on_distinct_ports() {
     assert_ne!(a.scope(), b.scope());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_not_ready_in_time_is_an_error_with_logs_and_leaves_nothing() {
+    init_tracing();
+    let _serial = serial().await;
+    let work = scratch("not-ready");
+    let err = LocalCluster::builder()
+        .work_dir(&work)
+        .ready_timeout(Duration::from_millis(300))
+        .start()
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::Timeout { .. }), "{msg}");
+    assert!(
+        msg.contains("a healthy cluster") && msg.contains("patroni.log"),
+        "{msg}"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(&work)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
+    for dir in leftovers {
+        assert!(processes_of(&dir).is_empty());
+    }
+    std::fs::remove_dir_all(work).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_guards_heal_their_faults() {
+    init_tracing();
+    let _serial = serial().await;
+    let cluster = LocalCluster::start().await.expect("cluster boots");
+
+    // A frozen primary is thawed when its guard is dropped.
+    let frozen = FreezePrimary::new().inject(&cluster).await.unwrap();
+    let pids = frozen.pids().to_vec();
+    assert!(
+        pids.iter()
+            .all(|&p| chaos_tests::process_state(p) == Some('T'))
+    );
+    drop(frozen);
+    assert!(
+        eventually(Duration::from_secs(2), || pids
+            .iter()
+            .all(|&p| chaos_tests::process_state(p) != Some('T'))),
+        "still frozen after the guard was dropped"
+    );
+
+    // A deleted primary is restarted when its guard is dropped, and rejoins.
+    let deleted = DeletePrimary::kill().inject(&cluster).await.unwrap();
+    let victim = deleted.node().to_string();
+    assert!(cluster.patroni_pid(&victim).is_none());
+    drop(deleted);
+    assert!(
+        cluster.patroni_pid(&victim).is_some(),
+        "the node was restarted on drop"
+    );
+    let t = cluster
+        .wait_healthy(Duration::from_secs(90))
+        .await
+        .expect("the restarted node rejoins");
+    assert!(t.replicas().any(|m| m.name == victim), "{t:?}");
+}
+
 /// Run by `a_killed_run_*` tests in a child process: boots a cluster in
 /// `CHAOS_HELPER_WORK_DIR`, prints its directory and waits to be killed.
 #[tokio::test]
