@@ -68,7 +68,7 @@ pub mod scenario;
 #[cfg(feature = "proptest")]
 pub mod schedule;
 pub mod slo;
-pub mod target;
+pub mod cluster;
 pub mod verify;
 
 pub use error::{Error, Result};
@@ -139,7 +139,7 @@ pub mod prelude {
     pub use crate::report::Report;
     pub use crate::scenario::Scenario;
     pub use crate::slo::Slo;
-    pub use crate::target::local::LocalCluster;
+    pub use crate::cluster::local::LocalCluster;
     pub use crate::{Error, Result};
 }
 

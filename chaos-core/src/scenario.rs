@@ -10,7 +10,7 @@ use crate::probe::History;
 use crate::probe::ProbeConfig;
 use crate::report::{Event, FaultInfo, Report, TargetInfo};
 use crate::slo::Slo;
-use crate::target::local::LocalCluster;
+use crate::cluster::local::LocalCluster;
 use crate::verify::{Measurement, read_back};
 
 /// One failover experiment. `Default` (via [`Scenario::new`]): 3 s warm-up,

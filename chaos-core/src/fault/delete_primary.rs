@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::{Fault, FaultGuard, Healed};
 use crate::Result;
 use crate::report::FaultInfo;
-use crate::target::local::LocalCluster;
+use crate::cluster::local::LocalCluster;
 
 /// How the primary goes away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,7 +21,7 @@ pub enum DeleteMode {
 /// rejoined as a streaming replica (rewound by Patroni if needed).
 ///
 /// ```no_run
-/// # async fn demo(cluster: &chaos_core::target::local::LocalCluster) -> chaos_core::Result<()> {
+/// # async fn demo(cluster: &chaos_core::cluster::local::LocalCluster) -> chaos_core::Result<()> {
 /// use chaos_core::fault::{DeletePrimary, Fault, FaultGuard};
 ///
 /// let guard = DeletePrimary::kill().inject(cluster).await?;

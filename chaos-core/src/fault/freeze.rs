@@ -9,7 +9,7 @@ use nix::sys::signal::Signal;
 
 use super::{Fault, FaultGuard, Healed};
 use crate::report::FaultInfo;
-use crate::target::local::{LocalCluster, process};
+use crate::cluster::local::{LocalCluster, process};
 use crate::{Error, Result};
 
 /// Freezes the current primary. Below Patroni's `ttl` no failover happens,

@@ -10,8 +10,8 @@ use tokio::task::JoinHandle;
 use crate::fault::{Fault, FaultGuard, Healed};
 use crate::probe::Counters;
 use crate::report::{Event, FaultInfo};
-use crate::target::Topology;
-use crate::target::local::LocalCluster;
+use crate::cluster::Topology;
+use crate::cluster::local::LocalCluster;
 use crate::{Error, Result};
 
 /// A fault guard with its type erased, so the context can keep guards of any

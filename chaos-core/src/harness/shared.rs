@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::runtime::Runtime;
 use tokio::sync::{Mutex, MutexGuard};
 
-use crate::target::local::LocalCluster;
+use crate::cluster::local::LocalCluster;
 use crate::{Error, Result};
 
 /// The runtime every failover test runs on, so the shared cluster's connections

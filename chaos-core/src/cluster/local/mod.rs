@@ -3,7 +3,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> chaos_core::Result<()> {
-//! use chaos_core::target::local::LocalCluster;
+//! use chaos_core::cluster::local::LocalCluster;
 //!
 //! let cluster = LocalCluster::builder().nodes(3).start().await?;
 //! println!("read-write endpoint: {}", cluster.rw_dsn());

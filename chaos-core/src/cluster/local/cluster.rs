@@ -14,7 +14,7 @@ use nix::sys::signal::Signal;
 use super::binaries::{Binaries, Overrides};
 use super::config::{NodeConfig, PatroniTimings};
 use super::process::{self, RunAs};
-use crate::target::Topology;
+use crate::cluster::Topology;
 use crate::{Error, Result};
 
 /// Builder for a [`LocalCluster`]. `Default` boots three nodes.
