@@ -110,7 +110,7 @@ async fn run(args: Args) -> Result<bool> {
     let topology = cluster.topology().await?;
     println!(
         "leader: {}  timeline: {}  patroni ttl: {}s",
-        topology.leader_name().unwrap_or("?"),
+        topology.primary_name().unwrap_or("?"),
         topology.timeline().unwrap_or(0),
         cluster.timings().ttl
     );
@@ -131,11 +131,17 @@ async fn run(args: Args) -> Result<bool> {
             .writers(args.writers)
             .interval(args.interval),
     )
-    .write_report(false)
+    .configure(|e| e.print_summary(false))
     .run(&cluster, fault)
     .await?;
     println!("{report}");
-    println!("report: {}", report.write_json()?.display());
+    let dir = chaos_core::report::default_report_dir();
+    println!(
+        "reports: {}",
+        dir.join(chaos_core::report::file_stem(&report.scenario))
+            .with_extension("{json,xml}")
+            .display()
+    );
     cluster.stop();
     Ok(report.passed())
 }

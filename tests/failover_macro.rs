@@ -28,7 +28,7 @@ async fn survives_primary_loss(ctx: &mut FailoverCtx) -> chaos_core::Result<()> 
 )]
 async fn graceful_stop_with_own_workload(ctx: &mut FailoverCtx) -> chaos_core::Result<()> {
     let before = ctx.topology().await?;
-    let old_leader = before.leader_name().unwrap().to_string();
+    let old_leader = before.primary_name().unwrap().to_string();
     let rows = Arc::new(AtomicU64::new(0));
     let client = ctx.client().await?;
     client
@@ -61,7 +61,7 @@ async fn graceful_stop_with_own_workload(ctx: &mut FailoverCtx) -> chaos_core::R
     assert!(attempted > 0 && acknowledged > 0);
     // Once recovered, another node leads.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while ctx.topology().await?.leader_name() == Some(old_leader.as_str()) {
+    while ctx.topology().await?.primary_name() == Some(old_leader.as_str()) {
         assert!(Instant::now() < deadline, "leadership never moved");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -113,16 +113,17 @@ fn assert_cluster_clean() {
         TestSpec::new("failover_macro::after_check").max_rto(Duration::from_secs(30)),
         |ctx| {
             Box::pin(async move {
-                let frozen = frozen_processes(ctx.cluster().dir());
+                let cluster = ctx.target_as::<LocalCluster>().unwrap();
+                let frozen = frozen_processes(cluster.dir());
                 assert!(frozen.is_empty(), "processes still frozen: {frozen:?}");
-                let t = ctx.cluster().wait_healthy(Duration::from_secs(60)).await?;
+                let t = cluster.wait_healthy(Duration::from_secs(60)).await?;
                 assert!(t.is_healthy(3), "{t:?}");
                 Ok::<(), chaos_core::Error>(())
             })
         },
     )
     .unwrap();
-    assert_eq!(report.measurement.writes.lost, 0);
+    assert_eq!(report.writes.lost, 0);
 }
 
 #[test]
@@ -188,7 +189,7 @@ fn an_impossible_slo_is_reported_with_the_measured_rto_in_json_and_junit() {
         msg.contains(&format!("RTO {rto_text} exceeds max_rto 0.001s")),
         "{msg}"
     );
-    assert_eq!(report.measurement.writes.lost, 0, "{report}");
+    assert_eq!(report.writes.lost, 0, "{report}");
 
     let dir = chaos_core::report::default_report_dir();
     let xml = std::fs::read_to_string(dir.join("failover_macro__impossible_slo.xml")).unwrap();

@@ -20,7 +20,7 @@ fn generated_fault_schedules_lose_no_acknowledged_write() {
         })
         .map_err(|failure| failure.to_string())?;
         eprintln!("{report}");
-        if report.measurement.writes.lost == 0 && report.measurement.split_brain_writes == 0 {
+        if report.writes.lost == 0 && report.split_brain_writes == 0 {
             Ok(())
         } else {
             Err(format!("data lost:\n{report}"))

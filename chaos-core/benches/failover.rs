@@ -73,10 +73,10 @@ async fn main() -> Result<()> {
                 .write_report(false)
                 .run(&cluster, FreezePrimary::new())
                 .await?;
-            if let Some(gap) = report.measurement.write_gap {
+            if let Some(gap) = report.write_gap() {
                 ratios.push(gap.as_secs_f64() / hold.as_secs_f64());
             }
-            resolution = report.measurement.resolution;
+            resolution = chaos_core::timeline::from_ms(report.resolution_ms);
         }
         println!(
             "controlled outage {secs} s: measured/true write gap median {:.4}  runs {:?}  resolution ±{} ms",
@@ -101,13 +101,13 @@ async fn main() -> Result<()> {
             .write_report(false)
             .run(&cluster, DeletePrimary::kill())
             .await?;
-        if let Some(rto) = report.measurement.rto {
+        if let Some(rto) = report.rto() {
             rtos.push(rto.as_secs_f64());
         }
-        if let Some(gap) = report.measurement.write_gap {
+        if let Some(gap) = report.write_gap() {
             gaps.push(gap.as_secs_f64());
         }
-        lost += report.measurement.writes.lost;
+        lost += report.writes.lost;
     }
     println!(
         "failover (kill -9 of the primary, ttl {} s): RTO median {:.3} s  runs {:?}  write gap median {:.3} s  lost writes {lost}",

@@ -95,6 +95,42 @@ pub enum Error {
     #[error("serialising report: {0}")]
     Json(#[from] serde_json::Error),
 
+    /// The target cannot do this fault.
+    #[error(
+        "the fault `{fault}` is not available on the `{target}` target; it runs on: {supported_by}"
+    )]
+    Unsupported {
+        /// The fault, e.g. `freeze-primary`.
+        fault: String,
+        /// The target's kind.
+        target: String,
+        /// The targets that can do it, and how.
+        supported_by: String,
+    },
+
+    /// A fault or heal command exited with an error.
+    #[error("the command `{command}` failed ({status}){}", stderr_suffix(.stderr))]
+    Command {
+        /// The command.
+        command: String,
+        /// How it exited.
+        status: String,
+        /// What it wrote to stderr.
+        stderr: String,
+    },
+
+    /// A report could not be written.
+    #[error(
+        "could not write the report {path}: {source}; set CHAOS_REPORT_DIR to a writable directory"
+    )]
+    ReportWrite {
+        /// The file that could not be written.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// A directory that should be private to the library is unusable.
     #[error("work directory {path}: {reason}")]
     WorkDir {
@@ -103,6 +139,14 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+}
+
+fn stderr_suffix(stderr: &str) -> String {
+    if stderr.is_empty() {
+        String::new()
+    } else {
+        format!(": {stderr}")
+    }
 }
 
 fn logs_suffix(logs: &str) -> String {

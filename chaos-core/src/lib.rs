@@ -57,7 +57,10 @@
 //! watchdog if the test process dies, and by the next start otherwise.
 //! Set `CHAOS_KEEP=1` to keep a cluster for debugging.
 
+pub mod cluster;
+pub mod dsn;
 pub mod error;
+pub mod experiment;
 pub mod fault;
 pub mod harness;
 pub mod pg;
@@ -68,11 +71,11 @@ pub mod scenario;
 #[cfg(feature = "proptest")]
 pub mod schedule;
 pub mod slo;
-pub mod cluster;
+pub mod timeline;
 pub mod verify;
 
 pub use error::{Error, Result};
-pub use harness::FailoverCtx;
+pub use experiment::{Experiment, FailoverCtx};
 pub use run_id::new_run_id;
 
 /// Turns `async fn name(ctx: &mut FailoverCtx)` into a test that measures a
@@ -132,14 +135,18 @@ pub mod __private {
 
 /// The names most tests use.
 pub mod prelude {
+    pub use crate::cluster::external::ExternalCluster;
+    pub use crate::cluster::local::LocalCluster;
+    pub use crate::cluster::{Role, Target, Topology};
+    pub use crate::experiment::{Experiment, FailoverCtx, FaultHandle};
     pub use crate::failover_test;
-    pub use crate::fault::{DeletePrimary, Fault, FaultGuard, FreezePrimary, FreezeReplicas};
-    pub use crate::harness::{FailoverCtx, FaultHandle};
+    pub use crate::fault::{
+        DeletePrimary, Fault, FaultGuard, FaultKind, FreezePrimary, FreezeReplicas, Shell,
+    };
     pub use crate::probe::{ProbeConfig, WriteProbe};
     pub use crate::report::Report;
     pub use crate::scenario::Scenario;
     pub use crate::slo::Slo;
-    pub use crate::cluster::local::LocalCluster;
     pub use crate::{Error, Result};
 }
 

@@ -1,5 +1,6 @@
 //! Small helpers around tokio-postgres: bounded connects and error classification.
 
+use std::fmt;
 use std::time::Duration;
 
 use tokio_postgres::error::SqlState;
@@ -29,21 +30,16 @@ pub(crate) async fn connect_with_notices(
     let config: tokio_postgres::Config = dsn.parse().map_err(|_| Error::Config {
         field: "dsn",
         expected: "a libpq connection string or postgresql:// URL",
-        found: crate::report::redact_dsn(dsn),
+        found: crate::dsn::redact(dsn),
     })?;
     let (client, mut connection) = tokio::time::timeout(deadline, config.connect(NoTls))
         .await
         .map_err(|_| Error::Timeout {
-            what: format!("connecting to {}", crate::report::redact_dsn(dsn)),
+            what: format!("connecting to {}", crate::dsn::redact(dsn)),
             waited: deadline,
             logs: String::new(),
         })?
-        .map_err(|e| {
-            Error::pg(
-                format!("connecting to {}", crate::report::redact_dsn(dsn)),
-                e,
-            )
-        })?;
+        .map_err(|e| Error::pg(format!("connecting to {}", crate::dsn::redact(dsn)), e))?;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
@@ -94,4 +90,95 @@ fn is_definite(code: &SqlState) -> bool {
         SqlState::QUERY_CANCELED,
     ]
     .contains(code)
+}
+
+/// What the read-write endpoint's server says about writes and synchronous
+/// replication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrimaryState {
+    /// The server is in recovery (a standby).
+    pub in_recovery: bool,
+    /// `transaction_read_only` is on.
+    pub read_only: bool,
+    /// `synchronous_standby_names`.
+    pub synchronous_standby_names: String,
+    /// Standbys streaming with `sync_state` `sync` or `quorum`.
+    pub sync_streaming: i64,
+}
+
+impl PrimaryState {
+    /// Whether synchronous replication is configured.
+    pub fn sync_configured(&self) -> bool {
+        !self.synchronous_standby_names.trim().is_empty()
+    }
+
+    /// Accepts writes and, if synchronous replication is configured, has a
+    /// synchronous standby streaming.
+    pub fn healthy(&self) -> bool {
+        !self.in_recovery && !self.read_only && (!self.sync_configured() || self.sync_streaming > 0)
+    }
+}
+
+impl fmt::Display for PrimaryState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "in recovery: {}, read-only: {}, synchronous_standby_names: {:?}, synchronous standbys streaming: {}",
+            self.in_recovery, self.read_only, self.synchronous_standby_names, self.sync_streaming
+        )
+    }
+}
+
+/// Reads [`PrimaryState`] through `rw_dsn`.
+///
+/// # Errors
+/// When the server cannot be reached or queried.
+pub async fn primary_state(rw_dsn: &str) -> Result<PrimaryState> {
+    let client = connect(rw_dsn, Duration::from_secs(2)).await?;
+    let row = tokio::time::timeout(
+        Duration::from_secs(3),
+        client.query_one(
+            "SELECT pg_is_in_recovery(), current_setting('transaction_read_only') = 'on', \
+                    current_setting('synchronous_standby_names'), \
+                    (SELECT count(*) FROM pg_stat_replication \
+                      WHERE sync_state IN ('sync', 'quorum') AND state = 'streaming')",
+            &[],
+        ),
+    )
+    .await
+    .map_err(|_| Error::Timeout {
+        what: format!("the replication state of {}", crate::dsn::redact(rw_dsn)),
+        waited: Duration::from_secs(3),
+        logs: String::new(),
+    })?
+    .map_err(|e| Error::pg("reading the replication state", e))?;
+    let field = |what: &'static str| move |e| Error::pg(format!("reading {what}"), e);
+    Ok(PrimaryState {
+        in_recovery: row.try_get(0).map_err(field("pg_is_in_recovery()"))?,
+        read_only: row.try_get(1).map_err(field("transaction_read_only"))?,
+        synchronous_standby_names: row.try_get(2).map_err(field("synchronous_standby_names"))?,
+        sync_streaming: row.try_get(3).map_err(field("pg_stat_replication"))?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_needs_a_sync_standby_only_when_configured() {
+        let mut s = PrimaryState {
+            in_recovery: false,
+            read_only: false,
+            synchronous_standby_names: String::new(),
+            sync_streaming: 0,
+        };
+        assert!(s.healthy());
+        s.synchronous_standby_names = "ANY 1 (a, b)".into();
+        assert!(!s.healthy());
+        s.sync_streaming = 1;
+        assert!(s.healthy());
+        s.in_recovery = true;
+        assert!(!s.healthy());
+    }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
 use crate::pg::{self, Failure};
@@ -46,7 +46,7 @@ pub enum Outcome {
 }
 
 /// Why a write's outcome is unknown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IndeterminateReason {
     /// The connection broke while the write was in flight.
@@ -286,6 +286,7 @@ impl WriteProbe {
             ))
             .await
             .map_err(|e| Error::pg("creating the probe table", e))?;
+        check_probe_table(&client).await?;
         drop(client);
 
         let run_id = crate::run_id::new_run_id();
@@ -429,8 +430,12 @@ impl Writer {
         );
         let reply =
             tokio::time::timeout(self.config.commit_timeout, client.simple_query(&sql)).await;
-        let warned = std::iter::from_fn(|| notices.try_recv().ok())
-            .any(|n| n.severity() == "WARNING" || n.code().code().starts_with("57"));
+        // Severity as the server sent it unlocalised (`V` field): the localised
+        // one (`S`) reads "WARNUNG", "ATTENTION", … on translated servers.
+        let warned = std::iter::from_fn(|| notices.try_recv().ok()).any(|n| {
+            n.parsed_severity() == Some(tokio_postgres::error::Severity::Warning)
+                || n.code().code().starts_with("57")
+        });
         let outcome = match reply {
             Err(_) => Outcome::Indeterminate {
                 reason: IndeterminateReason::Deadline,
@@ -456,6 +461,43 @@ impl Writer {
         }
         outcome
     }
+}
+
+/// The probe table's columns and types, as the probe writes and reads them.
+const PROBE_COLUMNS: [(&str, &str); 3] =
+    [("run_id", "text"), ("writer", "integer"), ("seq", "bigint")];
+
+/// Fails with a clear error when a `chaos_probe` table of another shape exists.
+pub(crate) async fn check_probe_table(client: &tokio_postgres::Client) -> Result<()> {
+    let rows = client
+        .query(
+            "SELECT column_name::text, data_type::text FROM information_schema.columns \
+              WHERE table_name = $1 AND table_schema = current_schema()",
+            &[&PROBE_TABLE],
+        )
+        .await
+        .map_err(|e| Error::pg("reading the probe table's columns", e))?;
+    let found: Vec<(String, String)> = rows
+        .iter()
+        .filter_map(|r| Some((r.try_get(0).ok()?, r.try_get(1).ok()?)))
+        .collect();
+    let fits = PROBE_COLUMNS
+        .iter()
+        .all(|(c, t)| found.iter().any(|(fc, ft)| fc == c && ft == t));
+    if fits {
+        return Ok(());
+    }
+    let shape = |cols: &mut dyn Iterator<Item = (&str, &str)>| {
+        cols.map(|(c, t)| format!("{c} {t}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Err(Error::ClusterState(format!(
+        "a table `{PROBE_TABLE}` of another shape exists in this database ({}); the probe \
+         needs ({}): drop or rename that table, or point the probe at another database",
+        shape(&mut found.iter().map(|(c, t)| (c.as_str(), t.as_str()))),
+        shape(&mut PROBE_COLUMNS.iter().copied()),
+    )))
 }
 
 fn ack_from(messages: &[tokio_postgres::SimpleQueryMessage]) -> Option<Outcome> {

@@ -1,62 +1,50 @@
-//! A failover scenario from start to report: probe, fault, recovery, healing,
-//! verification, SLO check.
+//! One fault, measured: a thin front-end over [`Experiment`] for programs that
+//! drive the steps themselves.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
-use crate::Result;
-use crate::fault::{Fault, FaultGuard};
-use crate::probe::History;
+use crate::cluster::Target;
+use crate::experiment::{BodyOutcome, Experiment, panic_message};
+use crate::fault::Fault;
 use crate::probe::ProbeConfig;
-use crate::report::{Event, FaultInfo, Report, TargetInfo};
+use crate::report::Report;
 use crate::slo::Slo;
-use crate::cluster::local::LocalCluster;
-use crate::verify::{Measurement, read_back};
+use crate::{Error, Result};
 
-/// One failover experiment. `Default` (via [`Scenario::new`]): 3 s warm-up,
-/// RTO ≤ 10 s, RPO = 0, default probe, fault held until the service recovers.
+/// One failover experiment with a single fault. The defaults are
+/// [`Experiment`]'s: 1 s warm-up, RTO ≤ 10 s, RPO = 0, default probe, the
+/// fault held until the service recovers.
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct Scenario {
-    name: String,
-    slo: Slo,
-    warmup: Duration,
+    experiment: Experiment,
     hold: Option<Duration>,
-    recovery_timeout: Duration,
-    settle: Duration,
-    probe: ProbeConfig,
-    write_report: bool,
 }
 
 impl Scenario {
-    /// A scenario called `name` (used for the report file).
+    /// A scenario called `name` (used for the report files).
     pub fn new(name: impl Into<String>) -> Self {
         Scenario {
-            name: name.into(),
-            slo: Slo::default(),
-            warmup: Duration::from_secs(3),
+            experiment: Experiment::new(name),
             hold: None,
-            recovery_timeout: Duration::from_secs(60),
-            settle: Duration::from_millis(500),
-            probe: ProbeConfig::default(),
-            write_report: true,
         }
     }
 
     /// The objectives to check.
     pub fn slo(mut self, slo: Slo) -> Self {
-        self.slo = slo;
+        self.experiment = self.experiment.slo(slo);
         self
     }
 
-    /// How long the probe writes before the fault (default 3 s).
+    /// How long the probe writes before the fault (default 1 s).
     pub fn warmup(mut self, warmup: Duration) -> Self {
-        self.warmup = warmup;
+        self.experiment = self.experiment.warmup(warmup);
         self
     }
 
     /// Keep the fault for exactly `hold`, then heal it, instead of healing once
-    /// the service has recovered (use for faults the cluster cannot route around,
+    /// the service has recovered (for faults the cluster cannot route around,
     /// such as a short freeze).
     pub fn hold(mut self, hold: Duration) -> Self {
         self.hold = Some(hold);
@@ -65,169 +53,90 @@ impl Scenario {
 
     /// How long to wait for an acknowledged write after the fault (default 60 s).
     pub fn recovery_timeout(mut self, timeout: Duration) -> Self {
-        self.recovery_timeout = timeout;
+        self.experiment = self.experiment.recovery_timeout(timeout);
         self
     }
 
     /// The probe's settings.
     pub fn probe(mut self, probe: ProbeConfig) -> Self {
-        self.probe = probe;
+        self.experiment = self.experiment.probe(probe);
         self
     }
 
-    /// Whether to write the JSON report (default true).
+    /// Whether to write the JSON and JUnit reports (default true).
     pub fn write_report(mut self, write: bool) -> Self {
-        self.write_report = write;
+        self.experiment = self.experiment.write_reports(write);
         self
     }
 
-    /// Runs the scenario against the local cluster.
-    ///
-    /// The fault is healed before this returns, on success or error.
+    /// Adjusts the underlying [`Experiment`] (report directory, progress, …).
+    pub fn configure(mut self, f: impl FnOnce(Experiment) -> Experiment) -> Self {
+        self.experiment = f(self.experiment);
+        self
+    }
+
+    /// Runs the scenario against `target` (any [`Target`]). The fault is healed
+    /// before this returns, on success or error.
     ///
     /// # Errors
     /// When the probe cannot start, the fault cannot be injected or healed, or the
     /// rows cannot be read back. An SLO violation is *not* an error: check
     /// [`Report::passed`].
-    pub async fn run<F>(self, cluster: &LocalCluster, fault: F) -> Result<Report>
+    pub async fn run<T, F>(self, target: &T, fault: F) -> Result<Report>
     where
-        F: Fault<LocalCluster>,
+        T: Target + Clone,
+        F: Fault<dyn Target> + Send + 'static,
     {
-        let rw_dsn = cluster.rw_dsn();
-        let probe = self.probe.clone().start(&rw_dsn).await?;
-        let mut events = vec![Event::new("probe started", SystemTime::now(), None)];
-        tokio::time::sleep(self.warmup).await;
-
-        let before = cluster.topology().await?;
-        let old_leader = before.leader_name().map(str::to_string);
-        let old_timeline = before.timeline();
-
-        let guard = fault.inject(cluster).await?;
-        let fault_info = guard.info().clone();
-        let fault_at = guard.injected_at();
-        events.push(Event::new(
-            "fault injected",
-            fault_info.injected_at,
-            fault_info.node.clone(),
-        ));
-
-        let leader_event = Arc::new(Mutex::new(None));
-        let watcher = tokio::spawn(watch_leader(
-            cluster.clone(),
-            old_leader,
-            old_timeline,
-            leader_event.clone(),
-        ));
-
-        let counters = probe.counters_handle();
-        let wait_recovery = async {
-            let deadline = Instant::now() + self.recovery_timeout;
-            while !counters.recovered_since(fault_at) && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        };
-        let healed = match self.hold {
-            Some(hold) => {
-                tokio::time::sleep(hold).await;
-                let healed = guard.heal().await;
-                wait_recovery.await;
-                healed
-            }
-            None => {
-                wait_recovery.await;
-                guard.heal().await
-            }
-        };
-        tokio::time::sleep(self.settle).await;
-        watcher.abort();
-        let history = probe.stop().await;
-        let healed = healed?;
-        events.push(Event::new(healed.event, healed.at, healed.detail));
-        if let Some(e) = leader_event
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
-            events.push(e);
-        }
-
-        let report = verify_and_report(
-            self.name,
-            cluster,
-            &history,
-            (fault_info, fault_at),
-            self.slo,
-            events,
-        )
-        .await?;
-        if self.write_report {
-            let path = report.write_json()?;
-            tracing::info!(path = %path.display(), "report written");
-        }
-        Ok(report)
+        self.run_on(Arc::new(target.clone()), fault).await
     }
-}
 
-/// Reads the probe's rows back through the cluster's read-write endpoint,
-/// measures the history against the fault, and builds the report.
-pub(crate) async fn verify_and_report(
-    name: String,
-    cluster: &LocalCluster,
-    history: &History,
-    (fault_info, fault_at): (FaultInfo, Instant),
-    slo: Slo,
-    mut events: Vec<Event>,
-) -> Result<Report> {
-    let rw_dsn = cluster.rw_dsn();
-    let found = read_back(&rw_dsn, &history.run_id, Duration::from_secs(30)).await?;
-    let measurement = Measurement::compute(history, fault_at, &found);
-    if let Some(t) = measurement.first_ack_after_fault {
-        events.push(Event::new(
-            "first write acknowledged after the fault",
-            history.wall(t),
-            None,
-        ));
-    }
-    let target = TargetInfo {
-        kind: "local".into(),
-        rw_dsn,
-        nodes: cluster.nodes().len(),
-    };
-    Ok(Report::new(
-        name,
-        target,
-        fault_info,
-        slo,
-        measurement,
-        events,
-    ))
-}
-
-/// Polls the topology and records when a different leader (or a newer timeline)
-/// is first seen.
-async fn watch_leader(
-    cluster: LocalCluster,
-    old_leader: Option<String>,
-    old_timeline: Option<u32>,
-    out: Arc<Mutex<Option<Event>>>,
-) {
-    loop {
-        if let Ok(t) = cluster.topology().await
-            && let Some(leader) = t.leader()
-            && (Some(&leader.name) != old_leader.as_ref() || leader.timeline > old_timeline)
-            && leader.state == "running"
-        {
-            let detail = match leader.timeline {
-                Some(tl) if Some(tl) > old_timeline => format!("{} on timeline {tl}", leader.name),
-                _ => leader.name.clone(),
-            };
-            *out.lock().unwrap_or_else(|p| p.into_inner()) = Some(Event::new(
-                "new leader observed",
-                SystemTime::now(),
-                Some(detail),
-            ));
-            return;
+    /// [`run`](Self::run) on a target chosen at run time.
+    ///
+    /// # Errors
+    /// As [`run`](Self::run).
+    pub async fn run_on<F>(self, target: Arc<dyn Target>, fault: F) -> Result<Report>
+    where
+        F: Fault<dyn Target> + Send + 'static,
+    {
+        let failure: Arc<Mutex<Option<Error>>> = Arc::default();
+        let slot = failure.clone();
+        let hold = self.hold;
+        let outcome = self
+            .experiment
+            .run(target, move |ctx| {
+                Box::pin(async move {
+                    let result = async {
+                        let handle = ctx.inject(fault).await?;
+                        if let Some(hold) = hold {
+                            tokio::time::sleep(hold).await;
+                            ctx.heal(handle).await?;
+                        }
+                        Ok::<(), Error>(())
+                    }
+                    .await;
+                    if let Err(e) = result {
+                        *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    }
+                })
+            })
+            .await?;
+        if let Some(e) = failure.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(e);
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut errors = outcome.errors.into_iter();
+        match (outcome.report, outcome.body, errors.next()) {
+            (_, BodyOutcome::Panicked(p), _) => Err(Error::ClusterState(format!(
+                "the scenario panicked: {}",
+                panic_message(p.as_ref())
+            ))),
+            (_, BodyOutcome::TimedOut(t), _) => Err(Error::Timeout {
+                what: "the fault and the recovery after it".into(),
+                waited: t,
+                logs: String::new(),
+            }),
+            (_, _, Some(e)) => Err(e),
+            (Some(report), _, None) => Ok(report),
+            (None, _, None) => Err(Error::ClusterState("no report was produced".into())),
+        }
     }
 }

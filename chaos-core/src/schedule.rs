@@ -184,7 +184,7 @@ impl FailoverCtx {
                     self.wait_recovered().await?;
                 }
             }
-            self.cluster().wait_healthy(Duration::from_secs(90)).await?;
+            self.target().wait_healthy(Duration::from_secs(90)).await?;
         }
         Ok(())
     }

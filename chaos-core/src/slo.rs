@@ -2,27 +2,34 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
-
 use crate::verify::Measurement;
 
+/// How much data may be lost: the RPO, as a count of acknowledged writes or as
+/// a time window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rpo {
+    /// At most this many acknowledged writes may go missing (0: RPO = 0).
+    MaxLostWrites(u64),
+    /// Lost acknowledged writes may span at most this much time (see
+    /// [`Measurement::lost_window`]); their number is not limited.
+    MaxLostWindow(Duration),
+}
+
 /// What a failover must achieve. `Default`: RTO ≤ 10 s, RPO = 0.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Slo {
-    /// Longest acceptable time from the fault to the first acknowledged write.
+    /// Longest acceptable time from a fault to the first acknowledged write —
+    /// and, for a run without any fault, the longest acceptable write gap.
     pub max_rto: Duration,
-    /// Acknowledged writes that may go missing (0 for RPO = 0).
-    pub max_lost_writes: u64,
-    /// If set, RPO as a time window instead: lost writes may span at most this.
-    pub max_lost_window: Option<Duration>,
+    /// How much data may be lost.
+    pub rpo: Rpo,
 }
 
 impl Default for Slo {
     fn default() -> Self {
         Slo {
             max_rto: Duration::from_secs(10),
-            max_lost_writes: 0,
-            max_lost_window: None,
+            rpo: Rpo::MaxLostWrites(0),
         }
     }
 }
@@ -32,66 +39,100 @@ impl Slo {
     pub fn max_rto(max_rto: Duration) -> Self {
         Slo {
             max_rto,
-            max_lost_writes: 0,
-            max_lost_window: None,
+            ..Slo::default()
         }
     }
 
-    /// Allows `n` lost acknowledged writes.
+    /// RPO as a count: allows `n` lost acknowledged writes (replaces any window).
     #[must_use]
     pub fn max_lost_writes(mut self, n: u64) -> Self {
-        self.max_lost_writes = n;
+        self.rpo = Rpo::MaxLostWrites(n);
         self
     }
 
     /// RPO as a time window: lost acknowledged writes may span at most `window`
-    /// (see [`Measurement::lost_window`]); the count of lost writes is not limited.
+    /// (replaces any count; see [`Measurement::lost_window`]).
     #[must_use]
     pub fn max_lost_window(mut self, window: Duration) -> Self {
-        self.max_lost_writes = u64::MAX;
-        self.max_lost_window = Some(window);
+        self.rpo = Rpo::MaxLostWindow(window);
         self
+    }
+
+    /// Whether this SLO asks for RPO = 0 (no acknowledged write may be lost).
+    pub fn requires_zero_loss(&self) -> bool {
+        matches!(
+            self.rpo,
+            Rpo::MaxLostWrites(0) | Rpo::MaxLostWindow(Duration::ZERO)
+        )
     }
 
     /// Checks a measurement; each violation is explained in words.
     pub fn check(&self, m: &Measurement) -> Vec<String> {
         let mut violations = Vec::new();
-        match m.rto {
-            Some(rto) if rto > self.max_rto => violations.push(format!(
-                "RTO {} exceeds max_rto {} (writes were impossible for longer than allowed)",
-                fmt_duration(rto),
-                fmt_duration(self.max_rto)
-            )),
-            Some(_) => {}
-            None => violations.push(format!(
-                "no write that started after the fault was acknowledged: the service did not \
-                 recover (max_rto {})",
-                fmt_duration(self.max_rto)
-            )),
+        let max = fmt_duration(self.max_rto);
+        if m.faults.is_empty() {
+            if let Some(gap) = m.write_gap
+                && gap.length > self.max_rto
+            {
+                violations.push(format!(
+                    "write gap {} exceeds max_rto {max}: no fault was injected or marked, and \
+                     clients saw that long without an acknowledged write",
+                    fmt_duration(gap.length)
+                ));
+            }
+        } else {
+            for (i, f) in m.faults.iter().enumerate() {
+                let which = if m.faults.len() > 1 {
+                    format!(" (fault {})", i + 1)
+                } else {
+                    String::new()
+                };
+                match f.rto {
+                    Some(rto) if rto > self.max_rto => violations.push(format!(
+                        "RTO {} exceeds max_rto {max}{which} (writes were impossible for longer \
+                         than allowed)",
+                        fmt_duration(rto)
+                    )),
+                    Some(_) => {}
+                    None => violations.push(format!(
+                        "no write that started after the fault{which} was acknowledged: the \
+                         service did not recover (max_rto {max})"
+                    )),
+                }
+            }
+            if let Some(gap) = m.unexplained_gap
+                && gap.length > self.max_rto
+            {
+                violations.push(format!(
+                    "write gap {} exceeds max_rto {max} and no injected or marked fault explains \
+                     it (mark it with ctx.mark_fault)",
+                    fmt_duration(gap.length)
+                ));
+            }
         }
-        if m.writes.lost > self.max_lost_writes {
-            let sample: Vec<String> = m
-                .lost
-                .iter()
-                .take(5)
-                .map(|(w, s)| format!("writer {w} seq {s}"))
-                .collect();
-            violations.push(format!(
-                "{} acknowledged writes lost (allowed: {}), e.g. {}",
-                m.writes.lost,
-                self.max_lost_writes,
-                sample.join(", ")
-            ));
-        }
-        if let Some(window) = self.max_lost_window
-            && m.lost_window > window
-        {
-            violations.push(format!(
-                "lost writes span {} (allowed window: {}): {} acknowledged writes lost",
-                fmt_duration(m.lost_window),
-                fmt_duration(window),
-                m.writes.lost
-            ));
+        match self.rpo {
+            Rpo::MaxLostWrites(n) if m.writes.lost > n => {
+                let sample: Vec<String> = m
+                    .lost
+                    .iter()
+                    .take(5)
+                    .map(|(w, s)| format!("writer {w} seq {s}"))
+                    .collect();
+                violations.push(format!(
+                    "{} acknowledged writes lost (allowed: {n}), e.g. {}",
+                    m.writes.lost,
+                    sample.join(", ")
+                ));
+            }
+            Rpo::MaxLostWindow(window) if m.lost_window > window => {
+                violations.push(format!(
+                    "lost writes span {} (allowed window: {}): {} acknowledged writes lost",
+                    fmt_duration(m.lost_window),
+                    fmt_duration(window),
+                    m.writes.lost
+                ));
+            }
+            _ => {}
         }
         if m.split_brain_writes > 0 {
             violations.push(format!(
@@ -124,14 +165,21 @@ pub fn parse_duration(field: &'static str, text: &str) -> crate::Result<Duration
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::WriteCounts;
+    use crate::verify::{FaultOutage, Gap, WriteCounts};
 
     fn measurement(rto: Option<u64>, lost: u64, split: u64) -> Measurement {
+        let now = std::time::Instant::now();
         Measurement {
+            faults: vec![FaultOutage {
+                rto: rto.map(Duration::from_millis),
+                outage_start: now,
+                recovered_at: None,
+            }],
             rto: rto.map(Duration::from_millis),
-            first_ack_after_fault: None,
             write_gap: None,
+            unexplained_gap: None,
             resolution: Duration::from_millis(12),
+            median_latency: Duration::from_millis(2),
             writes: WriteCounts {
                 lost,
                 ..WriteCounts::default()
@@ -186,6 +234,50 @@ mod tests {
         let v = slo.check(&measurement(Some(1), 6, 0));
         assert!(
             v[0].contains("lost writes span 0.060s (allowed window: 0.050s)"),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn the_rpo_forms_replace_each_other_explicitly() {
+        let slo = Slo::default().max_lost_window(Duration::from_secs(2));
+        assert_eq!(slo.rpo, Rpo::MaxLostWindow(Duration::from_secs(2)));
+        assert!(!slo.requires_zero_loss());
+        let slo = slo.max_lost_writes(0);
+        assert_eq!(slo.rpo, Rpo::MaxLostWrites(0));
+        assert!(slo.requires_zero_loss());
+    }
+
+    #[test]
+    fn without_a_fault_the_write_gap_is_held_to_max_rto() {
+        let mut m = measurement(None, 0, 0);
+        m.faults.clear();
+        m.write_gap = Some(Gap {
+            start: std::time::Instant::now(),
+            length: Duration::from_millis(2_004),
+        });
+        m.unexplained_gap = m.write_gap;
+        let v = Slo::max_rto(Duration::from_secs(1)).check(&m);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(
+            v[0].contains("write gap 2.004s exceeds max_rto 1.000s"),
+            "{v:?}"
+        );
+        assert!(v[0].contains("no fault was injected or marked"), "{v:?}");
+        assert!(Slo::max_rto(Duration::from_secs(3)).check(&m).is_empty());
+    }
+
+    #[test]
+    fn an_unexplained_gap_beside_a_fault_is_a_violation() {
+        let mut m = measurement(Some(500), 0, 0);
+        m.unexplained_gap = Some(Gap {
+            start: std::time::Instant::now(),
+            length: Duration::from_secs(3),
+        });
+        let v = Slo::max_rto(Duration::from_secs(2)).check(&m);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(
+            v[0].contains("no injected or marked fault explains it"),
             "{v:?}"
         );
     }

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::probe::{Attempt, History, Outcome, PROBE_TABLE};
 use crate::{Error, Result};
@@ -22,6 +22,7 @@ pub async fn read_back(rw_dsn: &str, run_id: &str, timeout: Duration) -> Result<
     loop {
         let attempt = async {
             let client = crate::pg::connect(rw_dsn, Duration::from_secs(2)).await?;
+            crate::probe::check_probe_table(&client).await?;
             let rows = client
                 .query(
                     &format!("SELECT writer, seq FROM {PROBE_TABLE} WHERE run_id = $1"),
@@ -29,15 +30,23 @@ pub async fn read_back(rw_dsn: &str, run_id: &str, timeout: Duration) -> Result<
                 )
                 .await
                 .map_err(|e| Error::pg("reading back the probe's rows", e))?;
-            Ok::<_, Error>(
-                rows.iter()
-                    .map(|r| (r.get::<_, i32>(0) as u32, r.get::<_, i64>(1) as u64))
-                    .collect(),
-            )
+            rows.iter()
+                .map(|r| {
+                    let writer: i32 = r
+                        .try_get(0)
+                        .map_err(|e| Error::pg("reading chaos_probe.writer", e))?;
+                    let seq: i64 = r
+                        .try_get(1)
+                        .map_err(|e| Error::pg("reading chaos_probe.seq", e))?;
+                    Ok((writer as u32, seq as u64))
+                })
+                .collect::<Result<HashSet<WriteId>>>()
         }
         .await;
         match attempt {
             Ok(found) => return Ok(found),
+            // A table of another shape will not change by waiting.
+            Err(e @ Error::ClusterState(_)) => return Err(e),
             Err(e) if start.elapsed() >= timeout => return Err(e),
             Err(e) => {
                 tracing::debug!(error = %e, "read-back failed, retrying");
@@ -48,7 +57,7 @@ pub async fn read_back(rw_dsn: &str, run_id: &str, timeout: Duration) -> Result<
 }
 
 /// Counts of write attempts by outcome.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WriteCounts {
     /// All attempts.
     pub attempted: u64,
@@ -69,28 +78,73 @@ pub struct WriteCounts {
     pub failed_but_present: u64,
 }
 
-/// What the history says about the outage.
+/// When a fault was in effect, as the measurement needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FaultSpan {
+    /// Monotonic time the fault was in effect.
+    pub injected: Instant,
+    /// Monotonic time it was healed, if it was.
+    pub healed: Option<Instant>,
+}
+
+/// The measured stretch of a run: from the end of the warm-up to the moment
+/// the probe was stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Start (end of the warm-up).
+    pub start: Instant,
+    /// End (the probe was told to stop).
+    pub end: Instant,
+}
+
+/// What one fault did to the service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultOutage {
+    /// From the fault to the first acknowledged write that started after the
+    /// outage it caused began. `None`: the service never came back.
+    pub rto: Option<Duration>,
+    /// Start of the first unacknowledged attempt after the fault (before the
+    /// next fault); the fault's own time if every attempt succeeded.
+    pub outage_start: Instant,
+    /// When that first acknowledgement came.
+    pub recovered_at: Option<Instant>,
+}
+
+/// A stretch without any acknowledged write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gap {
+    /// The last acknowledgement before it (or the window's start).
+    pub start: Instant,
+    /// How long it lasted.
+    pub length: Duration,
+}
+
+/// What the history says about the outages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Measurement {
-    /// From the fault to the first acknowledged write that started after the
-    /// outage began (the first unacknowledged attempt after the fault; the fault
-    /// itself if every attempt succeeded). `None` if the service never came back.
+    /// Per fault, in the order given.
+    pub faults: Vec<FaultOutage>,
+    /// The worst RTO of the faults; `None` when there was no fault or one of
+    /// them never recovered.
     pub rto: Option<Duration>,
-    /// Monotonic time of that first acknowledgement.
-    pub first_ack_after_fault: Option<Instant>,
-    /// The longest time between consecutive acknowledgements (any writer) from
-    /// the last one before the fault up to recovery.
-    pub write_gap: Option<Duration>,
-    /// How precisely `rto` and `write_gap` are known: the pacing interval plus the
-    /// median commit latency.
+    /// The longest time without an acknowledged write over the whole window.
+    pub write_gap: Option<Gap>,
+    /// The longest such time that no fault explains (it overlaps no fault from
+    /// its injection to its recovery or healing). With no fault at all, this is
+    /// [`write_gap`](Self::write_gap).
+    pub unexplained_gap: Option<Gap>,
+    /// How precisely RTO and gaps are known: the pacing interval plus the median
+    /// commit latency.
     pub resolution: Duration,
+    /// Median latency of acknowledged commits.
+    pub median_latency: Duration,
     /// Counts by outcome.
     pub writes: WriteCounts,
     /// The acknowledged writes that are missing, sorted.
     pub lost: Vec<WriteId>,
     /// How much time the lost writes span: from the earliest lost acknowledgement
-    /// to the fault (or to the latest lost acknowledgement, if later). Zero when
-    /// nothing was lost.
+    /// to the first fault (or to the latest lost acknowledgement, if later). Zero
+    /// when nothing was lost.
     pub lost_window: Duration,
     /// Acknowledgements on an older timeline after a newer timeline had already
     /// acknowledged a write: two primaries accepted writes.
@@ -98,9 +152,14 @@ pub struct Measurement {
 }
 
 impl Measurement {
-    /// Measures `history` against the fault injected at `fault_at`, given the set
-    /// of rows `found` after recovery.
-    pub fn compute(history: &History, fault_at: Instant, found: &HashSet<WriteId>) -> Self {
+    /// Measures `history` over `window` against `faults` (in injection order),
+    /// given the set of rows `found` after recovery.
+    pub fn compute(
+        history: &History,
+        faults: &[FaultSpan],
+        window: Window,
+        found: &HashSet<WriteId>,
+    ) -> Self {
         let attempts = &history.attempts;
         let mut acks: Vec<&Attempt> = attempts.iter().filter(|a| a.is_acknowledged()).collect();
         acks.sort_by_key(|a| a.finished);
@@ -135,6 +194,7 @@ impl Measurement {
         }
         lost.sort_unstable();
         writes.lost = lost.len() as u64;
+        let reference = faults.first().map_or(window.start, |f| f.injected);
         let lost_set: HashSet<&WriteId> = lost.iter().collect();
         let lost_times: Vec<Instant> = attempts
             .iter()
@@ -143,8 +203,8 @@ impl Measurement {
             .collect();
         let lost_window = match (lost_times.iter().min(), lost_times.iter().max()) {
             (Some(&first), Some(&last)) => {
-                let end = if first < fault_at {
-                    last.max(fault_at)
+                let end = if first < reference {
+                    last.max(reference)
                 } else {
                     last
                 };
@@ -153,50 +213,83 @@ impl Measurement {
             _ => Duration::ZERO,
         };
 
-        // The outage starts with the first attempt after the fault that was not
-        // acknowledged (a graceful stop keeps serving for a moment); service is
-        // back with the first acknowledged write that started after that.
-        let outage_start = attempts
+        // Per fault: the outage it caused starts with the first attempt after it
+        // (and before the next fault) that was not acknowledged — a graceful stop
+        // keeps serving for a moment; service is back with the first
+        // acknowledged write that started after that.
+        let outages: Vec<FaultOutage> = faults
             .iter()
-            .filter(|a| a.started >= fault_at && !a.is_acknowledged())
-            .map(|a| a.started)
-            .min()
-            .unwrap_or(fault_at);
-        let first_after = acks
-            .iter()
-            .filter(|a| a.started >= outage_start)
-            .map(|a| a.finished)
-            .min();
-        let rto = first_after.map(|t| t - fault_at);
-
-        // Gaps between consecutive acknowledgements, from the last one before the
-        // fault to the first one of the recovered service.
-        let horizon = first_after.unwrap_or_else(|| {
-            attempts
-                .iter()
-                .map(|a| a.finished)
-                .max()
-                .unwrap_or(fault_at)
-        });
-        let last_before = acks
-            .iter()
-            .map(|a| a.finished)
-            .filter(|&t| t <= fault_at)
-            .max();
-        let mut times: Vec<Instant> = acks
-            .iter()
-            .map(|a| a.finished)
-            .filter(|&t| t > fault_at && t <= horizon)
+            .enumerate()
+            .map(|(i, f)| {
+                let next = faults.get(i + 1).map(|n| n.injected);
+                let outage_start = attempts
+                    .iter()
+                    .filter(|a| {
+                        a.started >= f.injected
+                            && next.is_none_or(|n| a.started < n)
+                            && !a.is_acknowledged()
+                    })
+                    .map(|a| a.started)
+                    .min()
+                    .unwrap_or(f.injected);
+                let recovered_at = acks
+                    .iter()
+                    .filter(|a| a.started >= outage_start)
+                    .map(|a| a.finished)
+                    .min();
+                FaultOutage {
+                    rto: recovered_at.map(|t| t - f.injected),
+                    outage_start,
+                    recovered_at,
+                }
+            })
             .collect();
-        times.insert(0, last_before.unwrap_or(fault_at));
-        if first_after.is_none() {
-            times.push(horizon);
-        }
-        let write_gap = times.windows(2).map(|w| w[1] - w[0]).max();
+        let rto = if outages.is_empty() || outages.iter().any(|o| o.rto.is_none()) {
+            None
+        } else {
+            outages.iter().filter_map(|o| o.rto).max()
+        };
+
+        // Gaps between consecutive acknowledgements over the whole window.
+        let mut times: Vec<Instant> = vec![
+            acks.iter()
+                .map(|a| a.finished)
+                .filter(|&t| t <= window.start)
+                .max()
+                .unwrap_or(window.start),
+        ];
+        times.extend(
+            acks.iter()
+                .map(|a| a.finished)
+                .filter(|&t| t > window.start && t <= window.end),
+        );
+        times.push(window.end.max(times[times.len() - 1]));
+        let spans: Vec<(Instant, Instant)> = faults
+            .iter()
+            .zip(&outages)
+            .map(|(f, o)| {
+                let end = match (o.recovered_at, f.healed) {
+                    (Some(r), Some(h)) => r.max(h),
+                    (Some(r), None) => r,
+                    (None, _) => window.end,
+                };
+                (f.injected, end)
+            })
+            .collect();
+        let gaps = times.windows(2).map(|w| Gap {
+            start: w[0],
+            length: w[1] - w[0],
+        });
+        let explained = |g: &Gap| {
+            let end = g.start + g.length;
+            spans.iter().any(|&(a, b)| g.start <= b && end >= a)
+        };
+        let write_gap = gaps.clone().max_by_key(|g| g.length);
+        let unexplained_gap = gaps.filter(|g| !explained(g)).max_by_key(|g| g.length);
 
         let mut latencies: Vec<Duration> = acks.iter().map(|a| a.finished - a.started).collect();
         latencies.sort_unstable();
-        let median = latencies
+        let median_latency = latencies
             .get(latencies.len() / 2)
             .copied()
             .unwrap_or_default();
@@ -213,10 +306,12 @@ impl Measurement {
         }
 
         Measurement {
+            faults: outages,
             rto,
-            first_ack_after_fault: first_after,
             write_gap,
-            resolution: history.interval + median,
+            unexplained_gap,
+            resolution: history.interval + median_latency,
+            median_latency,
             writes,
             lost,
             lost_window,
@@ -289,6 +384,27 @@ mod tests {
         fn at(&self, t: u64) -> Instant {
             self.t0 + ms(t)
         }
+        /// Faults at the given times; the window runs from t0 to the last reply.
+        fn measure(&self, faults: &[u64], found: &HashSet<WriteId>) -> Measurement {
+            let spans: Vec<FaultSpan> = faults
+                .iter()
+                .map(|&t| FaultSpan {
+                    injected: self.at(t),
+                    healed: None,
+                })
+                .collect();
+            let end = self
+                .attempts
+                .iter()
+                .map(|a| a.finished)
+                .max()
+                .unwrap_or(self.t0);
+            let window = Window {
+                start: self.t0,
+                end,
+            };
+            Measurement::compute(&self.history(), &spans, window, found)
+        }
     }
 
     fn all_acked(b: &Builder) -> HashSet<WriteId> {
@@ -311,9 +427,9 @@ mod tests {
         }
         b.ack(3000, 3004, 2);
         b.ack(3010, 3012, 2);
-        let m = Measurement::compute(&b.history(), b.at(100), &all_acked(&b));
+        let m = b.measure(&[100], &all_acked(&b));
         assert_eq!(m.rto, Some(ms(2904)));
-        assert_eq!(m.write_gap, Some(ms(3004 - 92)));
+        assert_eq!(m.write_gap.map(|g| g.length), Some(ms(3004 - 92)));
         assert_eq!(m.writes.lost, 0);
         assert_eq!(m.writes.failed, 290);
         assert_eq!(m.split_brain_writes, 0);
@@ -327,7 +443,7 @@ mod tests {
         let mut found = all_acked(&b);
         found.remove(&ids[3]);
         found.remove(&ids[17]);
-        let m = Measurement::compute(&b.history(), b.at(95), &found);
+        let m = b.measure(&[95], &found);
         assert_eq!(m.writes.lost, 2);
         assert_eq!(m.lost, vec![ids[3], ids[17]]);
         // Lost writes acknowledged at 31 ms and 171 ms; fault at 95 ms.
@@ -343,7 +459,7 @@ mod tests {
         b.ack(600, 601, 2);
         let mut found = all_acked(&b);
         found.insert(committed);
-        let m = Measurement::compute(&b.history(), b.at(5), &found);
+        let m = b.measure(&[5], &found);
         assert_eq!(m.writes.indeterminate, 2);
         assert_eq!(m.writes.indeterminate_found, 1);
         assert_eq!(m.writes.indeterminate_missing, 1);
@@ -357,7 +473,7 @@ mod tests {
         b.ack(10, 11, 1);
         let mut found = all_acked(&b);
         found.insert(f);
-        let m = Measurement::compute(&b.history(), b.at(0), &found);
+        let m = b.measure(&[0], &found);
         assert_eq!(m.writes.failed_but_present, 1);
     }
 
@@ -369,7 +485,7 @@ mod tests {
         b.ack(90, 110, 1); // old primary still acknowledging
         b.ack(120, 121, 1);
         b.ack(130, 131, 2);
-        let m = Measurement::compute(&b.history(), b.at(50), &all_acked(&b));
+        let m = b.measure(&[50], &all_acked(&b));
         assert_eq!(m.split_brain_writes, 2);
     }
 
@@ -379,9 +495,9 @@ mod tests {
         for i in 0..50 {
             b.ack(i * 10, i * 10 + 3, 1);
         }
-        let m = Measurement::compute(&b.history(), b.at(200), &all_acked(&b));
+        let m = b.measure(&[200], &all_acked(&b));
         assert_eq!(m.rto, Some(ms(3)));
-        assert_eq!(m.write_gap, Some(ms(10)));
+        assert_eq!(m.write_gap.map(|g| g.length), Some(ms(10)));
         assert_eq!(m.split_brain_writes, 0);
     }
 
@@ -391,10 +507,10 @@ mod tests {
         b.ack(0, 2, 1);
         b.fail(50, 60);
         b.fail(900, 1000);
-        let m = Measurement::compute(&b.history(), b.at(10), &all_acked(&b));
+        let m = b.measure(&[10], &all_acked(&b));
         assert_eq!(m.rto, None);
-        assert_eq!(m.first_ack_after_fault, None);
-        assert_eq!(m.write_gap, Some(ms(998)));
+        assert_eq!(m.faults[0].recovered_at, None);
+        assert_eq!(m.write_gap.map(|g| g.length), Some(ms(998)));
     }
 
     #[test]
@@ -406,9 +522,9 @@ mod tests {
         b.fail(30, 31); // outage begins
         b.fail(40, 41);
         b.ack(1000, 1002, 2);
-        let m = Measurement::compute(&b.history(), b.at(5), &all_acked(&b));
+        let m = b.measure(&[5], &all_acked(&b));
         assert_eq!(m.rto, Some(ms(997)));
-        assert_eq!(m.write_gap, Some(ms(981)));
+        assert_eq!(m.write_gap.map(|g| g.length), Some(ms(981)));
     }
 
     #[test]
@@ -417,8 +533,72 @@ mod tests {
         b.ack(0, 2, 1);
         b.ack(5, 400, 1); // started before the fault, replied late
         b.ack(700, 702, 2);
-        let m = Measurement::compute(&b.history(), b.at(10), &all_acked(&b));
+        let m = b.measure(&[10], &all_acked(&b));
         assert_eq!(m.rto, Some(ms(692)));
-        assert_eq!(m.write_gap, Some(ms(398)));
+        assert_eq!(m.write_gap.map(|g| g.length), Some(ms(398)));
+    }
+
+    #[test]
+    fn a_stall_without_any_fault_is_a_gap_nothing_explains() {
+        let mut b = Builder::new();
+        for i in 0..50 {
+            b.ack(i * 10, i * 10 + 1, 1);
+        }
+        // Nothing acknowledged from 491 to 2500: clients saw 2 s without a commit.
+        b.ack(495, 2500, 1);
+        for i in 251..300 {
+            b.ack(i * 10, i * 10 + 1, 1);
+        }
+        let m = b.measure(&[], &all_acked(&b));
+        assert_eq!(m.rto, None, "no fault, no RTO");
+        assert!(m.faults.is_empty());
+        assert_eq!(m.write_gap.map(|g| g.length), Some(ms(2500 - 491)));
+        assert_eq!(m.write_gap.map(|g| g.start), Some(b.at(491)));
+        assert_eq!(m.unexplained_gap, m.write_gap);
+    }
+
+    #[test]
+    fn two_faults_each_have_their_own_rto_and_the_worst_is_the_rto() {
+        let mut b = Builder::new();
+        for i in 0..10 {
+            b.ack(i * 10, i * 10 + 1, 1);
+        }
+        // Fault 1 at 100: failures until 600.
+        for i in 10..60 {
+            b.fail(i * 10, i * 10 + 1);
+        }
+        for i in 60..100 {
+            b.ack(i * 10, i * 10 + 1, 2);
+        }
+        // Fault 2 at 1000: failures until 3000.
+        for i in 100..300 {
+            b.fail(i * 10, i * 10 + 1);
+        }
+        b.ack(3000, 3002, 3);
+        let m = b.measure(&[100, 1000], &all_acked(&b));
+        assert_eq!(m.faults.len(), 2);
+        assert_eq!(m.faults[0].rto, Some(ms(601 - 100)));
+        assert_eq!(m.faults[1].rto, Some(ms(3002 - 1000)));
+        assert_eq!(m.rto, Some(ms(2002)), "the worst of the two");
+        assert_eq!(m.write_gap.map(|g| g.length), Some(ms(3002 - 991)));
+        let unexplained = m.unexplained_gap.map(|g| g.length).unwrap_or_default();
+        assert!(
+            unexplained <= ms(10),
+            "both outages are explained: {unexplained:?}"
+        );
+    }
+
+    #[test]
+    fn a_fault_that_never_recovers_leaves_no_rto() {
+        let mut b = Builder::new();
+        b.ack(0, 1, 1);
+        b.fail(20, 21);
+        b.ack(30, 31, 1);
+        b.fail(500, 501);
+        b.fail(900, 901);
+        let m = b.measure(&[10, 400], &all_acked(&b));
+        assert_eq!(m.faults[0].rto, Some(ms(21)));
+        assert_eq!(m.faults[1].rto, None);
+        assert_eq!(m.rto, None, "one fault never recovered");
     }
 }

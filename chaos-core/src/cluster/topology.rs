@@ -1,33 +1,52 @@
-//! Who leads, who follows.
+//! Who is primary, who follows — in roles every target can report.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
-/// One member of a cluster as its HA manager reports it.
+use super::Target;
+use crate::timeline::Event;
+
+/// The role of a member, the same words for every target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Accepts writes.
+    Primary,
+    /// A standby the primary waits for before acknowledging a commit.
+    SyncStandby,
+    /// Any other standby.
+    Replica,
+    /// Not serving.
+    Down,
+}
+
+/// One member of a cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
-    /// The member's name, e.g. `node1`.
+    /// The member's name (`node1`, a pod name, or `host:port`).
     pub name: String,
-    /// `leader`, `sync_standby` or `replica`.
-    pub role: String,
-    /// The HA manager's state, e.g. `running`, `streaming`, `stopped`.
+    /// Its role now.
+    pub role: Role,
+    /// The target's own word for its state (e.g. Patroni's `streaming`).
     pub state: String,
     /// PostgreSQL host.
-    #[serde(default)]
     pub host: String,
     /// PostgreSQL port.
-    #[serde(default)]
     pub port: u16,
     /// The member's timeline, if known.
-    #[serde(default)]
     pub timeline: Option<u32>,
-    /// Replication lag in bytes, if known (replicas only).
-    #[serde(default, deserialize_with = "lag")]
+    /// Replication lag in bytes, if known (standbys only).
     pub lag: Option<u64>,
 }
 
-fn lag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    // Patroni reports "unknown" when it cannot compute the lag.
-    Ok(serde_json::Value::deserialize(d)?.as_u64())
+impl Member {
+    /// Whether the member serves (any role but [`Role::Down`]).
+    pub fn is_up(&self) -> bool {
+        self.role != Role::Down
+    }
 }
 
 /// A snapshot of a cluster's roles.
@@ -38,59 +57,183 @@ pub struct Topology {
 }
 
 impl Topology {
-    /// The member holding the leader lock, if any.
-    pub fn leader(&self) -> Option<&Member> {
-        self.members.iter().find(|m| m.role == "leader")
+    /// The primary, if exactly one member is primary.
+    pub fn primary(&self) -> Option<&Member> {
+        let mut it = self.primaries();
+        match (it.next(), it.next()) {
+            (Some(p), None) => Some(p),
+            _ => None,
+        }
     }
 
-    /// The leader's name, if any.
-    pub fn leader_name(&self) -> Option<&str> {
-        self.leader().map(|m| m.name.as_str())
+    /// Every member that claims to be primary (more than one: split-brain).
+    pub fn primaries(&self) -> impl Iterator<Item = &Member> {
+        self.members.iter().filter(|m| m.role == Role::Primary)
+    }
+
+    /// The primary's name, if any.
+    pub fn primary_name(&self) -> Option<&str> {
+        self.primary().map(|m| m.name.as_str())
     }
 
     /// Members that are synchronous standbys.
     pub fn sync_standbys(&self) -> impl Iterator<Item = &Member> {
-        self.members.iter().filter(|m| m.role == "sync_standby")
+        self.members.iter().filter(|m| m.role == Role::SyncStandby)
     }
 
-    /// Members that are not the leader.
-    pub fn replicas(&self) -> impl Iterator<Item = &Member> {
-        self.members.iter().filter(|m| m.role != "leader")
+    /// Members that serve and are not primary.
+    pub fn standbys(&self) -> impl Iterator<Item = &Member> {
+        self.members
+            .iter()
+            .filter(|m| matches!(m.role, Role::SyncStandby | Role::Replica))
     }
 
-    /// The leader's timeline.
+    /// Members that are down.
+    pub fn down(&self) -> impl Iterator<Item = &Member> {
+        self.members.iter().filter(|m| m.role == Role::Down)
+    }
+
+    /// The primary's timeline.
     pub fn timeline(&self) -> Option<u32> {
-        self.leader().and_then(|m| m.timeline)
+        self.primary().and_then(|m| m.timeline)
     }
 
-    /// Whether every one of `expected` members is running, one leads, and at least
-    /// one synchronous standby is running.
+    /// Whether `expected` members all serve, exactly one is primary and at least
+    /// one is a synchronous standby.
     pub fn is_healthy(&self, expected: usize) -> bool {
-        let running = |m: &Member| m.state == "running" || m.state == "streaming";
         self.members.len() == expected
-            && self.members.iter().all(running)
-            && self.leader().is_some()
-            && self.sync_standbys().any(running)
+            && self.members.iter().all(Member::is_up)
+            && self.primary().is_some()
+            && self.sync_standbys().next().is_some()
     }
+
+    /// The events that lead from `before` to `self`: a new primary (or a newer
+    /// timeline), the primary lost, members going down and coming back.
+    pub fn changes_since(&self, before: &Topology) -> Vec<(String, Option<String>)> {
+        let mut out = Vec::new();
+        let (old, new) = (before.primary(), self.primary());
+        match (old, new) {
+            (Some(o), None) => out.push(("primary lost".to_string(), Some(o.name.clone()))),
+            (o, Some(n)) if o.is_none_or(|o| o.name != n.name || n.timeline > o.timeline) => {
+                let detail = match n.timeline {
+                    Some(tl) => format!("{} on timeline {tl}", n.name),
+                    None => n.name.clone(),
+                };
+                out.push(("new primary observed".to_string(), Some(detail)));
+            }
+            _ => {}
+        }
+        for m in &self.members {
+            let was = before.members.iter().find(|b| b.name == m.name);
+            match (was.map(Member::is_up), m.is_up()) {
+                (Some(true), false) => out.push(("member down".into(), Some(m.name.clone()))),
+                (Some(false), true) => out.push(("member back".into(), Some(m.name.clone()))),
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+/// Polls a target's topology and yields the changes between snapshots.
+pub(super) fn poll_events<T: Target + ?Sized>(
+    target: Arc<T>,
+    every: Duration,
+) -> BoxStream<'static, Event> {
+    let stream = futures::stream::unfold(
+        (target, None::<Topology>, Vec::<Event>::new()),
+        move |(target, mut last, mut pending)| async move {
+            loop {
+                if let Some(e) = pending.pop() {
+                    return Some((e, (target, last, pending)));
+                }
+                tokio::time::sleep(every).await;
+                let Ok(now) = target.topology().await else {
+                    continue;
+                };
+                if let Some(before) = &last {
+                    pending = now
+                        .changes_since(before)
+                        .into_iter()
+                        .rev()
+                        .map(|(name, detail)| Event::now(name, detail))
+                        .collect();
+                }
+                last = Some(now);
+            }
+        },
+    );
+    Box::pin(stream)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn member(name: &str, role: Role, timeline: Option<u32>) -> Member {
+        Member {
+            name: name.into(),
+            role,
+            state: String::new(),
+            host: "127.0.0.1".into(),
+            port: 5432,
+            timeline,
+            lag: None,
+        }
+    }
+
+    fn topo(members: Vec<Member>) -> Topology {
+        Topology { members }
+    }
+
     #[test]
-    fn reads_patroni_cluster_json() {
-        let json = r#"{"members":[
-          {"name":"node1","role":"leader","state":"running","api_url":"http://127.0.0.11:8008/patroni","host":"127.0.0.11","port":5432,"timeline":3},
-          {"name":"node2","role":"sync_standby","state":"running","host":"127.0.0.12","port":5433,"timeline":3,"lag":0},
-          {"name":"node3","role":"replica","state":"stopped","host":"127.0.0.13","port":5434,"lag":"unknown"}]}"#;
-        let t: Topology = serde_json::from_str(json).expect("valid");
-        assert_eq!(t.leader_name(), Some("node1"));
+    fn roles_and_health() {
+        let t = topo(vec![
+            member("a", Role::Primary, Some(3)),
+            member("b", Role::SyncStandby, Some(3)),
+            member("c", Role::Down, None),
+        ]);
+        assert_eq!(t.primary_name(), Some("a"));
         assert_eq!(t.timeline(), Some(3));
-        assert_eq!(t.sync_standbys().count(), 1);
-        assert_eq!(t.replicas().count(), 2);
-        assert_eq!(t.members[2].lag, None);
-        assert!(!t.is_healthy(3), "a stopped member is not healthy");
-        assert!(!t.is_healthy(2));
+        assert_eq!(t.standbys().count(), 1);
+        assert_eq!(t.down().count(), 1);
+        assert!(!t.is_healthy(3), "a member is down");
+        let two = topo(vec![
+            member("a", Role::Primary, Some(3)),
+            member("b", Role::Primary, Some(4)),
+        ]);
+        assert_eq!(two.primary(), None, "two primaries are no single primary");
+        assert_eq!(two.primaries().count(), 2);
+    }
+
+    #[test]
+    fn changes_name_the_new_primary_and_members() {
+        let before = topo(vec![
+            member("a", Role::Primary, Some(3)),
+            member("b", Role::SyncStandby, Some(3)),
+        ]);
+        let during = topo(vec![
+            member("a", Role::Down, None),
+            member("b", Role::SyncStandby, Some(3)),
+        ]);
+        let after = topo(vec![
+            member("a", Role::Down, None),
+            member("b", Role::Primary, Some(4)),
+        ]);
+        assert_eq!(
+            during.changes_since(&before),
+            vec![
+                ("primary lost".to_string(), Some("a".to_string())),
+                ("member down".to_string(), Some("a".to_string())),
+            ]
+        );
+        assert_eq!(
+            after.changes_since(&during),
+            vec![(
+                "new primary observed".to_string(),
+                Some("b on timeline 4".to_string())
+            )]
+        );
+        assert!(after.changes_since(&after).is_empty());
     }
 }

@@ -1,12 +1,12 @@
 //! Delete the primary: the node that leads is lost, like a crashed machine or a
 //! deleted pod.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use super::{Fault, FaultGuard, Healed};
+use super::{Fault, FaultGuard, FaultInfo, FaultKind, Healed};
 use crate::Result;
-use crate::report::FaultInfo;
 use crate::cluster::local::LocalCluster;
+use crate::timeline::Timestamp;
 
 /// How the primary goes away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +63,14 @@ impl DeletePrimary {
     pub fn mode(&self) -> DeleteMode {
         self.mode
     }
+
+    /// The built-in fault this is.
+    pub fn kind(&self) -> FaultKind {
+        match self.mode {
+            DeleteMode::Kill => FaultKind::KillPrimary,
+            DeleteMode::Graceful => FaultKind::StopPrimary,
+        }
+    }
 }
 
 impl Fault<LocalCluster> for DeletePrimary {
@@ -74,10 +82,10 @@ impl Fault<LocalCluster> for DeletePrimary {
         let (injected_at, wall) = match self.mode {
             DeleteMode::Kill => {
                 let killed_at = cluster.kill_node(&leader)?;
-                (killed_at, SystemTime::now() - killed_at.elapsed())
+                (killed_at, Timestamp::now())
             }
             DeleteMode::Graceful => {
-                let at = (Instant::now(), SystemTime::now());
+                let at = (Instant::now(), Timestamp::now());
                 // Patroni's own shutdown is part of what is measured; send the
                 // signal now and let it run.
                 let c = cluster.clone();
@@ -99,7 +107,7 @@ impl Fault<LocalCluster> for DeletePrimary {
                     DeleteMode::Kill => "kill".into(),
                     DeleteMode::Graceful => "graceful".into(),
                 },
-                node: Some(leader.clone()),
+                victim: Some(leader.clone()),
                 injected_at: wall,
             },
             node: leader,
@@ -156,7 +164,7 @@ impl FaultGuard for DeletePrimaryGuard {
             .await?;
         Ok(Healed {
             event: "node rejoined".into(),
-            at: SystemTime::now(),
+            at: Timestamp::now(),
             detail: Some(self.node.clone()),
         })
     }

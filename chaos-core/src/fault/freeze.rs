@@ -3,13 +3,13 @@
 //! Its Patroni keeps running (and keeps any leader lock while the freeze is
 //! shorter than `ttl`).
 
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use super::{Fault, FaultGuard, Healed};
-use crate::report::FaultInfo;
+use super::{Fault, FaultGuard, FaultInfo, FaultKind, Healed};
 use crate::cluster::local::{LocalCluster, process};
+use crate::timeline::Timestamp;
 use crate::{Error, Result};
 
 /// Freezes the current primary. Below Patroni's `ttl` no failover happens,
@@ -22,6 +22,11 @@ impl FreezePrimary {
     /// A freeze of the current primary.
     pub fn new() -> Self {
         FreezePrimary
+    }
+
+    /// The built-in fault this is.
+    pub fn kind(&self) -> FaultKind {
+        FaultKind::FreezePrimary
     }
 }
 
@@ -36,6 +41,11 @@ impl FreezeReplicas {
     /// A freeze of all current replicas.
     pub fn new() -> Self {
         FreezeReplicas
+    }
+
+    /// The built-in fault this is.
+    pub fn kind(&self) -> FaultKind {
+        FaultKind::FreezeReplicas
     }
 }
 
@@ -77,9 +87,11 @@ fn freeze(cluster: &LocalCluster, kind: &str, nodes: Vec<String>) -> Result<Free
         info: FaultInfo {
             kind: kind.into(),
             mode: "sigstop".into(),
-            node: Some(nodes.join(",")),
-            injected_at: SystemTime::now(),
+            victim: Some(nodes.join(",")),
+            injected_at: Timestamp::now(),
         },
+        cluster: cluster.clone(),
+        nodes: nodes.clone(),
         pids: Vec::new(),
         injected_at: Instant::now(),
         thawed: false,
@@ -99,7 +111,7 @@ fn freeze(cluster: &LocalCluster, kind: &str, nodes: Vec<String>) -> Result<Free
     // The fault is in effect once every process is stopped: a write that
     // started before this may still have slipped through, one after cannot.
     guard.injected_at = Instant::now();
-    guard.info.injected_at = SystemTime::now();
+    guard.info.injected_at = Timestamp::now();
     tracing::info!(nodes = ?nodes, processes = guard.pids.len(), "PostgreSQL frozen");
     Ok(guard)
 }
@@ -109,6 +121,8 @@ fn freeze(cluster: &LocalCluster, kind: &str, nodes: Vec<String>) -> Result<Free
 #[derive(Debug)]
 pub struct FreezeGuard {
     info: FaultInfo,
+    cluster: LocalCluster,
+    nodes: Vec<String>,
     pids: Vec<i32>,
     injected_at: Instant,
     thawed: bool,
@@ -142,12 +156,48 @@ impl FaultGuard for FreezeGuard {
         self.injected_at
     }
 
+    /// Thaws every frozen process, then waits until each is running again and
+    /// each node's PostgreSQL answers a query.
     async fn heal(mut self) -> Result<Healed> {
         self.thaw()?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.pids.iter().any(|&p| process::is_stopped(p)) {
+            if Instant::now() >= deadline {
+                return Err(Error::ClusterState(format!(
+                    "processes of {} still stopped 30 s after SIGCONT",
+                    self.nodes.join(",")
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        for name in &self.nodes {
+            let Some(node) = self.cluster.node(name) else {
+                continue;
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            let answered = tokio::time::timeout(left, async {
+                loop {
+                    if let Ok(c) = crate::pg::connect(&node.dsn(), Duration::from_secs(2)).await
+                        && c.simple_query("SELECT 1").await.is_ok()
+                    {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+            .await;
+            if answered.is_err() {
+                return Err(Error::Timeout {
+                    what: format!("{name} to answer a query after being thawed"),
+                    waited: Duration::from_secs(30),
+                    logs: String::new(),
+                });
+            }
+        }
         Ok(Healed {
             event: "thawed".into(),
-            at: SystemTime::now(),
-            detail: self.info.node.clone(),
+            at: Timestamp::now(),
+            detail: self.info.victim.clone(),
         })
     }
 }

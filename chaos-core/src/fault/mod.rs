@@ -1,27 +1,51 @@
 //! Fault primitives. Injecting a [`Fault`] returns a [`FaultGuard`] that heals it:
 //! explicitly with [`FaultGuard::heal`], or on `Drop` as a fallback.
+//!
+//! A fault is generic over the target it runs on (`Fault<LocalCluster>`,
+//! `Fault<ExternalCluster>`, …). The built-in faults also implement
+//! `Fault<dyn Target>`, which is what tests and the command line use: it finds
+//! the concrete target and, where that target cannot do the fault, fails with
+//! [`Error::Unsupported`](crate::Error::Unsupported) naming the targets that can.
+//! [`Shell`] runs on every target.
+//!
+//! ## Writing a fault
+//!
+//! `inject` must return once the fault **is in effect** and take
+//! [`FaultInfo::injected_at`] and [`FaultGuard::injected_at`] at that moment —
+//! after the signal was delivered, the command exited, the rule was installed.
+//! RTO is measured from it, and a write that slips in before the fault took
+//! hold must not look like recovery.
 
 mod delete_primary;
 mod freeze;
+mod shell;
 
+use std::fmt;
 use std::future::Future;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
+
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
 
 pub use delete_primary::{DeleteMode, DeletePrimary, DeletePrimaryGuard};
 pub use freeze::{FreezeGuard, FreezePrimary, FreezeReplicas};
+pub use shell::{Shell, ShellGuard};
 
-use crate::Result;
-use crate::report::FaultInfo;
+use crate::cluster::Target;
+use crate::timeline::Timestamp;
+use crate::{Error, Result};
 
 /// A fault that can be injected into a target of type `T`.
-pub trait Fault<T> {
+pub trait Fault<T: ?Sized> {
     /// The guard that heals this fault.
-    type Guard: FaultGuard;
+    type Guard: FaultGuard + 'static;
 
-    /// Injects the fault, resolving its victim (e.g. the current primary) now.
+    /// Injects the fault, resolving its victim (e.g. the current primary) now,
+    /// and returns once it is in effect.
     ///
     /// # Errors
-    /// When the victim cannot be found or the fault cannot be applied.
+    /// When the victim cannot be found, the fault cannot be applied, or the
+    /// target cannot do this fault ([`Error::Unsupported`]).
     fn inject(self, target: &T) -> impl Future<Output = Result<Self::Guard>> + Send;
 }
 
@@ -32,7 +56,7 @@ pub trait FaultGuard: Send + Sync {
     /// What was injected, where and when.
     fn info(&self) -> &FaultInfo;
 
-    /// Monotonic time of injection.
+    /// Monotonic time at which the fault was in effect.
     fn injected_at(&self) -> Instant;
 
     /// Heals the fault and waits until the victim is back in service; returns
@@ -43,13 +67,177 @@ pub trait FaultGuard: Send + Sync {
     fn heal(self) -> impl Future<Output = Result<Healed>> + Send;
 }
 
+/// What was injected, where and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultInfo {
+    /// Kind of fault, e.g. `delete-primary`.
+    pub kind: String,
+    /// Details, e.g. `kill` or `graceful`, or the shell command.
+    pub mode: String,
+    /// The node(s) it hit, if known.
+    pub victim: Option<String>,
+    /// Wall-clock time at which it was in effect.
+    pub injected_at: Timestamp,
+}
+
 /// When and how a fault was healed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Healed {
     /// The event's name, e.g. `node rejoined`.
     pub event: String,
     /// Wall-clock time the victim was back.
-    pub at: SystemTime,
+    pub at: Timestamp,
     /// Detail, e.g. the node's name.
     pub detail: Option<String>,
 }
+
+/// The built-in faults by name, as the command line and the external target's
+/// fault commands call them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum FaultKind {
+    /// [`DeletePrimary::kill`].
+    KillPrimary,
+    /// [`DeletePrimary::graceful`].
+    StopPrimary,
+    /// [`FreezePrimary`].
+    FreezePrimary,
+    /// [`FreezeReplicas`].
+    FreezeReplicas,
+}
+
+impl FaultKind {
+    /// Every built-in fault.
+    pub const ALL: [FaultKind; 4] = [
+        FaultKind::KillPrimary,
+        FaultKind::StopPrimary,
+        FaultKind::FreezePrimary,
+        FaultKind::FreezeReplicas,
+    ];
+
+    /// The fault's name, e.g. `kill-primary`.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::KillPrimary => "kill-primary",
+            FaultKind::StopPrimary => "stop-primary",
+            FaultKind::FreezePrimary => "freeze-primary",
+            FaultKind::FreezeReplicas => "freeze-replicas",
+        }
+    }
+
+    /// The environment variable that gives an external target the command for
+    /// this fault, e.g. `CHAOS_KILL_PRIMARY_CMD`.
+    pub fn env_var(self) -> String {
+        format!("CHAOS_{}_CMD", self.name().replace('-', "_").to_uppercase())
+    }
+
+    /// Parses a name as written by [`name`](Self::name).
+    ///
+    /// # Errors
+    /// [`Error::Config`] listing the names there are.
+    pub fn parse(name: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name() == name)
+            .ok_or_else(|| Error::Config {
+                field: "fault",
+                expected: "one of kill-primary, stop-primary, freeze-primary, freeze-replicas",
+                found: name.to_string(),
+            })
+    }
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A fault guard with its type erased, so that guards of any fault can be kept
+/// together and healed whatever happens to the test body.
+pub struct AnyGuard(Box<dyn ErasedGuard>);
+
+trait ErasedGuard: Send + Sync {
+    fn info(&self) -> &FaultInfo;
+    fn injected_at(&self) -> Instant;
+    fn heal_boxed(self: Box<Self>) -> BoxFuture<'static, Result<Healed>>;
+}
+
+impl<G: FaultGuard + 'static> ErasedGuard for G {
+    fn info(&self) -> &FaultInfo {
+        FaultGuard::info(self)
+    }
+    fn injected_at(&self) -> Instant {
+        FaultGuard::injected_at(self)
+    }
+    fn heal_boxed(self: Box<Self>) -> BoxFuture<'static, Result<Healed>> {
+        Box::pin((*self).heal())
+    }
+}
+
+impl AnyGuard {
+    /// Erases the type of `guard`.
+    pub fn new<G: FaultGuard + 'static>(guard: G) -> Self {
+        AnyGuard(Box::new(guard))
+    }
+}
+
+impl fmt::Debug for AnyGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("AnyGuard").field(self.0.info()).finish()
+    }
+}
+
+impl FaultGuard for AnyGuard {
+    fn info(&self) -> &FaultInfo {
+        self.0.info()
+    }
+
+    fn injected_at(&self) -> Instant {
+        self.0.injected_at()
+    }
+
+    fn heal(self) -> impl Future<Output = Result<Healed>> + Send {
+        self.0.heal_boxed()
+    }
+}
+
+/// Injects a built-in fault into whichever of the shipped targets `target` is.
+async fn inject_builtin<F>(fault: F, kind: FaultKind, target: &dyn Target) -> Result<AnyGuard>
+where
+    F: Fault<crate::cluster::local::LocalCluster>
+        + Fault<crate::cluster::external::ExternalCluster>,
+{
+    use crate::cluster::external::ExternalCluster;
+    use crate::cluster::local::LocalCluster;
+    if let Some(local) = target.downcast_ref::<LocalCluster>() {
+        return Fault::<LocalCluster>::inject(fault, local)
+            .await
+            .map(AnyGuard::new);
+    }
+    if let Some(external) = target.downcast_ref::<ExternalCluster>() {
+        return Fault::<ExternalCluster>::inject(fault, external)
+            .await
+            .map(AnyGuard::new);
+    }
+    Err(Error::Unsupported {
+        fault: kind.name().to_string(),
+        target: target.kind().to_string(),
+        supported_by: "local, external (given a command for it)".into(),
+    })
+}
+
+macro_rules! builtin_on_any_target {
+    ($($fault:ty),*) => {$(
+        impl Fault<dyn Target> for $fault {
+            type Guard = AnyGuard;
+
+            fn inject(self, target: &dyn Target) -> impl Future<Output = Result<AnyGuard>> + Send {
+                let kind = self.kind();
+                inject_builtin(self, kind, target)
+            }
+        }
+    )*};
+}
+
+builtin_on_any_target!(DeletePrimary, FreezePrimary, FreezeReplicas);

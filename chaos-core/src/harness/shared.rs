@@ -1,16 +1,18 @@
 //! State shared by the failover tests of one test binary: one runtime, one
-//! cluster per node count (started lazily), and a lock so that failovers run
-//! one at a time while `cargo test` runs tests on parallel threads.
+//! target per kind (started lazily), and a lock so that failovers run one at a
+//! time while `cargo test` runs tests on parallel threads.
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use tokio::runtime::Runtime;
 use tokio::sync::{Mutex, MutexGuard};
 
+use crate::Result;
+use crate::cluster::Target;
+use crate::cluster::external::ExternalCluster;
 use crate::cluster::local::LocalCluster;
-use crate::{Error, Result};
 
 /// The runtime every failover test runs on, so the shared cluster's connections
 /// and tasks outlive any single test.
@@ -25,7 +27,7 @@ pub(crate) static RUNTIME: LazyLock<Result<Runtime, String>> = LazyLock::new(|| 
 
 static SERIAL: Mutex<()> = Mutex::const_new(());
 
-static CLUSTERS: LazyLock<Mutex<HashMap<usize, LocalCluster>>> =
+static TARGETS: LazyLock<Mutex<HashMap<String, Arc<dyn Target>>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
 /// Takes the failover lock: one failover at a time per test binary.
@@ -33,46 +35,48 @@ pub(crate) async fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().await
 }
 
-/// The shared cluster with `nodes` nodes, started on first use and brought back
-/// to full health (every node streaming, a synchronous standby) before it is
-/// handed out. A cluster that cannot be repaired is replaced.
-///
-/// The cluster is never dropped (it lives in a static): its watchdog removes it
-/// when the test process exits.
-pub(crate) async fn healthy_cluster(nodes: usize) -> Result<LocalCluster> {
-    let mut clusters = CLUSTERS.lock().await;
-    if let Some(cluster) = clusters.get(&nodes).cloned() {
-        match repair(&cluster).await {
-            Ok(()) => return Ok(cluster),
-            Err(e) => {
-                tracing::error!(error = %e, "shared cluster could not be repaired; starting a new one");
-                if let Some(old) = clusters.remove(&nodes) {
-                    old.stop();
-                }
-            }
-        }
-    }
-    let cluster = LocalCluster::builder().nodes(nodes).start().await?;
-    clusters.insert(nodes, cluster.clone());
-    Ok(cluster)
+/// What a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Resolved {
+    Local(usize),
+    External,
 }
 
-/// Brings a cluster back to full health after an earlier test.
-async fn repair(cluster: &LocalCluster) -> Result<()> {
-    if cluster.wait_healthy(Duration::from_secs(20)).await.is_ok() {
-        return Ok(());
-    }
-    // A node whose Patroni is gone (e.g. a test killed it and its guard could not
-    // restart it) is started again.
-    for node in cluster.nodes() {
-        if cluster.patroni_pid(&node.name).is_none() {
-            tracing::warn!(node = %node.name, "restarting a node left down by an earlier test");
-            cluster.start_node(&node.name)?;
+/// The shared target, created on first use (sweeping what killed runs left)
+/// and brought back to full health before it is handed out. A local cluster
+/// that cannot be repaired is replaced.
+///
+/// The target is never dropped (it lives in a static): a local cluster's
+/// watchdog removes it when the test process exits.
+pub(crate) async fn healthy_target(which: Resolved) -> Result<Arc<dyn Target>> {
+    let key = format!("{which:?}");
+    let mut targets = TARGETS.lock().await;
+    if let Some(target) = targets.get(&key).cloned() {
+        match target.repair(Duration::from_secs(90)).await {
+            Ok(()) => return Ok(target),
+            Err(e) if matches!(which, Resolved::Local(_)) => {
+                tracing::error!(error = %e, "shared cluster could not be repaired; starting a new one");
+                if let Some(old) = targets.remove(&key)
+                    && let Some(local) = old.downcast_ref::<LocalCluster>()
+                {
+                    local.clone().stop();
+                }
+            }
+            Err(e) => return Err(e),
         }
     }
-    cluster
-        .wait_healthy(Duration::from_secs(90))
-        .await
-        .map(|_| ())
-        .map_err(|e| Error::ClusterState(format!("shared cluster unhealthy: {e}")))
+    let target: Arc<dyn Target> = match which {
+        Resolved::Local(nodes) => Arc::new(LocalCluster::builder().nodes(nodes).start().await?),
+        Resolved::External => {
+            let t = ExternalCluster::from_env()?;
+            t.wait_healthy(Duration::from_secs(90)).await?;
+            Arc::new(t)
+        }
+    };
+    let swept = target.sweep().await?;
+    if !swept.is_empty() {
+        tracing::warn!(?swept, "swept leftovers of killed runs");
+    }
+    targets.insert(key, target.clone());
+    Ok(target)
 }

@@ -1,112 +1,107 @@
-//! JUnit XML: one test case per failover test, for CI test-result views.
+//! JUnit XML for CI test-result views: one test suite named after the test
+//! binary, one test case per failover, with the figures as properties.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use super::Report;
+use quick_junit::{NonSuccessKind, Property, TestCase, TestCaseStatus, TestSuite};
+
+use super::{FailureKind, Report};
+use crate::timeline::from_ms;
 use crate::{Error, Result};
 
-/// Escapes text for XML attributes and content.
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => {}
-            c => out.push(c),
-        }
-    }
-    out
+fn ms(v: Option<f64>) -> String {
+    v.map_or_else(|| "none".into(), |v| format!("{v:.3}"))
 }
 
-fn ms(d: Option<Duration>) -> String {
-    d.map_or_else(
-        || "none".into(),
-        |d| format!("{:.3}", d.as_secs_f64() * 1000.0),
+/// Renders `report` as a JUnit XML document (`<testsuites>` root) whose suite
+/// is called `suite`.
+///
+/// # Errors
+/// [`Error::ClusterState`] if the XML cannot be serialised.
+pub fn to_xml(report: &Report, suite: &str) -> Result<String> {
+    let (class, name) = match report.scenario.rsplit_once("::") {
+        Some((c, n)) => (c.to_string(), n.to_string()),
+        None => (suite.to_string(), report.scenario.clone()),
+    };
+    let status = if report.passed {
+        TestCaseStatus::success()
+    } else {
+        let kind = report.failure.unwrap_or(FailureKind::Slo);
+        let mut s = TestCaseStatus::non_success(match kind {
+            FailureKind::Slo => NonSuccessKind::Failure,
+            _ => NonSuccessKind::Error,
+        });
+        s.set_type(kind.as_str())
+            .set_message(report.violations.join("; "))
+            .set_description(report.to_string());
+        s
+    };
+    let time = from_ms(report.duration_ms);
+    let mut case = TestCase::new(name, status);
+    case.set_classname(class).set_time(time);
+    let props = [
+        ("rto_ms", ms(report.rto_ms)),
+        ("write_gap_ms", ms(report.write_gap_ms)),
+        ("resolution_ms", ms(Some(report.resolution_ms))),
+        ("max_rto_ms", ms(Some(report.slo.max_rto_ms))),
+        ("lost_writes", report.writes.lost.to_string()),
+        (
+            "indeterminate_writes",
+            report.writes.indeterminate.to_string(),
+        ),
+        (
+            "acknowledged_writes",
+            report.writes.acknowledged.to_string(),
+        ),
+        ("split_brain", report.split_brain.to_string()),
+        (
+            "faults",
+            report
+                .faults
+                .iter()
+                .map(|f| f.kind.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        ("target", report.target.kind.clone()),
+        ("run_id", report.run_id.clone()),
+    ];
+    for (k, v) in props {
+        case.add_property(Property::new(k, v));
+    }
+    case.set_system_out(report.to_string());
+    let mut ts = TestSuite::new(suite);
+    ts.set_time(time);
+    ts.add_test_case(case);
+    let mut doc = quick_junit::Report::new(suite);
+    doc.set_time(time);
+    doc.add_test_suite(ts);
+    doc.to_string()
+        .map_err(|e| Error::ClusterState(format!("serialising the JUnit report: {e}")))
+}
+
+pub(super) fn write(report: &Report, dir: &Path, suite: &str) -> Result<PathBuf> {
+    let xml = to_xml(report, suite)?;
+    super::json::write_file(
+        dir,
+        &format!("{}.xml", super::file_stem(&report.scenario)),
+        xml.as_bytes(),
     )
 }
 
-/// Renders `report` as a JUnit XML document with one test case.
-pub fn to_xml(report: &Report, elapsed: Duration) -> String {
-    let (class, name) = match report.scenario.rsplit_once("::") {
-        Some((c, n)) => (c.to_string(), n.to_string()),
-        None => ("chaos".to_string(), report.scenario.clone()),
-    };
-    let m = &report.measurement;
-    let failures = usize::from(!report.passed());
-    let mut x = String::new();
-    let _ = writeln!(x, r#"<?xml version="1.0" encoding="UTF-8"?>"#);
-    let _ = writeln!(
-        x,
-        r#"<testsuite name="chaos" tests="1" failures="{failures}" errors="0" time="{:.3}">"#,
-        elapsed.as_secs_f64()
-    );
-    let _ = writeln!(
-        x,
-        r#"  <testcase classname="{}" name="{}" time="{:.3}">"#,
-        esc(&class),
-        esc(&name),
-        elapsed.as_secs_f64()
-    );
-    let _ = writeln!(x, "    <properties>");
-    let props = [
-        ("rto_ms", ms(m.rto)),
-        ("write_gap_ms", ms(m.write_gap)),
-        ("resolution_ms", ms(Some(m.resolution))),
-        ("max_rto_ms", ms(Some(report.slo.max_rto))),
-        ("lost_writes", m.writes.lost.to_string()),
-        ("indeterminate_writes", m.writes.indeterminate.to_string()),
-        ("acknowledged_writes", m.writes.acknowledged.to_string()),
-        ("split_brain", (m.split_brain_writes > 0).to_string()),
-        ("fault", report.fault.kind.clone()),
-        ("target", report.target.kind.clone()),
-    ];
-    for (k, v) in props {
-        let _ = writeln!(x, r#"      <property name="{k}" value="{}"/>"#, esc(&v));
-    }
-    let _ = writeln!(x, "    </properties>");
-    if !report.passed() {
-        let _ = writeln!(
-            x,
-            r#"    <failure message="{}" type="slo">{}</failure>"#,
-            esc(&report.violations.join("; ")),
-            esc(&report.to_string())
-        );
-    }
-    let _ = writeln!(
-        x,
-        "    <system-out>{}</system-out>",
-        esc(&report.to_string())
-    );
-    let _ = writeln!(x, "  </testcase>");
-    let _ = writeln!(x, "</testsuite>");
-    x
-}
-
-pub(super) fn write(report: &Report, dir: &Path, elapsed: Duration) -> Result<PathBuf> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-    let path = dir.join(format!("{}.xml", super::json::file_stem(&report.scenario)));
-    std::fs::write(&path, to_xml(report, elapsed))
-        .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
-    Ok(path)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::esc;
-
-    #[test]
-    fn escapes_markup() {
-        assert_eq!(
-            esc(r#"a<b & "c" 'd'>"#),
-            "a&lt;b &amp; &quot;c&quot; &apos;d&apos;&gt;"
-        );
-        assert_eq!(esc("bell\u{7}"), "bell");
+/// The name of the running test binary without cargo's hash suffix
+/// (`failover_macro-0123abcd` → `failover_macro`), for the suite name.
+pub fn current_binary_name() -> String {
+    let exe = std::env::current_exe().ok();
+    let stem = exe
+        .as_deref()
+        .and_then(Path::file_stem)
+        .and_then(|s| s.to_str())
+        .unwrap_or("chaos");
+    match stem.rsplit_once('-') {
+        Some((base, hash)) if hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit()) => {
+            base.to_string()
+        }
+        _ => stem.to_string(),
     }
 }

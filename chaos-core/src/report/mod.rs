@@ -1,21 +1,31 @@
-//! Reports people and CI read: a human summary (`Display`) and a JSON file.
+//! Reports people and CI read: a typed JSON document ([`Report`], which
+//! round-trips through serde), its human summary (`Display`), and JUnit XML.
 
 mod json;
 pub mod junit;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant};
 
-use crate::slo::{Slo, fmt_duration};
-use crate::verify::{Measurement, WriteId};
+use serde::{Deserialize, Serialize};
 
-pub use json::{default_report_dir, redact_dsn};
+use crate::fault::FaultInfo;
+use crate::probe::{History, IndeterminateReason, Outcome};
+use crate::slo::{Rpo, Slo, fmt_duration};
+use crate::timeline::{Event, Timestamp, from_ms, ms};
+use crate::verify::{Measurement, Window, WriteCounts, WriteId};
 
-/// What was faulted.
-#[derive(Debug, Clone, PartialEq, Eq)]
+pub use json::{default_report_dir, file_stem};
+
+/// The version of the report's JSON shape; raised when a field changes meaning
+/// or goes away.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// What was measured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetInfo {
-    /// `local`, `cnpg`, …
+    /// `local`, `external`, …
     pub kind: String,
     /// The read-write endpoint, without password.
     pub rw_dsn: String,
@@ -23,134 +33,417 @@ pub struct TargetInfo {
     pub nodes: usize,
 }
 
-/// The fault that was injected.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FaultInfo {
-    /// Kind of fault, e.g. `delete-primary`.
+/// One fault of the run: injected by the library, or marked by the test.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultRecord {
+    /// Kind of fault, e.g. `delete-primary`, or the name given to a mark.
     pub kind: String,
-    /// Details, e.g. `kill` or `graceful`.
+    /// Details, e.g. `kill`, or the shell command.
     pub mode: String,
-    /// The node it hit.
-    pub node: Option<String>,
-    /// Wall-clock time of injection.
-    pub injected_at: SystemTime,
+    /// The node(s) it hit, if known.
+    pub victim: Option<String>,
+    /// When it was in effect.
+    pub injected_at: Timestamp,
+    /// When it was healed (or its end marked), if it was.
+    pub healed_at: Option<Timestamp>,
+    /// Whether the test marked it ([`FailoverCtx::mark_fault`](crate::FailoverCtx::mark_fault))
+    /// rather than the library injecting it.
+    pub marked: bool,
+    /// Its own RTO: injection to the first acknowledged write that started after
+    /// the outage it caused began. `None`: no recovery.
+    pub rto_ms: Option<f64>,
 }
 
-/// A moment in the scenario.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Event {
-    /// What happened, e.g. `fault injected`.
-    pub name: String,
-    /// Wall-clock time.
-    pub at: SystemTime,
-    /// Extra detail, e.g. the new leader's name.
-    pub detail: Option<String>,
+/// How an attempt ended, in the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    /// Committed and acknowledged.
+    Acknowledged,
+    /// Certainly not committed.
+    Failed,
+    /// Unknown.
+    Indeterminate,
 }
 
-impl Event {
-    /// A new event.
-    pub fn new(name: impl Into<String>, at: SystemTime, detail: Option<String>) -> Self {
-        Event {
-            name: name.into(),
-            at,
-            detail,
+/// One write attempt of the probe, times in ms relative to the report's origin
+/// (the first fault's injection; the measured window's start without a fault).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// The writer.
+    pub writer: u32,
+    /// Its sequence number.
+    pub seq: u64,
+    /// When the attempt started.
+    pub started_ms: f64,
+    /// When its outcome was known.
+    pub finished_ms: f64,
+    /// What became of it.
+    pub outcome: AttemptOutcome,
+    /// `address:port` of the server that acknowledged it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// That server's timeline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<u32>,
+    /// SQLSTATE of a failure, if the server sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sqlstate: Option<String>,
+    /// Why an indeterminate attempt is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<IndeterminateReason>,
+}
+
+/// The objectives, as written in the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SloRecord {
+    /// Longest acceptable RTO.
+    pub max_rto_ms: f64,
+    /// Lost acknowledged writes allowed (when RPO is a count).
+    pub max_lost_writes: Option<u64>,
+    /// Time window of lost writes allowed (when RPO is a window).
+    pub max_lost_window_ms: Option<f64>,
+}
+
+impl From<Slo> for SloRecord {
+    fn from(slo: Slo) -> Self {
+        let (writes, window) = match slo.rpo {
+            Rpo::MaxLostWrites(n) => (Some(n), None),
+            Rpo::MaxLostWindow(w) => (None, Some(ms(w))),
+        };
+        SloRecord {
+            max_rto_ms: ms(slo.max_rto),
+            max_lost_writes: writes,
+            max_lost_window_ms: window,
         }
     }
 }
 
-/// The result of one failover scenario.
-#[derive(Debug, Clone)]
+impl SloRecord {
+    /// The SLO again.
+    pub fn to_slo(&self) -> Slo {
+        let slo = Slo::max_rto(from_ms(self.max_rto_ms));
+        match (self.max_lost_window_ms, self.max_lost_writes) {
+            (Some(w), _) => slo.max_lost_window(from_ms(w)),
+            (None, n) => slo.max_lost_writes(n.unwrap_or(0)),
+        }
+    }
+}
+
+/// A lost acknowledged write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LostWrite {
+    /// The writer.
+    pub writer: u32,
+    /// Its sequence number.
+    pub seq: u64,
+}
+
+/// Why a run failed, by cause (JUnit's failure type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The SLO was violated.
+    Slo,
+    /// The test body panicked.
+    Panic,
+    /// The body or the recovery after it outlived the deadline.
+    Timeout,
+    /// The body returned an error, or healing failed.
+    Error,
+}
+
+impl FailureKind {
+    /// The lower-case name, as in JSON and JUnit.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Slo => "slo",
+            FailureKind::Panic => "panic",
+            FailureKind::Timeout => "timeout",
+            FailureKind::Error => "error",
+        }
+    }
+}
+
+/// The result of one failover experiment: the document written as
+/// `<scenario>.json`, read back by tools (and by `serde_json::from_str`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Report {
-    /// Scenario name (also the report's file name).
+    /// [`SCHEMA_VERSION`] of the writer.
+    pub schema_version: u32,
+    /// The run's id (also in every probe row).
+    pub run_id: String,
+    /// The scenario's or test's name.
     pub scenario: String,
-    /// The target.
+    /// What was measured.
     pub target: TargetInfo,
-    /// The fault.
-    pub fault: FaultInfo,
+    /// When the probe started.
+    pub started_at: Timestamp,
+    /// Time zero of every `*_ms` offset below: the first fault's injection, or
+    /// the start of the measured window when there was no fault.
+    pub origin: Timestamp,
+    /// How long the run took, probe start to report.
+    pub duration_ms: f64,
+    /// Start of the measured window (end of the warm-up), relative to `origin`.
+    pub window_start_ms: f64,
+    /// End of the measured window (the probe stopped), relative to `origin`.
+    pub window_end_ms: f64,
+    /// The first fault, if any (also in `faults`).
+    pub fault: Option<FaultRecord>,
+    /// Every fault, in order.
+    pub faults: Vec<FaultRecord>,
     /// The objectives.
-    pub slo: Slo,
-    /// The measurement.
-    pub measurement: Measurement,
-    /// Timeline of events, in order.
+    pub slo: SloRecord,
+    /// The worst RTO of the faults; absent without a fault or without recovery.
+    pub rto_ms: Option<f64>,
+    /// The longest time without an acknowledged write over the window.
+    pub write_gap_ms: Option<f64>,
+    /// When that gap began, relative to `origin`.
+    pub write_gap_start_ms: Option<f64>,
+    /// The longest gap that no fault explains.
+    pub unexplained_gap_ms: Option<f64>,
+    /// How precisely RTO and gaps are known.
+    pub resolution_ms: f64,
+    /// Median commit latency of acknowledged writes.
+    pub median_latency_ms: f64,
+    /// Time spanned by lost writes.
+    pub lost_window_ms: f64,
+    /// Write attempts by outcome.
+    pub writes: WriteCounts,
+    /// Every lost acknowledged write.
+    pub lost: Vec<LostWrite>,
+    /// Whether two primaries acknowledged writes.
+    pub split_brain: bool,
+    /// Acknowledgements on an older timeline after a newer one had acknowledged.
+    pub split_brain_writes: u64,
+    /// The timeline of the run.
     pub events: Vec<Event>,
-    /// SLO violations, in words; empty when passed.
+    /// Configuration that contradicts the SLO, and other things to know.
+    pub warnings: Vec<String>,
+    /// Every write attempt.
+    pub history: Vec<HistoryEntry>,
+    /// Whether every objective was met and the run completed.
+    pub passed: bool,
+    /// Why not, by cause.
+    pub failure: Option<FailureKind>,
+    /// Violations and failures, in words.
     pub violations: Vec<String>,
 }
 
+/// What the pipeline hands over to make a report.
+pub(crate) struct Draft<'a> {
+    pub run_id: String,
+    pub scenario: String,
+    pub target: TargetInfo,
+    pub started: Instant,
+    pub slo: Slo,
+    pub history: &'a History,
+    pub window: Window,
+    /// Each fault's info, monotonic injection time, heal time, and whether marked.
+    pub faults: Vec<(FaultInfo, Instant, Option<Timestamp>, bool)>,
+    pub measurement: &'a Measurement,
+    pub events: Vec<Event>,
+    pub warnings: Vec<String>,
+}
+
 impl Report {
-    /// Builds a report, checking `measurement` against `slo`.
-    pub fn new(
-        scenario: impl Into<String>,
-        target: TargetInfo,
-        fault: FaultInfo,
-        slo: Slo,
-        measurement: Measurement,
-        mut events: Vec<Event>,
-    ) -> Self {
+    /// Builds the report, checking the measurement against the SLO.
+    pub(crate) fn from_draft(d: Draft<'_>) -> Self {
+        let m = d.measurement;
+        let origin_mono = d.faults.first().map_or(d.window.start, |f| f.1);
+        let origin = Timestamp::from(d.history.wall(origin_mono));
+        let rel = |t: Instant| -> f64 {
+            if t >= origin_mono {
+                ms(t - origin_mono)
+            } else {
+                -ms(origin_mono - t)
+            }
+        };
+        let faults: Vec<FaultRecord> = d
+            .faults
+            .iter()
+            .zip(&m.faults)
+            .map(|((info, _, healed, marked), outage)| FaultRecord {
+                kind: info.kind.clone(),
+                mode: info.mode.clone(),
+                victim: info.victim.clone(),
+                injected_at: info.injected_at,
+                healed_at: *healed,
+                marked: *marked,
+                rto_ms: outage.rto.map(ms),
+            })
+            .collect();
+        let mut history: Vec<HistoryEntry> = d
+            .history
+            .attempts
+            .iter()
+            .map(|a| {
+                let (outcome, server, timeline, sqlstate, reason) = match &a.outcome {
+                    Outcome::Acknowledged { server, timeline } => (
+                        AttemptOutcome::Acknowledged,
+                        Some(server.clone()),
+                        Some(*timeline),
+                        None,
+                        None,
+                    ),
+                    Outcome::Failed { sqlstate } => {
+                        (AttemptOutcome::Failed, None, None, sqlstate.clone(), None)
+                    }
+                    Outcome::Indeterminate { reason } => (
+                        AttemptOutcome::Indeterminate,
+                        None,
+                        None,
+                        None,
+                        Some(*reason),
+                    ),
+                };
+                HistoryEntry {
+                    writer: a.writer,
+                    seq: a.seq,
+                    started_ms: rel(a.started),
+                    finished_ms: rel(a.finished),
+                    outcome,
+                    server,
+                    timeline,
+                    sqlstate,
+                    reason,
+                }
+            })
+            .collect();
+        history.sort_by(|a, b| {
+            a.started_ms
+                .total_cmp(&b.started_ms)
+                .then(a.writer.cmp(&b.writer))
+        });
+        let mut events = d.events;
         events.sort_by_key(|e| e.at);
-        let violations = slo.check(&measurement);
+        let mut warnings = d.warnings;
+        if faults.is_empty() {
+            warnings.push(
+                "no fault was injected or marked: RTO is absent, and the longest write gap \
+                 is held to max_rto"
+                    .into(),
+            );
+        }
+        let violations = d.slo.check(m);
         Report {
-            scenario: scenario.into(),
-            target,
-            fault,
-            slo,
-            measurement,
+            schema_version: SCHEMA_VERSION,
+            run_id: d.run_id,
+            scenario: d.scenario,
+            target: d.target,
+            started_at: Timestamp::from(d.history.wall(d.started)),
+            origin,
+            duration_ms: ms(d.started.elapsed()),
+            window_start_ms: rel(d.window.start),
+            window_end_ms: rel(d.window.end),
+            fault: faults.first().cloned(),
+            faults,
+            slo: d.slo.into(),
+            rto_ms: m.rto.map(ms),
+            write_gap_ms: m.write_gap.map(|g| ms(g.length)),
+            write_gap_start_ms: m.write_gap.map(|g| rel(g.start)),
+            unexplained_gap_ms: m.unexplained_gap.map(|g| ms(g.length)),
+            resolution_ms: ms(m.resolution),
+            median_latency_ms: ms(m.median_latency),
+            lost_window_ms: ms(m.lost_window),
+            writes: m.writes,
+            lost: m
+                .lost
+                .iter()
+                .map(|&(writer, seq)| LostWrite { writer, seq })
+                .collect(),
+            split_brain: m.split_brain_writes > 0,
+            split_brain_writes: m.split_brain_writes,
             events,
+            warnings,
+            history,
+            passed: violations.is_empty(),
+            failure: (!violations.is_empty()).then_some(FailureKind::Slo),
             violations,
+        }
+    }
+
+    /// Records a failure that is not an SLO violation (a panic, a timeout, an
+    /// error), which takes precedence as the failure's cause.
+    pub fn add_failure(&mut self, kind: FailureKind, text: impl Into<String>) {
+        self.violations.push(text.into());
+        self.passed = false;
+        if matches!(self.failure, None | Some(FailureKind::Slo)) {
+            self.failure = Some(kind);
         }
     }
 
     /// Whether every objective was met.
     pub fn passed(&self) -> bool {
-        self.violations.is_empty()
+        self.passed
     }
 
-    /// The measured RTO.
+    /// The measured RTO (the worst fault's).
     pub fn rto(&self) -> Option<Duration> {
-        self.measurement.rto
+        self.rto_ms.map(from_ms)
+    }
+
+    /// The longest write gap.
+    pub fn write_gap(&self) -> Option<Duration> {
+        self.write_gap_ms.map(from_ms)
     }
 
     /// The acknowledged writes that were lost.
-    pub fn lost(&self) -> &[WriteId] {
-        &self.measurement.lost
+    pub fn lost_ids(&self) -> Vec<WriteId> {
+        self.lost.iter().map(|l| (l.writer, l.seq)).collect()
     }
 
     /// Writes the JSON report to `dir/<scenario>.json` and returns its path.
     ///
     /// # Errors
-    /// [`crate::Error::Io`] when the file cannot be written.
+    /// [`crate::Error::ReportWrite`] naming the file when it cannot be written.
     pub fn write_json_to(&self, dir: &Path) -> crate::Result<PathBuf> {
         json::write(self, dir)
     }
 
-    /// Writes the JSON report to `$CHAOS_REPORT_DIR` (default
-    /// `target/chaos-reports/` of the enclosing workspace).
+    /// Reads a report written by [`write_json_to`](Self::write_json_to).
     ///
     /// # Errors
-    /// [`crate::Error::Io`] when the file cannot be written.
-    pub fn write_json(&self) -> crate::Result<PathBuf> {
-        json::write(self, &default_report_dir())
+    /// [`crate::Error::Io`] or [`crate::Error::Json`].
+    pub fn read_json(path: &Path) -> crate::Result<Self> {
+        json::read(path)
     }
 
-    /// Writes the JUnit XML report to `dir/<scenario>.xml`; `elapsed` is the
-    /// test's duration.
+    /// Writes the JUnit XML report to `dir/<scenario>.xml` with `suite` as the
+    /// test suite's name.
     ///
     /// # Errors
-    /// [`crate::Error::Io`] when the file cannot be written.
-    pub fn write_junit_to(&self, dir: &Path, elapsed: Duration) -> crate::Result<PathBuf> {
-        junit::write(self, dir, elapsed)
+    /// [`crate::Error::ReportWrite`] naming the file when it cannot be written.
+    pub fn write_junit_to(&self, dir: &Path, suite: &str) -> crate::Result<PathBuf> {
+        junit::write(self, dir, suite)
     }
 
-    /// The report as JSON.
-    pub fn to_json(&self) -> serde_json::Value {
-        json::to_value(self)
+    /// One line with the figures, for logs: verdict, RTO, write gap, losses.
+    pub fn summary_line(&self) -> String {
+        let verdict = if self.passed { "PASSED" } else { "FAILED" };
+        let rto = match (self.rto(), self.faults.is_empty()) {
+            (Some(r), _) => fmt_duration(r),
+            (None, true) => "n/a (no fault)".into(),
+            (None, false) => "none (no recovery)".into(),
+        };
+        format!(
+            "chaos: {} {verdict} — RTO {rto} (max {}), write gap {}, {} acknowledged writes lost, {} indeterminate",
+            self.scenario,
+            fmt_duration(from_ms(self.slo.max_rto_ms)),
+            opt(self.write_gap()),
+            self.writes.lost,
+            self.writes.indeterminate
+        )
     }
 
-    fn offset(&self, at: SystemTime) -> String {
-        let base = self.fault.injected_at;
-        match at.duration_since(base) {
-            Ok(d) => format!("+{}", fmt_duration(d)),
-            Err(e) => format!("-{}", fmt_duration(e.duration())),
+    fn offset(&self, at: Timestamp) -> String {
+        let v = at.ms_since(self.origin);
+        let d = fmt_duration(from_ms(v.abs()));
+        if v < 0.0 {
+            format!("-{d}")
+        } else {
+            format!("+{d}")
         }
     }
 }
@@ -162,34 +455,53 @@ fn opt(d: Option<Duration>) -> String {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let m = &self.measurement;
-        let w = &m.writes;
-        let verdict = if self.passed() { "PASSED" } else { "FAILED" };
+        let w = &self.writes;
+        let verdict = if self.passed { "PASSED" } else { "FAILED" };
         writeln!(f, "chaos report: {} — {verdict}", self.scenario)?;
         writeln!(
             f,
             "  target      {} ({} nodes) {}",
             self.target.kind, self.target.nodes, self.target.rw_dsn
         )?;
+        if self.faults.is_empty() {
+            writeln!(f, "  fault       none injected or marked")?;
+        }
+        for (i, x) in self.faults.iter().enumerate() {
+            writeln!(
+                f,
+                "  {}{} ({}){} at {}{}{}",
+                if i == 0 {
+                    "fault       "
+                } else {
+                    "            "
+                },
+                x.kind,
+                x.mode,
+                x.victim
+                    .as_ref()
+                    .map(|n| format!(" on {n}"))
+                    .unwrap_or_default(),
+                x.injected_at,
+                if x.marked { " [marked]" } else { "" },
+                match x.rto_ms {
+                    Some(r) if self.faults.len() > 1 =>
+                        format!("  RTO {}", fmt_duration(from_ms(r))),
+                    None if self.faults.len() > 1 => "  RTO none (no recovery)".into(),
+                    _ => String::new(),
+                }
+            )?;
+        }
+        let rto = match (self.rto(), self.faults.is_empty()) {
+            (Some(r), _) => fmt_duration(r),
+            (None, true) => "n/a".into(),
+            (None, false) => "none (no recovery)".into(),
+        };
         writeln!(
             f,
-            "  fault       {} ({}){} at {}",
-            self.fault.kind,
-            self.fault.mode,
-            self.fault
-                .node
-                .as_ref()
-                .map(|n| format!(" on {n}"))
-                .unwrap_or_default(),
-            humantime::format_rfc3339_micros(self.fault.injected_at)
-        )?;
-        writeln!(
-            f,
-            "  RTO         {}  (max {})   write gap {}   resolution ±{} ms",
-            opt(m.rto),
-            fmt_duration(self.slo.max_rto),
-            opt(m.write_gap),
-            m.resolution.as_millis()
+            "  RTO         {rto}  (max {})   write gap {}   resolution ±{} ms",
+            fmt_duration(from_ms(self.slo.max_rto_ms)),
+            opt(self.write_gap()),
+            self.resolution_ms.round()
         )?;
         writeln!(
             f,
@@ -202,11 +514,14 @@ impl fmt::Display for Report {
             w.indeterminate_found,
             w.indeterminate_missing
         )?;
+        let allowed = match (self.slo.max_lost_writes, self.slo.max_lost_window_ms) {
+            (_, Some(win)) => format!("window {}", fmt_duration(from_ms(win))),
+            (n, None) => n.unwrap_or(0).to_string(),
+        };
         writeln!(
             f,
-            "  RPO         {} acknowledged writes lost (max {}){}",
+            "  RPO         {} acknowledged writes lost (max {allowed}){}",
             w.lost,
-            self.slo.max_lost_writes,
             if w.failed_but_present > 0 {
                 format!(
                     "; {} writes reported failed were committed",
@@ -219,10 +534,10 @@ impl fmt::Display for Report {
         writeln!(
             f,
             "  split-brain {}",
-            if m.split_brain_writes == 0 {
+            if self.split_brain_writes == 0 {
                 "none".to_string()
             } else {
-                format!("{} writes on an old timeline", m.split_brain_writes)
+                format!("{} writes on an old timeline", self.split_brain_writes)
             }
         )?;
         writeln!(f, "  timeline")?;
@@ -237,6 +552,9 @@ impl fmt::Display for Report {
                     .map(|d| format!(" ({d})"))
                     .unwrap_or_default()
             )?;
+        }
+        for warning in &self.warnings {
+            writeln!(f, "  warning     {warning}")?;
         }
         if self.violations.is_empty() {
             write!(f, "  violations  none")

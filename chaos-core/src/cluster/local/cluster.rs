@@ -9,12 +9,13 @@ use std::process::{Child, Command};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
 use nix::sys::signal::Signal;
 
 use super::binaries::{Binaries, Overrides};
 use super::config::{NodeConfig, PatroniTimings};
 use super::process::{self, RunAs};
-use crate::cluster::Topology;
+use crate::cluster::{Member, Role, Target, Topology};
 use crate::{Error, Result};
 
 /// Builder for a [`LocalCluster`]. `Default` boots three nodes.
@@ -513,12 +514,12 @@ impl LocalCluster {
                     .send()
                     .await?
                     .error_for_status()?
-                    .json::<Topology>()
+                    .json::<PatroniCluster>()
                     .await
             }
             .await;
             match res {
-                Ok(t) => return Ok(t),
+                Ok(t) => return Ok(t.into_topology(&self.inner.nodes)),
                 Err(e) => last = Some(Error::Patroni { url, source: e }),
             }
         }
@@ -533,7 +534,7 @@ impl LocalCluster {
     pub async fn primary(&self) -> Result<String> {
         self.topology()
             .await?
-            .leader_name()
+            .primary_name()
             .map(str::to_string)
             .ok_or_else(|| {
                 Error::ClusterState("the cluster has no primary (no leader lock held)".into())
@@ -571,7 +572,7 @@ impl LocalCluster {
     /// Checks on the leader that all replicas stream and one is synchronous.
     async fn replication_ok(&self, t: &Topology) -> Result<()> {
         let leader = t
-            .leader_name()
+            .primary_name()
             .and_then(|n| self.node(n))
             .ok_or_else(|| Error::ClusterState("no leader".into()))?;
         let client = crate::pg::connect(&leader.dsn(), Duration::from_secs(2)).await?;
@@ -709,10 +710,9 @@ impl LocalCluster {
         while start.elapsed() < timeout {
             if let Ok(t) = self.topology().await {
                 let member = t.members.iter().find(|m| m.name == name);
-                let leader = t.leader_name().and_then(|l| self.node(l));
+                let leader = t.primary_name().and_then(|l| self.node(l));
                 if let (Some(m), Some(leader)) = (member, leader)
-                    && m.role != "leader"
-                    && (m.state == "running" || m.state == "streaming")
+                    && matches!(m.role, Role::SyncStandby | Role::Replica)
                     && self.is_streaming_to(leader, name).await
                 {
                     return Ok(t);
@@ -748,5 +748,132 @@ impl LocalCluster {
     /// Dropping the last clone does the same.
     pub fn stop(self) {
         self.inner.teardown();
+    }
+}
+
+/// `GET /cluster` of Patroni's REST API, the parts we read.
+#[derive(Debug, serde::Deserialize)]
+struct PatroniCluster {
+    members: Vec<PatroniMember>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct PatroniMember {
+    name: String,
+    role: String,
+    state: String,
+    #[serde(default)]
+    host: String,
+    #[serde(default)]
+    port: u16,
+    #[serde(default)]
+    timeline: Option<u32>,
+    #[serde(default, deserialize_with = "lag")]
+    lag: Option<u64>,
+}
+
+fn lag<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<u64>, D::Error> {
+    // Patroni reports "unknown" when it cannot compute the lag.
+    Ok(<serde_json::Value as serde::Deserialize>::deserialize(d)?.as_u64())
+}
+
+impl PatroniCluster {
+    /// Neutral roles; every node of the cluster appears, those Patroni does not
+    /// list (its member key expired) as down.
+    fn into_topology(self, nodes: &[NodeInfo]) -> Topology {
+        let mut members: Vec<Member> = self
+            .members
+            .into_iter()
+            .map(|m| {
+                let serving = m.state == "running" || m.state == "streaming";
+                let role = match m.role.as_str() {
+                    _ if !serving => Role::Down,
+                    "leader" | "master" | "primary" => Role::Primary,
+                    "sync_standby" => Role::SyncStandby,
+                    _ => Role::Replica,
+                };
+                Member {
+                    name: m.name,
+                    role,
+                    state: m.state,
+                    host: m.host,
+                    port: m.port,
+                    timeline: m.timeline,
+                    lag: m.lag,
+                }
+            })
+            .collect();
+        for n in nodes {
+            if !members.iter().any(|m| m.name == n.name) {
+                members.push(Member {
+                    name: n.name.clone(),
+                    role: Role::Down,
+                    state: "absent".into(),
+                    host: n.host.clone(),
+                    port: n.pg_port,
+                    timeline: None,
+                    lag: None,
+                });
+            }
+        }
+        members.sort_by(|a, b| a.name.cmp(&b.name));
+        Topology { members }
+    }
+}
+
+impl Target for LocalCluster {
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+
+    fn rw_dsn(&self) -> String {
+        LocalCluster::rw_dsn(self)
+    }
+
+    fn node_count(&self) -> usize {
+        self.inner.nodes.len()
+    }
+
+    fn topology(&self) -> BoxFuture<'_, Result<Topology>> {
+        Box::pin(LocalCluster::topology(self))
+    }
+
+    fn wait_healthy(&self, timeout: Duration) -> BoxFuture<'_, Result<Topology>> {
+        Box::pin(LocalCluster::wait_healthy(self, timeout))
+    }
+
+    /// Waits for health; a node whose Patroni is gone (a test killed it and its
+    /// guard could not restart it) is started again first.
+    fn repair(&self, timeout: Duration) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            let quick = timeout.min(Duration::from_secs(20));
+            if LocalCluster::wait_healthy(self, quick).await.is_ok() {
+                return Ok(());
+            }
+            for node in self.nodes() {
+                if self.patroni_pid(&node.name).is_none() {
+                    tracing::warn!(node = %node.name, "restarting a node left down by an earlier test");
+                    self.start_node(&node.name)?;
+                }
+            }
+            LocalCluster::wait_healthy(self, timeout)
+                .await
+                .map(|_| ())
+                .map_err(|e| Error::ClusterState(format!("local cluster unhealthy: {e}")))
+        })
+    }
+
+    /// Sweeps cluster directories (and their processes) whose owning process is
+    /// gone, beside this cluster's own.
+    fn sweep(&self) -> BoxFuture<'_, Result<Vec<String>>> {
+        Box::pin(async move {
+            let Some(root) = self.dir().parent().map(Path::to_path_buf) else {
+                return Ok(Vec::new());
+            };
+            let swept = tokio::task::spawn_blocking(move || process::sweep(&root))
+                .await
+                .map_err(|e| Error::ClusterState(format!("sweep task failed: {e}")))?;
+            Ok(swept.iter().map(|p| p.display().to_string()).collect())
+        })
     }
 }

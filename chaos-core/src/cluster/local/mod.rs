@@ -8,7 +8,7 @@
 //! let cluster = LocalCluster::builder().nodes(3).start().await?;
 //! println!("read-write endpoint: {}", cluster.rw_dsn());
 //! let topology = cluster.topology().await?;
-//! println!("leader: {:?}", topology.leader_name());
+//! println!("leader: {:?}", topology.primary_name());
 //! cluster.stop();
 //! # Ok(()) }
 //! ```

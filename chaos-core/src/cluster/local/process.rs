@@ -129,6 +129,11 @@ fn is_dead(pid: i32) -> bool {
     }
 }
 
+/// Whether `pid` is stopped by a signal (state `T`).
+pub(crate) fn is_stopped(pid: i32) -> bool {
+    stat_fields(pid).is_some_and(|f| f.first().is_some_and(|s| s == "T"))
+}
+
 fn all_pids() -> Vec<i32> {
     fs::read_dir("/proc")
         .into_iter()

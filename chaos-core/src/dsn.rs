@@ -1,0 +1,161 @@
+//! Connection strings: removing passwords before anything is logged or reported.
+
+/// Removes any password from a DSN, in URL form (`postgresql://user:pw@…`,
+/// `?password=…`) or key=value form (`password=pw`, `password = 'p w'`),
+/// replacing it with `********`.
+///
+/// ```
+/// use chaos_core::dsn::redact;
+/// assert_eq!(redact("postgresql://app:s3cret@db/x"), "postgresql://app@db/x");
+/// assert_eq!(redact("host=db password='a b' user=app"), "host=db password=******** user=app");
+/// ```
+pub fn redact(dsn: &str) -> String {
+    let trimmed = dsn.trim_start();
+    for scheme in ["postgresql://", "postgres://"] {
+        if let Some(rest) = trimmed.strip_prefix(scheme) {
+            return format!("{scheme}{}", redact_url(rest));
+        }
+    }
+    redact_key_values(dsn)
+}
+
+fn redact_url(rest: &str) -> String {
+    // The user info ends at the last '@' before the path or query that follows
+    // the first '@' (a password may itself contain '@', '/' or '?').
+    let (userinfo, after) = match rest.find('@') {
+        Some(first) => {
+            let end = rest[first..]
+                .find(['/', '?'])
+                .map_or(rest.len(), |i| first + i);
+            let at = rest[..end].rfind('@').unwrap_or(first);
+            (Some(&rest[..at]), &rest[at + 1..])
+        }
+        None => (None, rest),
+    };
+    let auth_end = after.find(['/', '?']).unwrap_or(after.len());
+    let (hosts, tail) = after.split_at(auth_end);
+    let authority = match userinfo {
+        Some(u) => format!("{}@{hosts}", u.split(':').next().unwrap_or_default()),
+        None => hosts.to_string(),
+    };
+    let (path, query) = match tail.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (tail, None),
+    };
+    let query = query.map(|q| {
+        q.split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=********"),
+                _ => kv.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    });
+    match query {
+        Some(q) => format!("{authority}{path}?{q}"),
+        None => format!("{authority}{path}"),
+    }
+}
+
+/// `key = value` pairs as libpq reads them: spaces around `=` allowed, values
+/// optionally single-quoted with `\'` and `\\` escapes.
+fn redact_key_values(dsn: &str) -> String {
+    let chars: Vec<char> = dsn.chars().collect();
+    let mut out = String::with_capacity(dsn.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i].is_whitespace() {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        // The key.
+        let key_start = i;
+        while i < chars.len() && !chars[i].is_whitespace() && chars[i] != '=' {
+            i += 1;
+        }
+        let key: String = chars[key_start..i].iter().collect();
+        let mut sep = String::new();
+        while i < chars.len() && chars[i].is_whitespace() {
+            sep.push(chars[i]);
+            i += 1;
+        }
+        if i >= chars.len() || chars[i] != '=' {
+            out.push_str(&key);
+            out.push_str(&sep);
+            continue;
+        }
+        sep.push('=');
+        i += 1;
+        while i < chars.len() && chars[i].is_whitespace() {
+            sep.push(chars[i]);
+            i += 1;
+        }
+        // The value, quoted or bare.
+        let value_start = i;
+        if i < chars.len() && chars[i] == '\'' {
+            i += 1;
+            while i < chars.len() && chars[i] != '\'' {
+                if chars[i] == '\\' {
+                    i += 1;
+                }
+                i += 1;
+            }
+            i = (i + 1).min(chars.len());
+        } else {
+            while i < chars.len() && !chars[i].is_whitespace() {
+                if chars[i] == '\\' {
+                    i += 1;
+                }
+                i += 1;
+            }
+            i = i.min(chars.len());
+        }
+        out.push_str(&key);
+        if key.eq_ignore_ascii_case("password") {
+            out.push_str("=********");
+        } else {
+            out.push_str(&sep);
+            out.extend(&chars[value_start..i]);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn urls_lose_their_passwords() {
+        assert_eq!(
+            redact("postgresql://app:s3cret@h1:5432,h2:5433/db?sslmode=require&password=x"),
+            "postgresql://app@h1:5432,h2:5433/db?sslmode=require&password=********"
+        );
+        assert_eq!(redact("postgres://:pw@h/db"), "postgres://@h/db");
+        let plain =
+            "postgresql://postgres@127.0.0.11:5432/postgres?target_session_attrs=read-write";
+        assert_eq!(redact(plain), plain);
+        // A password containing '@', '/' and '?' characters (percent-encoded or not).
+        assert_eq!(redact("postgresql://u:p%40ss@h/db"), "postgresql://u@h/db");
+        assert_eq!(
+            redact("postgresql://u:p/s?s@s@h:1/db?x=1"),
+            "postgresql://u@h:1/db?x=1"
+        );
+    }
+
+    #[test]
+    fn key_values_lose_their_passwords_quoted_or_not() {
+        assert_eq!(
+            redact("host=a port=1 user=app password=s3cret dbname=x"),
+            "host=a port=1 user=app password=******** dbname=x"
+        );
+        assert_eq!(
+            redact("host=a password = 'p w\\'d' user=b"),
+            "host=a password=******** user=b"
+        );
+        let r = redact("host=a PASSWORD='p w\\'d' user=b");
+        assert_eq!(r, "host=a PASSWORD=******** user=b");
+        assert!(!redact("password=x").contains('x'));
+    }
+}

@@ -1,0 +1,302 @@
+//! The context a failover test body (or a scenario) works with.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use tokio::task::JoinHandle;
+
+use crate::cluster::{Target, Topology};
+use crate::fault::{AnyGuard, Fault, FaultGuard, FaultInfo};
+use crate::probe::Counters;
+use crate::timeline::{Event, Timestamp};
+use crate::verify::FaultSpan;
+use crate::{Error, Result};
+
+pub(crate) struct Injected {
+    pub(crate) info: FaultInfo,
+    pub(crate) at: Instant,
+    guard: Option<AnyGuard>,
+    pub(crate) healed: Option<(Instant, Timestamp)>,
+    pub(crate) marked: bool,
+}
+
+/// Names a fault injected with [`FailoverCtx::inject`] or marked with
+/// [`FailoverCtx::mark_fault`]. The context keeps the guard, so the fault stays
+/// injected until [`FailoverCtx::heal`] or the end of the run, where the
+/// pipeline heals it even if the body panicked or timed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FaultHandle(usize);
+
+/// What a failover test body can do: inject or mark faults, wait for recovery,
+/// look at the cluster, run SQL of its own, and watch the write probe.
+pub struct FailoverCtx {
+    target: Arc<dyn Target>,
+    counters: Arc<Counters>,
+    pub(crate) faults: Vec<Injected>,
+    events: Vec<Event>,
+    workloads: Vec<JoinHandle<()>>,
+    recovery_timeout: Duration,
+}
+
+impl std::fmt::Debug for FailoverCtx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FailoverCtx")
+            .field("target", &self.target)
+            .field("faults", &self.faults.len())
+            .finish()
+    }
+}
+
+impl FailoverCtx {
+    pub(crate) fn new(
+        target: Arc<dyn Target>,
+        counters: Arc<Counters>,
+        recovery_timeout: Duration,
+    ) -> Self {
+        FailoverCtx {
+            target,
+            counters,
+            faults: Vec::new(),
+            events: Vec::new(),
+            workloads: Vec::new(),
+            recovery_timeout,
+        }
+    }
+
+    /// Injects `fault` now. The returned handle heals it early with
+    /// [`heal`](Self::heal); otherwise the pipeline heals it after the body.
+    ///
+    /// # Errors
+    /// When the fault cannot be injected (e.g. no primary to delete), or the
+    /// target cannot do it ([`Error::Unsupported`]).
+    //
+    // Boxed so that test bodies (futures checked for `Send` under a
+    // higher-ranked lifetime) do not have to prove `Send` for each fault's own
+    // future type, which the compiler cannot do for `Fault<dyn Target>`.
+    pub fn inject<'a, F>(&'a mut self, fault: F) -> BoxFuture<'a, Result<FaultHandle>>
+    where
+        F: Fault<dyn Target> + Send + 'a,
+    {
+        Box::pin(async move {
+            let guard = fault.inject(&*self.target).await?;
+            let info = guard.info().clone();
+            self.events.push(Event::new(
+                "fault injected",
+                info.injected_at,
+                Some(describe(&info)),
+            ));
+            self.faults.push(Injected {
+                info,
+                at: guard.injected_at(),
+                guard: Some(AnyGuard::new(guard)),
+                healed: None,
+                marked: false,
+            });
+            Ok(FaultHandle(self.faults.len() - 1))
+        })
+    }
+
+    /// Marks that a fault the library did not inject begins now (a process
+    /// stopped by hand, a switch pulled by a script): it gets its own record and
+    /// RTO in the report. Mark its end with [`mark_healed`](Self::mark_healed).
+    pub fn mark_fault(&mut self, name: impl Into<String>) -> FaultHandle {
+        let info = FaultInfo {
+            kind: name.into(),
+            mode: "marked".into(),
+            victim: None,
+            injected_at: Timestamp::now(),
+        };
+        self.events.push(Event::new(
+            "fault marked",
+            info.injected_at,
+            Some(info.kind.clone()),
+        ));
+        self.faults.push(Injected {
+            info,
+            at: Instant::now(),
+            guard: None,
+            healed: None,
+            marked: true,
+        });
+        FaultHandle(self.faults.len() - 1)
+    }
+
+    /// Marks the end of a fault marked with [`mark_fault`](Self::mark_fault).
+    ///
+    /// # Errors
+    /// [`Error::ClusterState`] for a handle that is not a marked fault, or one
+    /// whose end was marked already.
+    pub fn mark_healed(&mut self, handle: FaultHandle) -> Result<()> {
+        let f = self
+            .faults
+            .get_mut(handle.0)
+            .filter(|f| f.marked && f.healed.is_none())
+            .ok_or_else(|| {
+                Error::ClusterState(format!(
+                    "{handle:?} is not a marked fault whose end is still open"
+                ))
+            })?;
+        let at = Timestamp::now();
+        f.healed = Some((Instant::now(), at));
+        let name = f.info.kind.clone();
+        self.events
+            .push(Event::new("fault end marked", at, Some(name)));
+        Ok(())
+    }
+
+    /// Heals one injected fault and waits until its victim is back in service.
+    ///
+    /// # Errors
+    /// When healing fails, or the fault was healed already.
+    pub async fn heal(&mut self, handle: FaultHandle) -> Result<()> {
+        let f = self.faults.get_mut(handle.0);
+        let guard = f
+            .and_then(|f| f.guard.take())
+            .ok_or_else(|| Error::ClusterState(format!("fault {handle:?} was already healed")))?;
+        let healed = guard.heal().await?;
+        self.faults[handle.0].healed = Some((Instant::now(), healed.at));
+        self.events
+            .push(Event::new(healed.event, healed.at, healed.detail));
+        Ok(())
+    }
+
+    /// Heals every fault still injected and closes marked faults still open;
+    /// returns the errors of those that failed.
+    pub(crate) async fn heal_all(&mut self) -> Vec<Error> {
+        let mut errors = Vec::new();
+        for i in 0..self.faults.len() {
+            if self.faults[i].guard.is_some() {
+                if let Err(e) = self.heal(FaultHandle(i)).await {
+                    errors.push(e);
+                }
+            } else if self.faults[i].marked && self.faults[i].healed.is_none() {
+                let _ = self.mark_healed(FaultHandle(i));
+            }
+        }
+        errors
+    }
+
+    /// Waits until the service accepts writes again after the latest fault and
+    /// returns how long after that fault it did. Without a fault it returns at once.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] when no write is acknowledged within the recovery timeout.
+    pub async fn wait_recovered(&self) -> Result<Duration> {
+        let Some(at) = self.faults.last().map(|f| f.at) else {
+            return Ok(Duration::ZERO);
+        };
+        wait_recovered_since(&self.counters, at, at + self.recovery_timeout).await
+    }
+
+    /// The cluster's current roles.
+    ///
+    /// # Errors
+    /// When the target cannot be inspected.
+    pub async fn topology(&self) -> Result<Topology> {
+        self.target.topology().await
+    }
+
+    /// The read-write endpoint (may carry a password: see [`crate::dsn::redact`]).
+    pub fn rw_dsn(&self) -> String {
+        self.target.rw_dsn()
+    }
+
+    /// A new client on the read-write endpoint, for the test's own SQL.
+    ///
+    /// # Errors
+    /// When no primary accepts the connection within 5 s.
+    pub async fn client(&self) -> Result<tokio_postgres::Client> {
+        crate::pg::connect(&self.target.rw_dsn(), Duration::from_secs(5)).await
+    }
+
+    /// The write probe's live counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The target under test.
+    pub fn target(&self) -> &Arc<dyn Target> {
+        &self.target
+    }
+
+    /// The target as its concrete type, e.g.
+    /// `ctx.target_as::<LocalCluster>()`, for what the context does not cover.
+    pub fn target_as<T: Target>(&self) -> Option<&T> {
+        self.target.downcast_ref::<T>()
+    }
+
+    /// Runs a workload of the test's own beside the probe (for example a
+    /// pgbench-like loop on [`client`](Self::client)); it is stopped at teardown.
+    pub fn spawn_workload<W>(&mut self, workload: W)
+    where
+        W: Future<Output = ()> + Send + 'static,
+    {
+        self.workloads.push(tokio::spawn(workload));
+    }
+
+    /// Adds an event of the test's own to the report's timeline.
+    pub fn event(&mut self, name: impl Into<String>, detail: Option<String>) {
+        self.events.push(Event::now(name, detail));
+    }
+
+    pub(crate) fn stop_workloads(&mut self) {
+        for w in self.workloads.drain(..) {
+            w.abort();
+        }
+    }
+
+    pub(crate) fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    pub(crate) fn spans(&self) -> Vec<FaultSpan> {
+        self.faults
+            .iter()
+            .map(|f| FaultSpan {
+                injected: f.at,
+                healed: f.healed.map(|h| h.0),
+            })
+            .collect()
+    }
+
+    pub(crate) fn counters_handle(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+}
+
+impl Drop for FailoverCtx {
+    fn drop(&mut self) {
+        self.stop_workloads();
+        // Guards still here heal through their own `Drop` fallback.
+    }
+}
+
+fn describe(info: &FaultInfo) -> String {
+    match &info.victim {
+        Some(v) => format!("{} on {v}", info.kind),
+        None => info.kind.clone(),
+    }
+}
+
+/// Waits until `counters` show recovery from a fault at `at`, until `deadline`.
+pub(crate) async fn wait_recovered_since(
+    counters: &Counters,
+    at: Instant,
+    deadline: Instant,
+) -> Result<Duration> {
+    loop {
+        if counters.recovered_since(at) {
+            return Ok(at.elapsed());
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Timeout {
+                what: "an acknowledged write after the fault".into(),
+                waited: deadline.saturating_duration_since(at),
+                logs: String::new(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

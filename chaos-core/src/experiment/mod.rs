@@ -1,0 +1,599 @@
+//! The one experiment pipeline: probe → warm-up → body (faults) → recovery →
+//! healing → verification → reports → SLO. [`Scenario`](crate::scenario::Scenario),
+//! `#[failover_test]` and the `chaos` command line only configure an
+//! [`Experiment`] and present its [`RunOutcome`].
+
+mod ctx;
+
+use std::any::Any;
+use std::fmt;
+use std::io::Write as _;
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+
+pub use ctx::{FailoverCtx, FaultHandle};
+
+use crate::cluster::Target;
+use crate::dsn::redact;
+use crate::probe::ProbeConfig;
+use crate::report::{Draft, FailureKind, Report, TargetInfo, default_report_dir};
+use crate::slo::{Slo, fmt_duration};
+use crate::timeline::Event;
+use crate::verify::{Measurement, Window, read_back};
+use crate::{Error, Result};
+
+/// What a body may return: `()` or `Result<(), E>` with `E: Debug`.
+#[diagnostic::on_unimplemented(
+    message = "a #[failover_test] function must return `()` or `Result<(), E>` with `E: Debug`, not `{Self}`",
+    label = "this return type is not supported"
+)]
+pub trait TestResult {
+    /// `Err` with the error's description when the body failed.
+    fn into_result(self) -> Result<(), String>;
+}
+
+impl TestResult for () {
+    fn into_result(self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl<E: fmt::Debug> TestResult for Result<(), E> {
+    fn into_result(self) -> Result<(), String> {
+        self.map_err(|e| format!("{e:?}"))
+    }
+}
+
+/// Where a run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Starting the probe.
+    Starting,
+    /// The probe writes before any fault.
+    WarmUp,
+    /// The body runs: faults are injected.
+    Faults,
+    /// Waiting for the service to accept writes again.
+    Recovery,
+    /// Healing the faults still injected.
+    Healing,
+    /// Reading the rows back and measuring.
+    Verifying,
+    /// Finished.
+    Done,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Phase::Starting => "starting",
+            Phase::WarmUp => "warm-up",
+            Phase::Faults => "faults",
+            Phase::Recovery => "recovery",
+            Phase::Healing => "healing",
+            Phase::Verifying => "verifying",
+            Phase::Done => "done",
+        })
+    }
+}
+
+/// A live view of a run, handed to the [`Experiment::progress`] callback about
+/// five times a second.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    /// Where the run is.
+    pub phase: Phase,
+    /// Since the run started.
+    pub elapsed: Duration,
+    /// Write attempts so far.
+    pub attempted: u64,
+    /// Acknowledged so far.
+    pub acknowledged: u64,
+    /// Failed so far.
+    pub failed: u64,
+    /// Indeterminate so far.
+    pub indeterminate: u64,
+    /// The primary, as last observed.
+    pub primary: Option<String>,
+}
+
+type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync + std::panic::RefUnwindSafe>;
+
+/// How the body ended.
+pub enum BodyOutcome {
+    /// It returned `()` or `Ok(())`.
+    Passed,
+    /// It returned `Err`, formatted with `Debug`.
+    Failed(String),
+    /// It panicked; the payload is kept so that a test can re-raise it.
+    Panicked(Box<dyn Any + Send>),
+    /// It (or the recovery after it) outlived the deadline.
+    TimedOut(Duration),
+}
+
+impl fmt::Debug for BodyOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BodyOutcome::Passed => f.write_str("Passed"),
+            BodyOutcome::Failed(e) => write!(f, "Failed({e})"),
+            BodyOutcome::Panicked(p) => write!(f, "Panicked({})", panic_message(p.as_ref())),
+            BodyOutcome::TimedOut(d) => write!(f, "TimedOut({d:?})"),
+        }
+    }
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The report; `None` only when the rows could not be read back.
+    pub report: Option<Report>,
+    /// How the body ended.
+    pub body: BodyOutcome,
+    /// Problems after the body: healing, verification, writing the reports.
+    pub errors: Vec<Error>,
+    /// The report files written.
+    pub report_paths: Vec<PathBuf>,
+}
+
+impl RunOutcome {
+    /// Whether the body passed, everything after it worked, and the SLO held.
+    pub fn passed(&self) -> bool {
+        matches!(self.body, BodyOutcome::Passed)
+            && self.errors.is_empty()
+            && self.report.as_ref().is_some_and(Report::passed)
+    }
+}
+
+/// The message of a panic payload.
+pub fn panic_message(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(non-string panic payload)".into())
+}
+
+/// One failover experiment's settings. `Default` (via [`Experiment::new`]):
+/// RTO ≤ 10 s, RPO = 0, 1 s warm-up, 120 s deadline for the body and the
+/// recovery after it, 60 s recovery timeout, default probe (2 writers every
+/// 10 ms), reports written to [`default_report_dir`], a one-line summary
+/// printed.
+#[derive(Clone)]
+#[must_use]
+pub struct Experiment {
+    name: String,
+    slo: Slo,
+    warmup: Duration,
+    timeout: Duration,
+    recovery_timeout: Duration,
+    settle: Duration,
+    probe: ProbeConfig,
+    report_dir: Option<PathBuf>,
+    write_reports: bool,
+    print_summary: bool,
+    suite: Option<String>,
+    progress: Option<ProgressFn>,
+}
+
+impl fmt::Debug for Experiment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Experiment")
+            .field("name", &self.name)
+            .field("slo", &self.slo)
+            .field("warmup", &self.warmup)
+            .field("timeout", &self.timeout)
+            .field("recovery_timeout", &self.recovery_timeout)
+            .field("probe", &self.probe)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The default warm-up: how long the probe writes before the body starts.
+pub const DEFAULT_WARMUP: Duration = Duration::from_secs(1);
+/// The default deadline for the body and the recovery after it.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+/// The default time allowed for the service to come back after the body.
+pub const DEFAULT_RECOVERY_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Experiment {
+    /// An experiment called `name` (the report's file name) with the defaults.
+    pub fn new(name: impl Into<String>) -> Self {
+        Experiment {
+            name: name.into(),
+            slo: Slo::default(),
+            warmup: DEFAULT_WARMUP,
+            timeout: DEFAULT_TIMEOUT,
+            recovery_timeout: DEFAULT_RECOVERY_TIMEOUT,
+            settle: Duration::from_millis(500),
+            probe: ProbeConfig::default(),
+            report_dir: None,
+            write_reports: true,
+            print_summary: true,
+            suite: None,
+            progress: None,
+        }
+    }
+
+    /// The name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The objectives.
+    pub fn slo(mut self, slo: Slo) -> Self {
+        self.slo = slo;
+        self
+    }
+
+    /// The objectives in force.
+    pub fn slo_ref(&self) -> &Slo {
+        &self.slo
+    }
+
+    /// Mutable access to the objectives.
+    pub fn slo_mut(&mut self) -> &mut Slo {
+        &mut self.slo
+    }
+
+    /// How long the probe writes before the body starts (default 1 s).
+    pub fn warmup(mut self, warmup: Duration) -> Self {
+        self.warmup = warmup;
+        self
+    }
+
+    /// Deadline for the body and the recovery after it (default 120 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How long to wait after the body for the service to accept writes again
+    /// (default 60 s).
+    pub fn recovery_timeout(mut self, timeout: Duration) -> Self {
+        self.recovery_timeout = timeout;
+        self
+    }
+
+    /// The probe's settings.
+    pub fn probe(mut self, probe: ProbeConfig) -> Self {
+        self.probe = probe;
+        self
+    }
+
+    /// Mutable access to the probe's settings.
+    pub fn probe_mut(&mut self) -> &mut ProbeConfig {
+        &mut self.probe
+    }
+
+    /// Where the JSON and JUnit reports go (default [`default_report_dir`]).
+    pub fn report_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.report_dir = Some(dir.into());
+        self
+    }
+
+    /// Whether to write the reports (default true).
+    pub fn write_reports(mut self, write: bool) -> Self {
+        self.write_reports = write;
+        self
+    }
+
+    /// Whether to print the one-line summary to stderr when done (default true).
+    pub fn print_summary(mut self, print: bool) -> Self {
+        self.print_summary = print;
+        self
+    }
+
+    /// The JUnit test suite's name (default: the running binary's name).
+    pub fn suite(mut self, suite: impl Into<String>) -> Self {
+        self.suite = Some(suite.into());
+        self
+    }
+
+    /// A callback that sees the run's [`Progress`] about five times a second.
+    pub fn progress(
+        mut self,
+        f: impl Fn(&Progress) + Send + Sync + std::panic::RefUnwindSafe + 'static,
+    ) -> Self {
+        self.progress = Some(Arc::new(f));
+        self
+    }
+
+    /// Runs the experiment on `target`: starts the probe, warms up, runs `body`
+    /// (under `catch_unwind` and the deadline), waits for recovery from every
+    /// fault, heals what is still injected, reads the rows back, measures,
+    /// writes the reports and checks the SLO.
+    ///
+    /// # Errors
+    /// Only set-up errors (the probe cannot start): nothing was measured.
+    /// Everything later is in the [`RunOutcome`].
+    pub async fn run<R, F>(&self, target: Arc<dyn Target>, body: F) -> Result<RunOutcome>
+    where
+        R: TestResult + Send,
+        F: for<'a> FnOnce(&'a mut FailoverCtx) -> BoxFuture<'a, R>,
+    {
+        let started = Instant::now();
+        let phase = Arc::new(Mutex::new(Phase::Starting));
+        let primary = Arc::new(Mutex::new(None::<String>));
+        let set_phase = |p: Phase| *phase.lock().unwrap_or_else(|e| e.into_inner()) = p;
+
+        let rw = target.rw_dsn();
+        let warnings = self.replication_warnings(&rw).await;
+        let probe = self.probe.clone().start(&rw).await?;
+        let run_id = probe.run_id().to_string();
+        let mut events = vec![Event::now("probe started", None)];
+
+        // The target's own events, collected until verification.
+        let seen = Arc::new(Mutex::new(Vec::<Event>::new()));
+        let watcher = tokio::spawn({
+            let seen = seen.clone();
+            let primary = primary.clone();
+            let mut stream = target.clone().events();
+            async move {
+                while let Some(e) = stream.next().await {
+                    let mut slot = primary.lock().unwrap_or_else(|p| p.into_inner());
+                    match e.name.as_str() {
+                        "new primary observed" => {
+                            *slot = e
+                                .detail
+                                .as_ref()
+                                .and_then(|d| d.split(' ').next())
+                                .map(String::from);
+                        }
+                        "primary lost" => *slot = None,
+                        _ => {}
+                    }
+                    drop(slot);
+                    seen.lock().unwrap_or_else(|p| p.into_inner()).push(e);
+                }
+            }
+        });
+        let reporter = self.progress.clone().map(|f| {
+            tokio::spawn(report_progress(
+                f,
+                started,
+                phase.clone(),
+                primary.clone(),
+                probe.counters_handle(),
+                target.clone(),
+            ))
+        });
+
+        set_phase(Phase::WarmUp);
+        tokio::time::sleep(self.warmup).await;
+        let window_start = Instant::now();
+        let deadline = window_start + self.timeout;
+        let mut ctx = FailoverCtx::new(
+            target.clone(),
+            probe.counters_handle(),
+            self.recovery_timeout,
+        );
+
+        set_phase(Phase::Faults);
+        let mut body_outcome = {
+            let fut = AssertUnwindSafe(body(&mut ctx)).catch_unwind();
+            match tokio::time::timeout_at(deadline.into(), fut).await {
+                Err(_) => BodyOutcome::TimedOut(self.timeout),
+                Ok(Err(payload)) => BodyOutcome::Panicked(payload),
+                Ok(Ok(r)) => match r.into_result() {
+                    Ok(()) => BodyOutcome::Passed,
+                    Err(e) => BodyOutcome::Failed(e),
+                },
+            }
+        };
+
+        // Recovery from every fault, under the deadline.
+        set_phase(Phase::Recovery);
+        let mut errors = Vec::new();
+        if matches!(body_outcome, BodyOutcome::Passed | BodyOutcome::Failed(_)) {
+            let until = deadline.min(Instant::now() + self.recovery_timeout);
+            for (i, span) in ctx.spans().iter().enumerate() {
+                match ctx::wait_recovered_since(ctx.counters_handle(), span.injected, until).await {
+                    Ok(_) => {}
+                    Err(_) if Instant::now() >= deadline => {
+                        body_outcome = BodyOutcome::TimedOut(self.timeout);
+                        break;
+                    }
+                    Err(_) => {
+                        let info = &ctx.faults[i].info;
+                        tracing::warn!(fault = %info.kind, "no recovery after the fault");
+                        events.push(Event::now(
+                            "no recovery",
+                            Some(format!(
+                                "{} gave no acknowledged write within {}",
+                                info.kind,
+                                fmt_duration(self.recovery_timeout)
+                            )),
+                        ));
+                        break;
+                    }
+                }
+            }
+        }
+
+        // Healing: always.
+        set_phase(Phase::Healing);
+        errors.extend(ctx.heal_all().await);
+        ctx.stop_workloads();
+        tokio::time::sleep(self.settle).await;
+        let window = Window {
+            start: window_start,
+            end: Instant::now(),
+        };
+        let history = probe.stop().await;
+        watcher.abort();
+        events.extend(ctx.take_events());
+        events.extend(std::mem::take(
+            &mut *seen.lock().unwrap_or_else(|p| p.into_inner()),
+        ));
+
+        // Verification.
+        set_phase(Phase::Verifying);
+        let spans = ctx.spans();
+        let faults: Vec<_> = ctx
+            .faults
+            .iter()
+            .map(|f| (f.info.clone(), f.at, f.healed.map(|h| h.1), f.marked))
+            .collect();
+        drop(ctx);
+        let report = match read_back(&rw, &history.run_id, Duration::from_secs(30)).await {
+            Ok(found) => {
+                let measurement = Measurement::compute(&history, &spans, window, &found);
+                let mut report = Report::from_draft(Draft {
+                    run_id,
+                    scenario: self.name.clone(),
+                    target: TargetInfo {
+                        kind: target.kind().to_string(),
+                        rw_dsn: redact(&rw),
+                        nodes: target.node_count(),
+                    },
+                    started,
+                    slo: self.slo,
+                    history: &history,
+                    window,
+                    faults,
+                    measurement: &measurement,
+                    events,
+                    warnings,
+                });
+                if let Some(first) = measurement.faults.iter().find_map(|f| f.recovered_at) {
+                    report.events.push(Event::new(
+                        "first write acknowledged after the fault",
+                        history.wall(first),
+                        None,
+                    ));
+                    report.events.sort_by_key(|e| e.at);
+                }
+                Some(report)
+            }
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        };
+
+        let mut outcome = RunOutcome {
+            report,
+            body: body_outcome,
+            errors,
+            report_paths: Vec::new(),
+        };
+        self.finish(&mut outcome);
+        set_phase(Phase::Done);
+        if let Some(r) = reporter {
+            r.abort();
+        }
+        Ok(outcome)
+    }
+
+    /// Adds the body's fate and later errors to the report, writes the reports
+    /// and prints the summary line.
+    fn finish(&self, outcome: &mut RunOutcome) {
+        let Some(report) = outcome.report.as_mut() else {
+            return;
+        };
+        match &outcome.body {
+            BodyOutcome::Passed => {}
+            BodyOutcome::Failed(e) => report.add_failure(
+                FailureKind::Error,
+                format!("test body returned an error: {e}"),
+            ),
+            BodyOutcome::Panicked(p) => report.add_failure(
+                FailureKind::Panic,
+                format!("test body panicked: {}", panic_message(p.as_ref())),
+            ),
+            BodyOutcome::TimedOut(t) => report.add_failure(
+                FailureKind::Timeout,
+                format!("test timed out after {}", fmt_duration(*t)),
+            ),
+        }
+        for e in &outcome.errors {
+            report.add_failure(FailureKind::Error, format!("teardown: {e}"));
+        }
+        if self.write_reports {
+            let dir = self.report_dir.clone().unwrap_or_else(default_report_dir);
+            let suite = self
+                .suite
+                .clone()
+                .unwrap_or_else(crate::report::junit::current_binary_name);
+            let json = report.write_json_to(&dir);
+            let xml = report.write_junit_to(&dir, &suite);
+            for written in [json, xml] {
+                match written {
+                    Ok(p) => outcome.report_paths.push(p),
+                    Err(e) => {
+                        report.add_failure(FailureKind::Error, e.to_string());
+                        outcome.errors.push(e);
+                    }
+                }
+            }
+        }
+        if self.print_summary {
+            // Straight to the process's stderr, past the test harness's capture,
+            // so that CI logs show the figures of passing tests too.
+            let _ = writeln!(std::io::stderr().lock(), "{}", report.summary_line());
+        }
+    }
+
+    /// Warnings where the cluster's configuration contradicts the SLO.
+    async fn replication_warnings(&self, rw: &str) -> Vec<String> {
+        if !self.slo.requires_zero_loss() {
+            return Vec::new();
+        }
+        match crate::pg::primary_state(rw).await {
+            Ok(s) if !s.sync_configured() => vec![
+                "rpo = 0 is asserted, but the primary has no synchronous standby \
+                 (synchronous_standby_names is empty): replication is asynchronous, so a \
+                 failover can lose acknowledged writes"
+                    .into(),
+            ],
+            Ok(s) if s.sync_streaming == 0 => vec![format!(
+                "rpo = 0 is asserted, but no standby streams with sync_state sync or quorum \
+                 (synchronous_standby_names = {:?}): until one does, commits wait, or — where \
+                 the HA agent relaxes synchronous mode — a failover can lose acknowledged writes",
+                s.synchronous_standby_names
+            )],
+            Ok(_) => Vec::new(),
+            Err(e) => vec![format!(
+                "could not check the synchronous replication settings: {e}"
+            )],
+        }
+    }
+}
+
+async fn report_progress(
+    f: ProgressFn,
+    started: Instant,
+    phase: Arc<Mutex<Phase>>,
+    primary: Arc<Mutex<Option<String>>>,
+    counters: Arc<crate::probe::Counters>,
+    target: Arc<dyn Target>,
+) {
+    // The primary as known at the start; the event stream updates it.
+    if let Ok(t) = target.topology().await
+        && let Some(p) = t.primary_name()
+    {
+        let mut slot = primary.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            *slot = Some(p.to_string());
+        }
+    }
+    loop {
+        let (attempted, acknowledged, failed, indeterminate) = counters.snapshot();
+        let p = Progress {
+            phase: *phase.lock().unwrap_or_else(|e| e.into_inner()),
+            elapsed: started.elapsed(),
+            attempted,
+            acknowledged,
+            failed,
+            indeterminate,
+            primary: primary.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        };
+        f(&p);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

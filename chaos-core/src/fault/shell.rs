@@ -1,0 +1,190 @@
+//! Faults given as shell commands: whatever breaks the cluster, on any target.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use super::{Fault, FaultGuard, FaultInfo, Healed};
+use crate::cluster::Target;
+use crate::timeline::Timestamp;
+use crate::{Error, Result};
+
+/// A fault made of shell commands (`sh -c`): the one that injects it and,
+/// optionally, the one that heals it. Works on every target.
+///
+/// The fault is in effect when the inject command **exits 0** (so a command
+/// such as `kubectl delete pod … --wait=false` should return once the damage
+/// is done); a non-zero exit is an error carrying the command's stderr. The
+/// commands see `CHAOS_PRIMARY` (the current primary's name, when the target
+/// knows it) and `CHAOS_TARGET_KIND` in their environment.
+///
+/// ```no_run
+/// # async fn demo(target: &dyn chaos_core::cluster::Target) -> chaos_core::Result<()> {
+/// use chaos_core::fault::{Fault, FaultGuard, Shell};
+///
+/// let guard = Shell::new("kubectl delete pod \"$CHAOS_PRIMARY\" --grace-period=0 --force")
+///     .inject(target)
+///     .await?;
+/// guard.heal().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Shell {
+    inject: String,
+    heal: Option<String>,
+    name: String,
+    timeout: Duration,
+}
+
+impl Shell {
+    /// A fault injected by running `command`.
+    pub fn new(command: impl Into<String>) -> Self {
+        Shell {
+            inject: command.into(),
+            heal: None,
+            name: "shell".into(),
+            timeout: Duration::from_secs(120),
+        }
+    }
+
+    /// The command that heals the fault (run by `heal()` or on drop).
+    pub fn heal(mut self, command: impl Into<String>) -> Self {
+        self.heal = Some(command.into());
+        self
+    }
+
+    /// The fault's kind in the report (default `shell`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// How long each command may run (default 120 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+}
+
+/// Runs `command` with `sh -c` and the given environment, within `timeout`.
+pub(crate) async fn run_command(
+    command: &str,
+    env: &[(&str, String)],
+    timeout: Duration,
+) -> Result<()> {
+    let mut cmd = tokio::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd
+        .spawn()
+        .map_err(|e| Error::io(format!("starting `sh -c {command}`"), e))?;
+    let out = tokio::time::timeout(timeout, child.wait_with_output())
+        .await
+        .map_err(|_| Error::Timeout {
+            what: format!("the fault command `{command}` to exit"),
+            waited: timeout,
+            logs: String::new(),
+        })?
+        .map_err(|e| Error::io(format!("running `sh -c {command}`"), e))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(Error::Command {
+            command: command.to_string(),
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
+}
+
+impl<T: Target + ?Sized> Fault<T> for Shell {
+    type Guard = ShellGuard;
+
+    async fn inject(self, target: &T) -> Result<ShellGuard> {
+        let primary = match tokio::time::timeout(Duration::from_secs(5), target.topology()).await {
+            Ok(Ok(t)) => t.primary_name().map(str::to_string),
+            _ => None,
+        };
+        let mut env = vec![("CHAOS_TARGET_KIND", target.kind().to_string())];
+        if let Some(p) = &primary {
+            env.push(("CHAOS_PRIMARY", p.clone()));
+        }
+        run_command(&self.inject, &env, self.timeout).await?;
+        let injected_at = Instant::now();
+        tracing::info!(command = %self.inject, "shell fault injected");
+        Ok(ShellGuard {
+            info: FaultInfo {
+                kind: self.name,
+                mode: self.inject,
+                victim: primary,
+                injected_at: Timestamp::now(),
+            },
+            injected_at,
+            heal: self.heal,
+            env,
+            timeout: self.timeout,
+        })
+    }
+}
+
+/// Guard of [`Shell`]: runs the heal command, if there is one.
+#[derive(Debug)]
+pub struct ShellGuard {
+    info: FaultInfo,
+    injected_at: Instant,
+    heal: Option<String>,
+    env: Vec<(&'static str, String)>,
+    timeout: Duration,
+}
+
+impl FaultGuard for ShellGuard {
+    fn info(&self) -> &FaultInfo {
+        &self.info
+    }
+
+    fn injected_at(&self) -> Instant {
+        self.injected_at
+    }
+
+    async fn heal(mut self) -> Result<Healed> {
+        if let Some(cmd) = self.heal.take() {
+            run_command(&cmd, &self.env, self.timeout).await?;
+        }
+        Ok(Healed {
+            event: "healed".into(),
+            at: Timestamp::now(),
+            detail: Some(self.info.kind.clone()),
+        })
+    }
+}
+
+impl Drop for ShellGuard {
+    fn drop(&mut self) {
+        let Some(cmd) = self.heal.take() else {
+            return;
+        };
+        // Best effort, without a runtime: run the heal command to completion.
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&cmd)
+            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::null())
+            .status();
+        match status {
+            Ok(s) if s.success() => tracing::info!(command = %cmd, "fault guard dropped: healed"),
+            Ok(s) => {
+                tracing::error!(command = %cmd, status = %s, "fault guard dropped: heal command failed")
+            }
+            Err(e) => {
+                tracing::error!(command = %cmd, error = %e, "fault guard dropped: heal command did not start")
+            }
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Wall-clock timestamps and the events of a run's timeline.
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A wall-clock time with microsecond precision, written as RFC 3339
+/// (`2026-11-25T19:37:54.678125Z`) in reports. Truncated to microseconds when
+/// made, so that a report written and read back is equal to the original.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(SystemTime);
+
+impl Timestamp {
+    /// The current time.
+    pub fn now() -> Self {
+        Self::from(SystemTime::now())
+    }
+
+    /// The time as a [`SystemTime`].
+    pub fn system_time(self) -> SystemTime {
+        self.0
+    }
+
+    /// Signed milliseconds from `origin` to `self` (negative before it).
+    pub fn ms_since(self, origin: Timestamp) -> f64 {
+        match self.0.duration_since(origin.0) {
+            Ok(d) => ms(d),
+            Err(e) => -ms(e.duration()),
+        }
+    }
+
+    /// `self + d`.
+    pub fn plus(self, d: Duration) -> Self {
+        Self::from(self.0 + d)
+    }
+}
+
+impl From<SystemTime> for Timestamp {
+    fn from(t: SystemTime) -> Self {
+        let micros = |d: Duration| Duration::from_micros(d.as_micros() as u64);
+        Timestamp(match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => UNIX_EPOCH + micros(d),
+            Err(e) => UNIX_EPOCH - micros(e.duration()),
+        })
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_rfc3339_micros(self.0))
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_rfc3339(&text)
+            .map(Timestamp::from)
+            .map_err(|e| serde::de::Error::custom(format!("{text:?} is not an RFC 3339 time: {e}")))
+    }
+}
+
+/// Milliseconds with microsecond precision, as the reports write durations.
+pub fn ms(d: Duration) -> f64 {
+    d.as_micros() as f64 / 1000.0
+}
+
+/// The inverse of [`ms`] for non-negative values.
+pub fn from_ms(ms: f64) -> Duration {
+    Duration::from_micros((ms.max(0.0) * 1000.0).round() as u64)
+}
+
+/// A moment of a run: something the pipeline, a fault, the target or the test
+/// itself saw happen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// What happened, e.g. `fault injected` or `new primary observed`.
+    pub name: String,
+    /// When.
+    pub at: Timestamp,
+    /// Extra detail, e.g. the new primary's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl Event {
+    /// A new event.
+    pub fn new(name: impl Into<String>, at: impl Into<Timestamp>, detail: Option<String>) -> Self {
+        Event {
+            name: name.into(),
+            at: at.into(),
+            detail,
+        }
+    }
+
+    /// A new event happening now.
+    pub fn now(name: impl Into<String>, detail: Option<String>) -> Self {
+        Self::new(name, Timestamp::now(), detail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_round_trip_through_text() {
+        let t = Timestamp::now();
+        let text = serde_json::to_string(&t).expect("serialises");
+        let back: Timestamp = serde_json::from_str(&text).expect("parses");
+        assert_eq!(t, back);
+        assert!(text.ends_with("Z\""), "{text}");
+        let err = serde_json::from_str::<Timestamp>("\"yesterday\"").unwrap_err();
+        assert!(err.to_string().contains("RFC 3339"), "{err}");
+    }
+
+    #[test]
+    fn signed_offsets() {
+        let a = Timestamp::now();
+        let b = a.plus(Duration::from_micros(1500));
+        assert_eq!(b.ms_since(a), 1.5);
+        assert_eq!(a.ms_since(b), -1.5);
+        assert_eq!(from_ms(1.5), Duration::from_micros(1500));
+    }
+}
