@@ -1,6 +1,8 @@
-//! `#[failover_test]` at run time, on the local cluster that the tests of this
-//! binary share: SLOs that pass, an SLO that cannot, and bodies that panic or
-//! outlive their timeout while a fault is injected.
+//! `#[failover_test]` and the pipeline behind it at run time, on the local
+//! cluster that the tests of this binary share: SLOs that pass, an SLO that
+//! cannot, bodies that panic or outlive their timeout while a fault is
+//! injected, outages the library did not cause, several faults in one body,
+//! shell faults, and the reports they produce.
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
@@ -10,6 +12,10 @@ use std::time::{Duration, Instant};
 
 use chaos_core::harness::{TestFailure, TestSpec, run};
 use chaos_core::prelude::*;
+use chaos_core::report::Report;
+use chaos_core::timeline::from_ms;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 
 /// The example from the crate docs, as is.
 #[failover_test(max_rto = "10s", rpo = 0)]
@@ -18,7 +24,8 @@ async fn survives_primary_loss(ctx: &mut FailoverCtx) -> chaos_core::Result<()> 
     Ok(())
 }
 
-/// A graceful stop with a workload of the test's own beside the probe.
+/// A graceful stop with a workload of the test's own beside the probe: the
+/// leadership moves, and every row the workload was told was committed survives.
 #[failover_test(
     max_rto = "30s",
     rpo = 0,
@@ -29,42 +36,56 @@ async fn survives_primary_loss(ctx: &mut FailoverCtx) -> chaos_core::Result<()> 
 async fn graceful_stop_with_own_workload(ctx: &mut FailoverCtx) -> chaos_core::Result<()> {
     let before = ctx.topology().await?;
     let old_leader = before.primary_name().unwrap().to_string();
-    let rows = Arc::new(AtomicU64::new(0));
+    let committed = Arc::new(AtomicU64::new(0));
     let client = ctx.client().await?;
     client
-        .batch_execute("CREATE TABLE IF NOT EXISTS app_events (id bigserial PRIMARY KEY, at timestamptz DEFAULT now())")
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS app_events (id bigserial PRIMARY KEY, run text, at timestamptz DEFAULT now())",
+        )
         .await
         .unwrap();
-    let counted = rows.clone();
+    let run = chaos_core::new_run_id();
+    let counted = committed.clone();
+    let tag = run.clone();
     ctx.spawn_workload(async move {
         while client
-            .execute("INSERT INTO app_events DEFAULT VALUES", &[])
+            .execute("INSERT INTO app_events (run) VALUES ($1)", &[&tag])
             .await
             .is_ok()
         {
-            counted.fetch_add(1, Ordering::Relaxed);
+            counted.fetch_add(1, Ordering::SeqCst);
         }
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
     ctx.inject(DeletePrimary::graceful()).await?;
-    let rto = ctx.wait_recovered().await?;
-    assert!(rto > Duration::ZERO);
-    ctx.event(
-        "workload rows before the switch",
-        Some(rows.load(Ordering::Relaxed).to_string()),
-    );
+    ctx.wait_recovered().await?;
+    let acknowledged_to_the_workload = committed.load(Ordering::SeqCst);
     assert!(
-        rows.load(Ordering::Relaxed) > 0,
+        acknowledged_to_the_workload > 0,
         "the test's own workload ran"
     );
-    let (attempted, acknowledged, _, _) = ctx.counters().snapshot();
-    assert!(attempted > 0 && acknowledged > 0);
-    // Once recovered, another node leads.
+    // Once recovered, another node leads, and it has every row the workload
+    // saw committed on the old one.
     let deadline = Instant::now() + Duration::from_secs(30);
     while ctx.topology().await?.primary_name() == Some(old_leader.as_str()) {
         assert!(Instant::now() < deadline, "leadership never moved");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let rows: i64 = ctx
+        .client()
+        .await?
+        .query_one("SELECT count(*) FROM app_events WHERE run = $1", &[&run])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        rows as u64 >= acknowledged_to_the_workload,
+        "{rows} rows survive of {acknowledged_to_the_workload} acknowledged to the workload"
+    );
+    ctx.event(
+        "workload rows acknowledged",
+        Some(acknowledged_to_the_workload.to_string()),
+    );
     Ok(())
 }
 
@@ -86,11 +107,16 @@ async fn an_impossible_slo_fails_the_test(ctx: &mut FailoverCtx) {
     ctx.heal(handle).await.unwrap();
 }
 
+/// The cluster a body ran on, kept so the test can look at that very cluster
+/// afterwards (not at one that a later repair may have put in its place).
+static SEEN: std::sync::Mutex<Option<LocalCluster>> = std::sync::Mutex::new(None);
+
 fn freeze_then(
     then: fn(),
 ) -> impl for<'a> FnOnce(&'a mut FailoverCtx) -> futures::future::BoxFuture<'a, Result<()>> {
     move |ctx| {
         Box::pin(async move {
+            *SEEN.lock().unwrap() = ctx.target_as::<LocalCluster>().cloned();
             ctx.inject(FreezePrimary::new()).await?;
             then();
             tokio::time::sleep(Duration::from_secs(600)).await;
@@ -107,23 +133,31 @@ fn frozen_processes(dir: &Path) -> Vec<i32> {
         .collect()
 }
 
-/// After a failed test: the cluster is healthy and nothing is frozen.
-fn assert_cluster_clean() {
-    let report = run(
-        TestSpec::new("failover_macro::after_check").max_rto(Duration::from_secs(30)),
-        |ctx| {
-            Box::pin(async move {
-                let cluster = ctx.target_as::<LocalCluster>().unwrap();
-                let frozen = frozen_processes(cluster.dir());
-                assert!(frozen.is_empty(), "processes still frozen: {frozen:?}");
-                let t = cluster.wait_healthy(Duration::from_secs(60)).await?;
-                assert!(t.is_healthy(3), "{t:?}");
-                Ok::<(), chaos_core::Error>(())
-            })
-        },
-    )
-    .unwrap();
-    assert_eq!(report.writes.lost, 0);
+/// After a failed test: the cluster the body ran on still exists, nothing of
+/// it is frozen, and every node's PostgreSQL runs.
+fn assert_seen_cluster_healed() {
+    let cluster = SEEN
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the body ran on a local cluster");
+    assert!(cluster.dir().is_dir(), "the cluster was torn down");
+    let frozen = frozen_processes(cluster.dir());
+    assert!(frozen.is_empty(), "processes still frozen: {frozen:?}");
+    for node in cluster.nodes() {
+        let pid = cluster.postmaster_pid(&node.name).expect("PostgreSQL runs");
+        assert_ne!(
+            chaos_tests::process_state(pid),
+            Some('T'),
+            "{} frozen",
+            node.name
+        );
+    }
+}
+
+fn junit(name: &str) -> String {
+    let dir = chaos_core::report::default_report_dir();
+    std::fs::read_to_string(dir.join(format!("{name}.xml"))).unwrap()
 }
 
 #[test]
@@ -141,7 +175,9 @@ fn a_body_that_panics_with_a_fault_injected_is_healed_and_reraised() {
         Some(&"boom while the primary is frozen"),
         "the original panic is re-raised"
     );
-    assert_cluster_clean();
+    assert_seen_cluster_healed();
+    let xml = junit("failover_macro__panicking_body");
+    assert!(xml.contains(r#"type="panic""#), "{xml}");
 }
 
 #[test]
@@ -156,17 +192,16 @@ fn a_body_that_outlives_its_timeout_fails_and_is_healed() {
     );
     // The wait was cut at the deadline, not after the body's 600 s sleep.
     assert!(start.elapsed() < Duration::from_secs(300));
-    if let TestFailure::Timeout {
-        report: Some(report),
-        ..
-    } = &failure
-    {
-        assert!(
-            report.violations.iter().any(|v| v.contains("timed out")),
-            "{report}"
-        );
-    }
-    assert_cluster_clean();
+    let report = failure.report().expect("verification still ran");
+    assert!(
+        report.violations.iter().any(|v| v.contains("timed out")),
+        "{report}"
+    );
+    assert_eq!(report.faults.len(), 1, "{report}");
+    assert!(report.faults[0].healed_at.is_some(), "healed: {report}");
+    assert_seen_cluster_healed();
+    let xml = junit("failover_macro__timeout");
+    assert!(xml.contains(r#"type="timeout""#), "{xml}");
 }
 
 #[test]
@@ -192,13 +227,17 @@ fn an_impossible_slo_is_reported_with_the_measured_rto_in_json_and_junit() {
     assert_eq!(report.writes.lost, 0, "{report}");
 
     let dir = chaos_core::report::default_report_dir();
-    let xml = std::fs::read_to_string(dir.join("failover_macro__impossible_slo.xml")).unwrap();
+    let xml = junit("failover_macro__impossible_slo");
+    assert!(xml.contains("<testsuites"), "{xml}");
+    assert!(xml.contains(r#"<testsuite name="failover_macro""#), "{xml}");
     assert!(
-        xml.contains(r#"<testcase classname="failover_macro" name="impossible_slo""#),
+        xml.contains(r#"<testcase name="impossible_slo" classname="failover_macro""#),
         "{xml}"
     );
     assert!(
-        xml.contains(r#"<property name="rto_ms""#) && xml.contains("<failure message=\"RTO"),
+        xml.contains(r#"<property name="rto_ms""#)
+            && xml.contains(r#"<failure message="RTO"#)
+            && xml.contains(r#"type="slo""#),
         "{xml}"
     );
     let json: serde_json::Value = serde_json::from_str(
@@ -215,4 +254,211 @@ fn an_unknown_target_is_a_set_up_error() {
     // local target is used (see `short_freeze_is_tolerated`). The check itself:
     let failure = chaos_core::harness::check_target_value("cnpg").unwrap_err();
     assert!(failure.to_string().contains("CHAOS_TARGET"), "{failure}");
+    assert_eq!(
+        chaos_core::harness::check_target_value("external").ok(),
+        Some(true)
+    );
+    assert_eq!(
+        chaos_core::harness::check_target_value("local").ok(),
+        Some(false)
+    );
+}
+
+/// `pid` and all its descendants, from /proc.
+fn tree(pid: i32) -> Vec<i32> {
+    let parents: Vec<(i32, i32)> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let p: i32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+            let ppid = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            Some((p, ppid))
+        })
+        .collect();
+    let mut all = vec![pid];
+    let mut i = 0;
+    while i < all.len() {
+        let parent = all[i];
+        all.extend(
+            parents
+                .iter()
+                .filter(|&&(_, pp)| pp == parent)
+                .map(|&(p, _)| p),
+        );
+        i += 1;
+    }
+    all
+}
+
+/// Stops the primary's PostgreSQL by hand (not through the library) for
+/// `hold`: SIGSTOP to the postmaster and every backend, SIGCONT after. With
+/// `mark`, the stall is marked as a fault once it is in effect, and its end
+/// once it is over.
+async fn stall_primary_by_hand(
+    ctx: &mut FailoverCtx,
+    hold: Duration,
+    mark: Option<&str>,
+) -> chaos_core::Result<()> {
+    let cluster = ctx.target_as::<LocalCluster>().unwrap().clone();
+    let pm = cluster.postmaster_pid(&cluster.primary().await?)?;
+    let mut stopped = Vec::new();
+    for _ in 0..2 {
+        for p in tree(pm) {
+            if !stopped.contains(&p) && kill(Pid::from_raw(p), Signal::SIGSTOP).is_ok() {
+                stopped.push(p);
+            }
+        }
+    }
+    let handle = mark.map(|name| ctx.mark_fault(name));
+    tokio::time::sleep(hold).await;
+    for &p in stopped.iter().rev() {
+        let _ = kill(Pid::from_raw(p), Signal::SIGCONT);
+    }
+    if let Some(h) = handle {
+        ctx.mark_healed(h)?;
+    }
+    Ok(())
+}
+
+/// A 2 s stall half-way through the body, which the library neither caused nor
+/// was told about: clients saw 2 s without a commit, so the report says so and
+/// holds the gap to max_rto.
+#[test]
+fn a_stall_made_by_hand_is_reported_as_an_outage_of_its_length() {
+    let hold = Duration::from_secs(2);
+    let spec = TestSpec::new("failover_macro::manual_stall").max_rto(Duration::from_secs(1));
+    let failure = run(spec, move |ctx| {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            stall_primary_by_hand(ctx, hold, None).await?;
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            Ok::<(), chaos_core::Error>(())
+        })
+    })
+    .unwrap_err();
+    let TestFailure::Slo(report) = &failure else {
+        panic!("expected an SLO failure, got {failure}")
+    };
+    let gap = report.write_gap().expect("a gap");
+    let slack = from_ms(report.resolution_ms) + Duration::from_millis(300);
+    assert!(
+        gap + Duration::from_millis(5) >= hold,
+        "gap {gap:?} < {hold:?}\n{report}"
+    );
+    assert!(gap <= hold + slack, "gap {gap:?} vs {hold:?}\n{report}");
+    assert!(
+        report.faults.is_empty() && report.rto_ms.is_none(),
+        "{report}"
+    );
+    assert!(
+        report
+            .violations
+            .iter()
+            .any(|v| v.contains("write gap") && v.contains("no fault was injected or marked")),
+        "{report}"
+    );
+    // The gap is placed where it happened: after the body's first 0.7 s.
+    let at = report.write_gap_start_ms.expect("gap start");
+    assert!(
+        (500.0..1_500.0).contains(&at),
+        "gap starts at {at} ms\n{report}"
+    );
+    assert_eq!(report.writes.lost, 0, "{report}");
+}
+
+/// Two faults in one body, one injected and one marked by hand: each has its
+/// own record and RTO, the report's RTO is the worse one, and the report
+/// round-trips through its JSON file.
+#[test]
+fn two_faults_in_one_body_each_have_their_own_rto() {
+    let spec = TestSpec::new("failover_macro::two_faults").max_rto(Duration::from_secs(10));
+    let report = run(spec, |ctx| {
+        Box::pin(async move {
+            let freeze = ctx.inject(FreezePrimary::new()).await?;
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            ctx.heal(freeze).await?;
+            ctx.wait_recovered().await?;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            stall_primary_by_hand(ctx, Duration::from_millis(1500), Some("manual stall")).await?;
+            Ok::<(), chaos_core::Error>(())
+        })
+    })
+    .unwrap();
+    assert_eq!(report.faults.len(), 2, "{report}");
+    let (first, second) = (&report.faults[0], &report.faults[1]);
+    assert_eq!(
+        (first.kind.as_str(), first.marked),
+        ("freeze-primary", false)
+    );
+    assert_eq!(
+        (second.kind.as_str(), second.marked),
+        ("manual stall", true)
+    );
+    let (r1, r2) = (first.rto_ms.unwrap(), second.rto_ms.unwrap());
+    assert!(
+        (400.0..1_400.0).contains(&r1),
+        "first RTO {r1} ms\n{report}"
+    );
+    assert!(
+        (1_500.0..2_500.0).contains(&r2),
+        "second RTO {r2} ms\n{report}"
+    );
+    assert_eq!(report.rto_ms, Some(r2.max(r1)), "{report}");
+    assert!(first.healed_at.is_some() && second.healed_at.is_some());
+    assert!(report.passed(), "{report}");
+
+    // The report file reads back equal to the report.
+    let dir = chaos_core::report::default_report_dir();
+    let back = Report::read_json(&dir.join("failover_macro__two_faults.json")).unwrap();
+    assert_eq!(back, report);
+    assert!(back.history.len() as u64 == back.writes.attempted && !back.history.is_empty());
+    assert_eq!(back.schema_version, chaos_core::report::SCHEMA_VERSION);
+}
+
+/// A fault given as shell commands: injected when the command exits 0, healed
+/// by its heal command, recorded with the primary it hit.
+#[test]
+fn a_shell_fault_stalls_and_heals_through_its_commands() {
+    let spec = TestSpec::new("failover_macro::shell_fault").max_rto(Duration::from_secs(10));
+    let report = run(spec, |ctx| {
+        Box::pin(async move {
+            let dir = ctx
+                .target_as::<LocalCluster>()
+                .unwrap()
+                .dir()
+                .display()
+                .to_string();
+            let pids = format!("pm=$(head -n1 '{dir}'/\"$CHAOS_PRIMARY\"/data/postmaster.pid) && ");
+            let shell = Shell::new(format!("{pids}kill -STOP $pm $(pgrep -P $pm)"))
+                .heal(format!("{pids}kill -CONT $(pgrep -P $pm) $pm"));
+            let h = ctx.inject(shell).await?;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            ctx.heal(h).await?;
+            // A command that fails is an error carrying its stderr, and injects nothing.
+            let err = ctx
+                .inject(Shell::new("echo no such node >&2; exit 7"))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, chaos_core::Error::Command { .. }), "{err}");
+            assert!(err.to_string().contains("no such node"), "{err}");
+            Ok::<(), chaos_core::Error>(())
+        })
+    })
+    .unwrap();
+    assert_eq!(report.faults.len(), 1, "{report}");
+    let f = &report.faults[0];
+    assert_eq!(f.kind, "shell");
+    assert!(
+        f.victim.as_deref().is_some_and(|v| v.starts_with("node")),
+        "{report}"
+    );
+    let rto = f.rto_ms.unwrap();
+    assert!((950.0..2_500.0).contains(&rto), "RTO {rto} ms\n{report}");
 }

@@ -2,16 +2,21 @@
 //!
 //! `chaos-core` boots (or connects to) a PostgreSQL high-availability cluster,
 //! writes to it continuously with a [`probe::WriteProbe`] that timestamps every
-//! acknowledged commit, injects a [`fault`], and then measures what users feel:
+//! commit, injects [`fault`]s, and then measures what users feel:
 //!
-//! * **RTO** — from the fault to the first acknowledged write that started after
-//!   the outage began, in milliseconds, with the measurement's resolution;
+//! * **RTO** — per fault, from the fault to the first acknowledged write that
+//!   started after the outage it caused began, in milliseconds, with the
+//!   measurement's resolution; the run's RTO is the worst fault's;
+//! * **write gap** — the longest time without an acknowledged write over the
+//!   whole measured window, whatever caused it;
 //! * **RPO** — every acknowledged write that is missing afterwards, plus writes
 //!   whose outcome the client could not know (indeterminate) and split-brain
 //!   (an old primary acknowledging after the new one).
 //!
-//! The default target is an embedded local cluster of real processes — etcd,
-//! Patroni and PostgreSQL from the machine's packages — that needs no Kubernetes.
+//! Everything runs through one pipeline, [`Experiment`], over one seam,
+//! [`cluster::Target`]: the embedded [`cluster::local::LocalCluster`] (etcd,
+//! Patroni and PostgreSQL from the machine's packages; no Kubernetes) or any
+//! cluster given by DSN, [`cluster::external::ExternalCluster`].
 //!
 //! ## 1. State the SLO next to a test
 //!
@@ -25,9 +30,10 @@
 //! }
 //! ```
 //!
-//! [`failover_test`] boots the shared local cluster, starts the probe, runs the
-//! body, waits for recovery, heals the fault, verifies every acknowledged write,
-//! writes JSON and JUnit reports and fails the test on a violated SLO.
+//! [`failover_test`] boots the shared local cluster (or, with `target = "env"`,
+//! whatever `CHAOS_TARGET` names), starts the probe, runs the body, waits for
+//! recovery, heals the faults, verifies every acknowledged write, writes JSON
+//! and JUnit reports and fails the test on a violated SLO.
 //!
 //! ## 2. Or drive the steps yourself
 //!
@@ -46,12 +52,31 @@
 //! # Ok(()) }
 //! ```
 //!
-//! ## 3. Compose faults
+//! ## 3. Point it at your own cluster
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use chaos_core::prelude::*;
+//!
+//! # async fn demo() -> chaos_core::Result<()> {
+//! let cluster = ExternalCluster::builder("postgresql://app@db-rw:5432/app")
+//!     .fault_command(FaultKind::KillPrimary, "kubectl delete pod \"$CHAOS_PRIMARY\" --force", None)
+//!     .build()?;
+//! let report = Scenario::new("aks_failover")
+//!     .slo(Slo::max_rto(Duration::from_secs(10)))
+//!     .run(&cluster, DeletePrimary::kill())
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! ## 4. Compose faults
 //!
 //! Every [`fault::Fault`] returns a [`fault::FaultGuard`] that heals it with
 //! `heal().await`, or on `Drop` as a fallback. Inside a failover test,
 //! [`FailoverCtx::inject`] keeps the guard so that the fault is healed even
-//! when the body panics or times out.
+//! when the body panics or times out; [`fault::Shell`] makes a fault of any
+//! command, and [`FailoverCtx::mark_fault`] records one the library did not
+//! cause. Each fault gets its own record and RTO in the report.
 //!
 //! Everything the library starts is cleaned up when the cluster is dropped, by a
 //! watchdog if the test process dies, and by the next start otherwise.
@@ -62,6 +87,7 @@ pub mod dsn;
 pub mod error;
 pub mod experiment;
 pub mod fault;
+mod fault_kind;
 pub mod harness;
 pub mod pg;
 pub mod probe;
@@ -79,7 +105,7 @@ pub use experiment::{Experiment, FailoverCtx};
 pub use run_id::new_run_id;
 
 /// Turns `async fn name(ctx: &mut FailoverCtx)` into a test that measures a
-/// failover against an SLO, on a local cluster shared by the tests of the binary.
+/// failover against an SLO, on a target shared by the tests of the binary.
 ///
 /// ```no_run
 /// use chaos_core::prelude::*;
@@ -97,16 +123,17 @@ pub use run_id::new_run_id;
 /// |---|---|---|
 /// | `max_rto = "10s"` | longest acceptable RTO (humantime duration) | `"10s"` |
 /// | `rpo = 0` | lost acknowledged writes allowed; `rpo = "2s"` allows a time window instead | `0` |
-/// | `target = "local"` | `"local"`, or `"env"` to read `CHAOS_TARGET` at run time | `"local"` |
+/// | `target = "local"` | `"local"`, or `"env"` to read `CHAOS_TARGET` (`local`, `external`) at run time | `"local"` |
 /// | `timeout = "120s"` | deadline for the body and the recovery after it | `"120s"` |
 /// | `writers = 2` | probe writers | `2` |
 /// | `interval = "10ms"` | pacing of each writer | `"10ms"` |
 /// | `nodes = 3` | nodes of the local cluster (2–9) | `3` |
 ///
-/// The body may return `()` or `Result<(), E>` with `E: Debug`. Run order:
-/// set-up → probe → body (under `catch_unwind` and `timeout`) → wait for
-/// recovery → heal every fault still injected → verify → teardown → JSON and
-/// JUnit reports in `$CHAOS_REPORT_DIR` → SLO assertion. A panic, error or
+/// The body may return `()` or `Result<(), E>` with `E: Debug`. Run order (the
+/// [`Experiment`] pipeline): set-up → probe → warm-up → body (under
+/// `catch_unwind` and `timeout`) → wait for recovery → heal every fault still
+/// injected → verify → JSON and JUnit reports in `$CHAOS_REPORT_DIR` → SLO
+/// assertion; a one-line summary is printed, passed or not. A panic, error or
 /// timeout in the body still heals and tears down, then fails the test with the
 /// original cause. Tests of one binary share one cluster and run their failovers
 /// one at a time, so `cargo test`'s parallel threads are fine.
@@ -128,7 +155,7 @@ pub mod __private {
     }
 
     /// Converts what a test body returned; fails to compile for unsupported types.
-    pub fn body_result<R: crate::harness::TestResult>(r: R) -> Result<(), BodyError> {
+    pub fn body_result<R: crate::experiment::TestResult>(r: R) -> Result<(), BodyError> {
         r.into_result().map_err(BodyError)
     }
 }

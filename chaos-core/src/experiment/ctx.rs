@@ -98,9 +98,11 @@ impl FailoverCtx {
         })
     }
 
-    /// Marks that a fault the library did not inject begins now (a process
-    /// stopped by hand, a switch pulled by a script): it gets its own record and
-    /// RTO in the report. Mark its end with [`mark_healed`](Self::mark_healed).
+    /// Marks that a fault the library did not inject is in effect now (a
+    /// process stopped by hand, a switch pulled by a script): it gets its own
+    /// record and RTO in the report. Mark it once the fault has taken hold —
+    /// a write acknowledged between the mark and the fault would count as
+    /// recovery — and mark its end with [`mark_healed`](Self::mark_healed).
     pub fn mark_fault(&mut self, name: impl Into<String>) -> FaultHandle {
         let info = FaultInfo {
             kind: name.into(),

@@ -27,6 +27,7 @@ use std::time::Instant;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
+pub use crate::fault_kind::FaultKind;
 pub use delete_primary::{DeleteMode, DeletePrimary, DeletePrimaryGuard};
 pub use freeze::{FreezeGuard, FreezePrimary, FreezeReplicas};
 pub use shell::{Shell, ShellGuard};
@@ -89,68 +90,6 @@ pub struct Healed {
     pub at: Timestamp,
     /// Detail, e.g. the node's name.
     pub detail: Option<String>,
-}
-
-/// The built-in faults by name, as the command line and the external target's
-/// fault commands call them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[non_exhaustive]
-pub enum FaultKind {
-    /// [`DeletePrimary::kill`].
-    KillPrimary,
-    /// [`DeletePrimary::graceful`].
-    StopPrimary,
-    /// [`FreezePrimary`].
-    FreezePrimary,
-    /// [`FreezeReplicas`].
-    FreezeReplicas,
-}
-
-impl FaultKind {
-    /// Every built-in fault.
-    pub const ALL: [FaultKind; 4] = [
-        FaultKind::KillPrimary,
-        FaultKind::StopPrimary,
-        FaultKind::FreezePrimary,
-        FaultKind::FreezeReplicas,
-    ];
-
-    /// The fault's name, e.g. `kill-primary`.
-    pub fn name(self) -> &'static str {
-        match self {
-            FaultKind::KillPrimary => "kill-primary",
-            FaultKind::StopPrimary => "stop-primary",
-            FaultKind::FreezePrimary => "freeze-primary",
-            FaultKind::FreezeReplicas => "freeze-replicas",
-        }
-    }
-
-    /// The environment variable that gives an external target the command for
-    /// this fault, e.g. `CHAOS_KILL_PRIMARY_CMD`.
-    pub fn env_var(self) -> String {
-        format!("CHAOS_{}_CMD", self.name().replace('-', "_").to_uppercase())
-    }
-
-    /// Parses a name as written by [`name`](Self::name).
-    ///
-    /// # Errors
-    /// [`Error::Config`] listing the names there are.
-    pub fn parse(name: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.name() == name)
-            .ok_or_else(|| Error::Config {
-                field: "fault",
-                expected: "one of kill-primary, stop-primary, freeze-primary, freeze-replicas",
-                found: name.to_string(),
-            })
-    }
-}
-
-impl fmt::Display for FaultKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
 }
 
 /// A fault guard with its type erased, so that guards of any fault can be kept
@@ -226,6 +165,49 @@ where
         supported_by: "local, external (given a command for it)".into(),
     })
 }
+
+/// Injects built-in fault `kind` into an external cluster by running the
+/// command it was given for it.
+async fn by_command(
+    target: &crate::cluster::external::ExternalCluster,
+    kind: FaultKind,
+) -> Result<ShellGuard> {
+    let Some(cmd) = target.fault_command_for(kind) else {
+        return Err(Error::Unsupported {
+            fault: kind.name().to_string(),
+            target: "external".into(),
+            supported_by: format!(
+                "local; external when given the command that does it \
+                 (ExternalCluster::builder(..).fault_command(FaultKind::{kind:?}, ..), \
+                 {} or `chaos run --fault {} --fault-cmd ..`)",
+                kind.env_var(),
+                kind.name()
+            ),
+        });
+    };
+    let mut shell = Shell::new(cmd.inject.clone()).name(kind.name());
+    if let Some(h) = &cmd.heal {
+        shell = shell.heal(h.clone());
+    }
+    Fault::<crate::cluster::external::ExternalCluster>::inject(shell, target).await
+}
+
+macro_rules! builtin_by_command {
+    ($($fault:ty),*) => {$(
+        impl Fault<crate::cluster::external::ExternalCluster> for $fault {
+            type Guard = ShellGuard;
+
+            async fn inject(
+                self,
+                target: &crate::cluster::external::ExternalCluster,
+            ) -> Result<ShellGuard> {
+                by_command(target, self.kind()).await
+            }
+        }
+    )*};
+}
+
+builtin_by_command!(DeletePrimary, FreezePrimary, FreezeReplicas);
 
 macro_rules! builtin_on_any_target {
     ($($fault:ty),*) => {$(

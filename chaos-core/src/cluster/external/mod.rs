@@ -34,9 +34,7 @@ use futures::stream::BoxStream;
 
 use crate::cluster::{Target, Topology};
 use crate::dsn::redact;
-use crate::fault::{
-    DeletePrimary, Fault, FaultKind, FreezePrimary, FreezeReplicas, Shell, ShellGuard,
-};
+use crate::fault_kind::FaultKind;
 use crate::timeline::Event;
 use crate::{Error, Result};
 
@@ -230,31 +228,6 @@ impl ExternalCluster {
         self.inner.commands.get(&kind)
     }
 
-    /// Injects built-in fault `kind` by running its command.
-    ///
-    /// # Errors
-    /// [`Error::Unsupported`] when no command was given for it; the command's
-    /// own failure otherwise.
-    pub async fn inject_builtin(&self, kind: FaultKind) -> Result<ShellGuard> {
-        let Some(cmd) = self.inner.commands.get(&kind) else {
-            return Err(Error::Unsupported {
-                fault: kind.name().to_string(),
-                target: "external".into(),
-                supported_by: format!(
-                    "local; external when given the command that does it \
-                     (ExternalCluster::builder(..).fault_command(FaultKind::{kind:?}, ..), \
-                     {} or `chaos run --fault-cmd`)",
-                    kind.env_var()
-                ),
-            });
-        };
-        let mut shell = Shell::new(cmd.inject.clone()).name(kind.name());
-        if let Some(h) = &cmd.heal {
-            shell = shell.heal(h.clone());
-        }
-        Fault::<ExternalCluster>::inject(shell, self).await
-    }
-
     /// The current topology.
     ///
     /// # Errors
@@ -316,20 +289,6 @@ impl Target for ExternalCluster {
         super::topology::poll_events(self, Duration::from_millis(200))
     }
 }
-
-macro_rules! builtin_by_command {
-    ($($fault:ty),*) => {$(
-        impl Fault<ExternalCluster> for $fault {
-            type Guard = ShellGuard;
-
-            async fn inject(self, target: &ExternalCluster) -> Result<ShellGuard> {
-                target.inject_builtin(self.kind()).await
-            }
-        }
-    )*};
-}
-
-builtin_by_command!(DeletePrimary, FreezePrimary, FreezeReplicas);
 
 #[cfg(test)]
 mod tests {
@@ -395,7 +354,10 @@ mod tests {
         let c = ExternalCluster::builder("postgresql://h/db")
             .build()
             .expect("valid");
-        let err = c.inject_builtin(FaultKind::KillPrimary).await.unwrap_err();
+        let err =
+            crate::fault::Fault::<ExternalCluster>::inject(crate::fault::DeletePrimary::kill(), &c)
+                .await
+                .unwrap_err();
         let text = err.to_string();
         assert!(matches!(err, Error::Unsupported { .. }), "{text}");
         assert!(

@@ -1,0 +1,69 @@
+//! The names of the built-in faults: a leaf module, so that targets can be
+//! configured per fault without depending on the faults themselves. Public as
+//! [`crate::fault::FaultKind`].
+
+use std::fmt;
+
+use crate::{Error, Result};
+
+/// The built-in faults by name, as the command line and the external target's
+/// fault commands call them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum FaultKind {
+    /// `DeletePrimary::kill()`.
+    KillPrimary,
+    /// `DeletePrimary::graceful()`.
+    StopPrimary,
+    /// `FreezePrimary`.
+    FreezePrimary,
+    /// `FreezeReplicas`.
+    FreezeReplicas,
+}
+
+impl FaultKind {
+    /// Every built-in fault.
+    pub const ALL: [FaultKind; 4] = [
+        FaultKind::KillPrimary,
+        FaultKind::StopPrimary,
+        FaultKind::FreezePrimary,
+        FaultKind::FreezeReplicas,
+    ];
+
+    /// The fault's name, e.g. `kill-primary`.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::KillPrimary => "kill-primary",
+            FaultKind::StopPrimary => "stop-primary",
+            FaultKind::FreezePrimary => "freeze-primary",
+            FaultKind::FreezeReplicas => "freeze-replicas",
+        }
+    }
+
+    /// The environment variable that gives an external target the command for
+    /// this fault, e.g. `CHAOS_KILL_PRIMARY_CMD`.
+    pub fn env_var(self) -> String {
+        format!("CHAOS_{}_CMD", self.name().replace('-', "_").to_uppercase())
+    }
+
+    /// Parses a name as written by [`name`](Self::name).
+    ///
+    /// # Errors
+    /// [`Error::Config`] listing the names there are.
+    pub fn parse(name: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name() == name)
+            .ok_or_else(|| Error::Config {
+                field: "fault",
+                expected: "one of kill-primary, stop-primary, freeze-primary, freeze-replicas",
+                found: name.to_string(),
+            })
+    }
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
