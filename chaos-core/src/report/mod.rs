@@ -569,3 +569,131 @@ impl fmt::Display for Report {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::time::{Instant, SystemTime};
+
+    use super::*;
+    use crate::probe::{Attempt, History};
+    use crate::verify::{FaultSpan, Measurement, Window};
+
+    fn ms_(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// A run with one kill at 100 ms, failures until 600 ms, one lost write.
+    fn sample() -> Report {
+        let t0 = Instant::now();
+        let mut attempts = Vec::new();
+        for i in 0..100u64 {
+            let outcome = match i {
+                10..60 => Outcome::Failed {
+                    sqlstate: Some("57P01".into()),
+                },
+                60 => Outcome::Indeterminate {
+                    reason: IndeterminateReason::ConnectionLost,
+                },
+                _ => Outcome::Acknowledged {
+                    server: "127.0.0.11:5432".into(),
+                    timeline: if i < 10 { 1 } else { 2 },
+                },
+            };
+            attempts.push(Attempt {
+                writer: 1,
+                seq: i + 1,
+                started: t0 + ms_(i * 10),
+                finished: t0 + ms_(i * 10 + 1),
+                outcome,
+            });
+        }
+        let history = History {
+            run_id: "r1".into(),
+            interval: ms_(10),
+            origin: (t0, SystemTime::now()),
+            attempts,
+        };
+        let mut found: HashSet<WriteId> = history
+            .attempts
+            .iter()
+            .filter(|a| a.is_acknowledged())
+            .map(|a| (a.writer, a.seq))
+            .collect();
+        found.remove(&(1, 5));
+        let spans = [FaultSpan {
+            injected: t0 + ms_(100),
+            healed: Some(t0 + ms_(800)),
+        }];
+        let window = Window {
+            start: t0,
+            end: t0 + ms_(1000),
+        };
+        let m = Measurement::compute(&history, &spans, window, &found);
+        let info = FaultInfo {
+            kind: "delete-primary".into(),
+            mode: "kill".into(),
+            victim: Some("node1".into()),
+            injected_at: Timestamp::from(history.wall(t0 + ms_(100))),
+        };
+        Report::from_draft(Draft {
+            run_id: "r1".into(),
+            scenario: "unit::sample".into(),
+            target: TargetInfo {
+                kind: "local".into(),
+                rw_dsn: "postgresql://postgres@127.0.0.11:5432/postgres".into(),
+                nodes: 3,
+            },
+            started: t0,
+            slo: Slo::max_rto(Duration::from_secs(1)),
+            history: &history,
+            window,
+            faults: vec![(info, t0 + ms_(100), Some(Timestamp::now()), false)],
+            measurement: &m,
+            events: vec![Event::now("probe started", None)],
+            warnings: vec!["a warning".into()],
+        })
+    }
+
+    #[test]
+    fn the_report_round_trips_through_json() {
+        let report = sample();
+        let text = serde_json::to_string_pretty(&report).expect("serialises");
+        let back: Report = serde_json::from_str(&text).expect("parses");
+        assert_eq!(back, report);
+        let json: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(json["schema_version"], SCHEMA_VERSION);
+        assert_eq!(json["history"][0]["outcome"], "acknowledged");
+        assert_eq!(
+            json["history"][0]["started_ms"], -100.0,
+            "relative to the fault"
+        );
+        assert_eq!(json["history"][10]["sqlstate"], "57P01");
+        assert_eq!(json["lost"][0]["writer"], 1);
+        assert_eq!(json["lost"][0]["seq"], 5);
+        // Failures and one indeterminate until 600 ms; acknowledged again at 611 ms.
+        assert_eq!(json["faults"][0]["rto_ms"], 511.0);
+        assert_eq!(json["failure"], "slo", "one write lost: {text}");
+    }
+
+    #[test]
+    fn failures_other_than_the_slo_name_their_cause() {
+        let mut report = sample();
+        report.add_failure(FailureKind::Panic, "test body panicked: boom");
+        assert_eq!(report.failure, Some(FailureKind::Panic));
+        assert!(!report.passed());
+        let xml = junit::to_xml(&report, "suite").expect("xml");
+        assert!(xml.contains("<testsuites"), "{xml}");
+        assert!(xml.contains(r#"<testsuite name="suite""#), "{xml}");
+        assert!(xml.contains(r#"type="panic""#), "{xml}");
+        assert!(
+            xml.contains(r#"<property name="lost_writes" value="1"/>"#),
+            "{xml}"
+        );
+        assert!(
+            report.summary_line().contains("FAILED"),
+            "{}",
+            report.summary_line()
+        );
+    }
+}
