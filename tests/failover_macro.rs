@@ -462,3 +462,78 @@ fn a_shell_fault_stalls_and_heals_through_its_commands() {
     let rto = f.rto_ms.unwrap();
     assert!((950.0..2_500.0).contains(&rto), "RTO {rto} ms\n{report}");
 }
+
+/// One freeze, measured at once by the macro's pipeline (whose body runs a
+/// `Scenario`) and by that `Scenario`: two front-ends, one pipeline, the same
+/// outage — the same write gap within the resolution.
+#[test]
+fn scenario_and_macro_measure_the_same_outage_alike() {
+    let inner: Arc<std::sync::Mutex<Option<Report>>> = Arc::default();
+    let slot = inner.clone();
+    let outer = run(
+        TestSpec::new("failover_macro::alike_outer").max_rto(Duration::from_secs(10)),
+        move |ctx| {
+            Box::pin(async move {
+                let cluster = ctx.target_as::<LocalCluster>().unwrap().clone();
+                let report = Scenario::new("failover_macro::alike_inner")
+                    .slo(Slo::max_rto(Duration::from_secs(10)))
+                    .hold(Duration::from_secs(1))
+                    .run(&cluster, FreezePrimary::new())
+                    .await?;
+                *slot.lock().unwrap() = Some(report);
+                Ok::<(), chaos_core::Error>(())
+            })
+        },
+    )
+    .unwrap();
+    let inner = inner.lock().unwrap().take().unwrap();
+    let (a, b) = (outer.write_gap().unwrap(), inner.write_gap().unwrap());
+    let tolerance =
+        from_ms(outer.resolution_ms.max(inner.resolution_ms)) + Duration::from_millis(20);
+    assert!(
+        a.abs_diff(b) <= tolerance,
+        "macro {a:?} vs Scenario {b:?} (tolerance {tolerance:?})\n{outer}\n{inner}"
+    );
+    assert!(b >= Duration::from_millis(995), "{inner}");
+    assert!(
+        inner.rto().unwrap() >= Duration::from_millis(995),
+        "{inner}"
+    );
+    // The outer run knew of no fault: the gap is its outage, held to max_rto.
+    assert!(outer.faults.is_empty() && outer.passed(), "{outer}");
+    // Both wrote their JSON and JUnit files.
+    let dir = chaos_core::report::default_report_dir();
+    for stem in ["failover_macro__alike_outer", "failover_macro__alike_inner"] {
+        for ext in ["json", "xml"] {
+            assert!(dir.join(format!("{stem}.{ext}")).is_file(), "{stem}.{ext}");
+        }
+    }
+}
+
+/// A report that cannot be written fails the test and says where it tried.
+#[test]
+fn an_unwritable_report_dir_fails_the_test_naming_the_file() {
+    let dir = std::env::temp_dir().join(format!("chaos-not-a-dir-{}", std::process::id()));
+    std::fs::write(&dir, b"a file, not a directory").unwrap();
+    let spec = TestSpec::new("failover_macro::unwritable").configure(|e| {
+        e.report_dir(dir.join("reports"))
+            .warmup(Duration::from_millis(200))
+    });
+    let failure = run(spec, |_ctx| Box::pin(async {})).unwrap_err();
+    std::fs::remove_file(&dir).ok();
+    let TestFailure::Teardown { errors, report } = &failure else {
+        panic!("expected a teardown failure, got {failure}")
+    };
+    assert!(
+        errors
+            .iter()
+            .any(|e| matches!(e, chaos_core::Error::ReportWrite { .. })),
+        "{failure}"
+    );
+    let text = failure.to_string();
+    assert!(
+        text.contains("failover_macro__unwritable.json") && text.contains("CHAOS_REPORT_DIR"),
+        "{text}"
+    );
+    assert!(report.as_ref().is_some_and(|r| !r.passed()), "{text}");
+}
