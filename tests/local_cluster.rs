@@ -38,6 +38,39 @@ fn scratch(name: &str) -> PathBuf {
 
 use chaos_tests::processes_of;
 
+/// The start time of `pid` (clock ticks since boot): with the PID, it names a
+/// process even after PID reuse.
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()
+}
+
+/// The processes of `dir` (see [`processes_of`]) with their start times.
+fn snapshot(dir: &Path) -> Vec<(i32, u64)> {
+    processes_of(dir)
+        .into_iter()
+        .filter_map(|p| Some((p, start_time(p)?)))
+        .collect()
+}
+
+/// Those of `procs` that still run (zombies count as gone). Unlike
+/// [`processes_of`], this sees a backend whose postmaster is already gone.
+fn still_running(procs: &[(i32, u64)]) -> Vec<i32> {
+    procs
+        .iter()
+        .filter(|&&(p, st)| {
+            start_time(p) == Some(st)
+                && !matches!(chaos_tests::process_state(p), None | Some('Z' | 'X'))
+        })
+        .map(|&(p, _)| p)
+        .collect()
+}
+
 fn port_free(host: &str, port: u16) -> bool {
     TcpListener::bind((host, port)).is_ok()
 }
@@ -341,6 +374,11 @@ async fn nothing_survives_a_dropped_or_panicking_cluster() {
             "etcd, 3 Patroni, 3 postmasters run"
         );
         assert!(ports.iter().all(|(h, p)| !port_free(h, *p)), "ports in use");
+        // A client connection, so that a backend runs too.
+        let client = chaos_core::pg::connect(&cluster.rw_dsn(), Duration::from_secs(5))
+            .await
+            .expect("connect");
+        let procs = snapshot(&dir);
 
         if panic {
             let task = tokio::spawn(async move {
@@ -351,12 +389,16 @@ async fn nothing_survives_a_dropped_or_panicking_cluster() {
         } else {
             drop(cluster);
         }
+        // Checked at once: dropping returns only when every process is gone.
+        let left = still_running(&procs);
+        assert!(left.is_empty(), "processes left: {left:?} of {procs:?}");
         assert!(
             processes_of(&dir).is_empty(),
             "processes left: {:?}",
             processes_of(&dir)
         );
         assert!(!dir.exists(), "{} left behind", dir.display());
+        drop(client);
         assert!(
             ports.iter().all(|(h, p)| port_free(h, *p)),
             "a port is still taken"
@@ -684,6 +726,144 @@ async fn a_killed_run_without_watchdog_is_swept_by_the_next_start() {
     assert!(!dir.exists(), "{} survived the sweep", dir.display());
     drop(next);
     std::fs::remove_dir_all(work).ok();
+}
+
+/// Run by `a_kept_cluster_stays_until_removed_by_hand` in a child process with
+/// `CHAOS_KEEP=1`: boots a cluster in `CHAOS_HELPER_WORK_DIR` and drops it.
+#[tokio::test]
+#[ignore = "helper process for the CHAOS_KEEP test"]
+async fn helper_boot_and_keep() {
+    let Some(work) = std::env::var_os("CHAOS_HELPER_WORK_DIR") else {
+        return;
+    };
+    let cluster = LocalCluster::builder()
+        .work_dir(work)
+        .start()
+        .await
+        .expect("helper cluster boots");
+    drop(cluster);
+}
+
+/// Runs a shell command when dropped, even by a failed assertion.
+struct RunOnDrop(String);
+
+impl Drop for RunOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("sh").arg("-c").arg(&self.0).status();
+    }
+}
+
+/// The Patroni processes of `dir`.
+fn patronis_of(dir: &Path) -> usize {
+    processes_of(dir)
+        .into_iter()
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("patroni.yml"))
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_cluster_stays_until_removed_by_hand() {
+    init_tracing();
+    let _serial = serial().await;
+    let work = scratch("keep");
+    // CHAOS_KEEP is read from the environment: set it in a child process only.
+    // The child's output is captured by its harness; the notice must get through.
+    let out = tokio::task::spawn_blocking({
+        let work = work.clone();
+        move || {
+            Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "helper_boot_and_keep",
+                    "--ignored",
+                    "--test-threads=1",
+                ])
+                .env("CHAOS_HELPER_WORK_DIR", &work)
+                .env("CHAOS_KEEP", "1")
+                .output()
+                .expect("helper runs")
+        }
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "helper failed: {stderr}");
+    let notice = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("CHAOS_KEEP=1: kept the local cluster at "))
+        .unwrap_or_else(|| panic!("no notice on stderr: {stderr}"));
+    let (dir, command) = notice
+        .split_once(" (processes still running); remove it with: ")
+        .unwrap_or_else(|| panic!("no removal command in {notice:?}"));
+    let dir = PathBuf::from(dir);
+    let remove = RunOnDrop(command.to_string());
+
+    // It outlives its owner and its watchdog, whole.
+    assert!(dir.starts_with(&work) && dir.exists(), "{}", dir.display());
+    assert!(watchdogs_of(&dir).is_empty(), "its watchdog still waits");
+    assert_eq!(patronis_of(&dir), 3, "every Patroni still runs");
+    let procs = snapshot(&dir);
+    assert!(procs.len() >= 7, "etcd, Patroni and PostgreSQL: {procs:?}");
+
+    // The next start sweeps clusters whose owner is gone, but not a kept one.
+    let next = LocalCluster::builder()
+        .work_dir(&work)
+        .start()
+        .await
+        .expect("next cluster boots");
+    drop(next);
+    assert!(dir.exists(), "{} was swept", dir.display());
+    assert_eq!(
+        still_running(&procs).len(),
+        procs.len(),
+        "its processes were stopped"
+    );
+
+    // The printed command stops it and removes it.
+    drop(remove);
+    let left = still_running(&procs);
+    assert!(left.is_empty(), "processes left: {left:?}");
+    assert!(
+        processes_of(&dir).is_empty() && !dir.exists(),
+        "{} left",
+        dir.display()
+    );
+    std::fs::remove_dir_all(work).ok();
+}
+
+#[tokio::test]
+async fn an_unusable_work_dir_is_an_error_naming_chaos_work_dir() {
+    let scratch = scratch("bad-work-dir");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let file = scratch.join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    for work in [file.clone(), file.join("below")] {
+        let err = LocalCluster::builder()
+            .work_dir(&work)
+            .start()
+            .await
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            matches!(&err, Error::WorkDir { path, .. } if *path == work),
+            "{msg}"
+        );
+        assert!(msg.contains("set CHAOS_WORK_DIR"), "{msg}");
+    }
+    let entries: Vec<PathBuf> = std::fs::read_dir(&scratch)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(
+        entries,
+        std::slice::from_ref(&file),
+        "something was left behind"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a directory");
+    std::fs::remove_dir_all(scratch).unwrap();
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 //! `Fault<ExternalCluster>`, …). The built-in faults also implement
 //! `Fault<dyn Target>`, which is what tests and the command line use: it finds
 //! the concrete target and, where that target cannot do the fault, fails with
-//! [`Error::Unsupported`](crate::Error::Unsupported) naming the targets that can.
+//! [`crate::Error::Unsupported`] naming the targets that can.
 //! [`Shell`] runs on every target.
 //!
 //! ## Writing a fault

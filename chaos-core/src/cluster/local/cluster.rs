@@ -51,7 +51,7 @@ impl LocalClusterBuilder {
     }
 
     /// Directory under which cluster directories are created (default
-    /// `$CHAOS_WORK_DIR`, else `<tmp>/chaos-local`).
+    /// `$CHAOS_WORK_DIR`, else `<tmp>/chaos-local-<uid>`).
     pub fn work_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.work_dir = Some(dir.into());
         self
@@ -99,8 +99,9 @@ impl LocalClusterBuilder {
     ///
     /// # Errors
     /// [`Error::BinaryNotFound`] when PostgreSQL, Patroni or etcd is missing,
-    /// [`Error::Config`] for an invalid node count, [`Error::Timeout`] (with log
-    /// tails) when the cluster does not become healthy in time.
+    /// [`Error::Config`] for an invalid node count, [`Error::WorkDir`] when the
+    /// work directory cannot be created or written in, [`Error::Timeout`] (with
+    /// log tails) when the cluster does not become healthy in time.
     pub async fn start(self) -> Result<LocalCluster> {
         if !(2..=9).contains(&self.nodes) {
             return Err(Error::Config {
@@ -111,11 +112,14 @@ impl LocalClusterBuilder {
         }
         let binaries = Binaries::discover_with(&self.overrides)?;
         let run_as = RunAs::detect()?;
-        let root = match (self.work_dir, std::env::var_os("CHAOS_WORK_DIR")) {
-            (Some(d), _) => d,
-            (None, Some(d)) => PathBuf::from(d),
-            (None, None) => std::env::temp_dir().join("chaos-local"),
-        };
+        let root = self
+            .work_dir
+            .or_else(|| {
+                std::env::var_os("CHAOS_WORK_DIR")
+                    .filter(|d| !d.is_empty())
+                    .map(PathBuf::from)
+            })
+            .unwrap_or_else(default_work_dir);
         let cluster = tokio::task::spawn_blocking({
             let timings = self
                 .timings
@@ -178,8 +182,9 @@ impl NodeInfo {
 
 /// A running local cluster. Cloning shares it; the processes stop and the
 /// directory is removed when the last clone is dropped or [`stop`](Self::stop)
-/// is called (`CHAOS_KEEP=1` keeps them). A watchdog process cleans up too if
-/// this process dies without dropping it (SIGKILL, `process::exit`, statics).
+/// is called (`CHAOS_KEEP=1` keeps them until removed by hand, and prints how).
+/// A watchdog process cleans up too if this process dies without dropping it
+/// (SIGKILL, `process::exit`, statics).
 #[derive(Clone)]
 pub struct LocalCluster {
     inner: Arc<Inner>,
@@ -226,6 +231,33 @@ fn free_ports(n: usize) -> Result<Vec<u16>> {
         .map_err(|e| Error::io("reading reserved ports", e))
 }
 
+/// The default work directory, `<tmp>/chaos-local-<uid>`: one per user, so that
+/// a run as root does not lock other users out.
+fn default_work_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("chaos-local-{}", nix::unistd::getuid()))
+}
+
+/// An [`Error::WorkDir`] for `path`, telling how to choose another directory.
+fn work_dir_error(path: &Path, what: &str, e: std::io::Error) -> Error {
+    Error::WorkDir {
+        path: path.to_path_buf(),
+        reason: format!(
+            "{what}: {e}; set CHAOS_WORK_DIR (or LocalClusterBuilder::work_dir) to a writable directory"
+        ),
+    }
+}
+
+/// Lets the run-as user traverse `path` (adds `g+rx,o+rx`; best effort).
+fn let_others_in(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = fs::metadata(path) {
+        let mode = meta.permissions().mode();
+        if mode & 0o055 != 0o055 {
+            let _ = fs::set_permissions(path, fs::Permissions::from_mode(mode | 0o055));
+        }
+    }
+}
+
 fn mkdir(path: &Path) -> Result<()> {
     fs::create_dir_all(path).map_err(|e| Error::io(format!("creating {}", path.display()), e))
 }
@@ -251,17 +283,20 @@ impl Inner {
         n: usize,
         parameters: &[(String, String)],
     ) -> Result<Inner> {
-        mkdir(&root)?;
-        // The run-as user must be able to reach its directories.
-        use std::os::unix::fs::PermissionsExt;
-        let _ = fs::set_permissions(&root, fs::Permissions::from_mode(0o755));
+        fs::create_dir_all(&root).map_err(|e| work_dir_error(&root, "cannot create it", e))?;
         process::sweep(&root);
 
         let run_id = crate::run_id::new_run_id();
-        let dir = root.join(&run_id);
-        mkdir(&dir)?;
-        process::write_owner(&dir)?;
-        let watchdog = process::spawn_watchdog(&dir)?;
+        let dir = process::create_run_dir(&root, &run_id)
+            .map_err(|e| work_dir_error(&root, "cannot create a cluster directory in it", e))?;
+        if run_as.switch {
+            let_others_in(&root);
+            let_others_in(&dir);
+        }
+        // Once it runs, the watchdog removes the directory if we fail.
+        let watchdog = process::spawn_watchdog(&dir).inspect_err(|_| {
+            let _ = fs::remove_dir_all(&dir);
+        })?;
 
         let ports = free_ports(2 + 2 * n)?;
         let etcd_client = format!("127.0.0.1:{}", ports[0]);
@@ -389,33 +424,48 @@ impl Inner {
         out
     }
 
+    /// Stops every process and returns once they are all gone, then removes the
+    /// directory; with `CHAOS_KEEP=1`, marks the cluster kept and says where it is.
     fn teardown(&self) {
         let mut children = self.lock();
         if children.stopped {
             return;
         }
         children.stopped = true;
-        let keep = process::keep_requested();
-        if keep {
-            tracing::warn!(dir = %self.dir.display(), "CHAOS_KEEP=1: leaving the local cluster running");
+        if process::keep_requested() {
+            self.mark_kept();
         } else {
             process::stop_all_under(&self.dir);
-        }
-        let Children { patroni, etcd, .. } = &mut *children;
-        for child in patroni.iter_mut().chain(std::iter::once(etcd)).flatten() {
-            if !keep {
+            let Children { patroni, etcd, .. } = &mut *children;
+            for child in patroni.iter_mut().chain(std::iter::once(etcd)).flatten() {
                 let _ = child.kill();
+                process::reap(child, Duration::from_millis(200));
             }
-            process::reap(child, Duration::from_millis(200));
-        }
-        if !keep && let Err(e) = fs::remove_dir_all(&self.dir) {
-            tracing::warn!(dir = %self.dir.display(), error = %e, "could not remove cluster directory");
+            if let Err(e) = fs::remove_dir_all(&self.dir) {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "could not remove cluster directory");
+            }
         }
         // Closing the watchdog's stdin lets it exit (its work is already done).
         if let Some(mut w) = children.watchdog.take() {
             drop(w.stdin.take());
             process::reap(&mut w, Duration::from_secs(10));
         }
+    }
+
+    /// Leaves the cluster running for good (sweeps and watchdogs skip it) and
+    /// tells, on stderr even under the test harness, where it is and how to
+    /// remove it.
+    fn mark_kept(&self) {
+        if let Err(e) = fs::write(self.dir.join(process::KEPT_FILE), "") {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "could not mark the cluster kept");
+        }
+        let msg = format!(
+            "CHAOS_KEEP=1: kept the local cluster at {} (processes still running); remove it with: {}",
+            self.dir.display(),
+            process::remove_command(&self.dir)
+        );
+        tracing::warn!("{msg}");
+        let _ = writeln!(std::io::stderr().lock(), "{msg}");
     }
 }
 
@@ -744,8 +794,8 @@ impl LocalCluster {
             .is_some()
     }
 
-    /// Stops every process and removes the directory (unless `CHAOS_KEEP=1`).
-    /// Dropping the last clone does the same.
+    /// Stops every process, waits until all are gone, and removes the directory
+    /// (unless `CHAOS_KEEP=1`). Dropping the last clone does the same.
     pub fn stop(self) {
         self.inner.teardown();
     }
@@ -875,5 +925,15 @@ impl Target for LocalCluster {
                 .map_err(|e| Error::ClusterState(format!("sweep task failed: {e}")))?;
             Ok(swept.iter().map(|p| p.display().to_string()).collect())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_default_work_dir_is_per_user() {
+        let dir = super::default_work_dir();
+        let uid = nix::unistd::getuid();
+        assert_eq!(dir, std::env::temp_dir().join(format!("chaos-local-{uid}")));
     }
 }

@@ -12,6 +12,15 @@
 //! cluster.stop();
 //! # Ok(()) }
 //! ```
+//!
+//! Each cluster lives in its own directory under the work directory
+//! (`CHAOS_WORK_DIR`, else `<tmp>/chaos-local-<uid>`). Dropping or stopping the
+//! cluster returns once every process it started is gone, and removes the
+//! directory; a watchdog process does the same if this process dies first, and
+//! each start sweeps directories whose owning process is gone. With `CHAOS_KEEP=1`
+//! the cluster is left running and marked `kept` (sweeps and watchdogs leave
+//! it); its path and the command that removes it (`sh <dir>/remove.sh`) are
+//! printed on stderr.
 
 mod binaries;
 mod cluster;

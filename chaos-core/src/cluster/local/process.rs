@@ -186,64 +186,161 @@ pub(crate) fn signal(pid: i32, sig: Signal) -> Result<()> {
 }
 
 /// Stops every process belonging to `dir`: Patroni and etcd are killed, PostgreSQL
-/// gets an immediate shutdown (so it frees its shared memory), stragglers are killed.
+/// gets an immediate shutdown (so it frees its shared memory), stragglers are
+/// killed after 5 s. Returns once all of them are gone (zombies count as gone),
+/// or after 10 s with a warning.
 pub(crate) fn stop_all_under(dir: &Path) {
-    let pids = pids_under(dir);
-    if pids.is_empty() {
-        return;
-    }
-    // Patroni and etcd first, so nothing restarts PostgreSQL behind our back.
     let needle = format!("{}/", dir.display());
-    let (postmasters, others): (Vec<i32>, Vec<i32>) =
-        pids.iter().partition(|&&p| cmdline_contains(p, "-D "));
-    for &p in &others {
-        if cmdline_contains(p, &needle) {
-            let _ = signal(p, Signal::SIGKILL);
+    // Every process seen, with its start time: a backend whose postmaster died is
+    // no longer a descendant, and a PID may be reused.
+    let mut seen: Vec<(i32, u64)> = Vec::new();
+    let mut signalled: Vec<i32> = Vec::new();
+    let started = Instant::now();
+    loop {
+        for p in pids_under(dir) {
+            if !seen.iter().any(|&(q, _)| q == p)
+                && let Some(st) = start_time(p)
+            {
+                seen.push((p, st));
+            }
         }
-    }
-    // Immediate shutdown: PostgreSQL frees its shared memory on the way out.
-    for &p in &postmasters {
-        let _ = signal(p, Signal::SIGQUIT);
-    }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline && pids.iter().any(|&p| !is_dead(p)) {
+        let alive: Vec<i32> = seen
+            .iter()
+            .filter(|&&(p, st)| start_time(p) == Some(st) && !is_dead(p))
+            .map(|&(p, _)| p)
+            .collect();
+        if alive.is_empty() {
+            return;
+        }
+        if started.elapsed() >= Duration::from_secs(10) {
+            tracing::warn!(dir = %dir.display(), pids = ?alive, "processes of the local cluster survive SIGKILL");
+            return;
+        }
+        if started.elapsed() >= Duration::from_secs(5) {
+            for &p in &alive {
+                let _ = signal(p, Signal::SIGKILL);
+            }
+        } else {
+            // Patroni and etcd first, so nothing restarts PostgreSQL behind our back;
+            // backends follow their postmaster.
+            let (postmasters, others): (Vec<i32>, Vec<i32>) = alive
+                .into_iter()
+                .filter(|p| !signalled.contains(p) && cmdline_contains(*p, &needle))
+                .partition(|&p| cmdline_contains(p, "-D "));
+            for &p in &others {
+                let _ = signal(p, Signal::SIGKILL);
+            }
+            for &p in &postmasters {
+                let _ = signal(p, Signal::SIGQUIT);
+            }
+            signalled.extend(others.into_iter().chain(postmasters));
+        }
         std::thread::sleep(Duration::from_millis(20));
-    }
-    for p in pids_under(dir).into_iter().chain(pids) {
-        if !is_dead(p) {
-            let _ = signal(p, Signal::SIGKILL);
-        }
     }
 }
 
 /// The file in a cluster directory naming the process that owns it.
 const OWNER_FILE: &str = "owner";
 
-/// Records this process as owner of `dir` (PID and start time).
-pub(crate) fn write_owner(dir: &Path) -> Result<()> {
+/// The marker of a cluster kept by `CHAOS_KEEP=1`: sweeps and watchdogs leave it.
+pub(crate) const KEPT_FILE: &str = "kept";
+
+/// The script in a cluster directory that stops its processes and removes it.
+const REMOVE_SCRIPT: &str = "remove.sh";
+
+/// How old a cluster directory without a readable owner must be to be swept:
+/// younger ones may be being created.
+const UNOWNED_GRACE: Duration = Duration::from_secs(60);
+
+/// Creates the cluster directory `root/<run_id>` with its owner (this process)
+/// and removal script already in it: they are written in `.<run_id>.staging`,
+/// which is then renamed, so a concurrent sweep never sees it without an owner.
+pub(crate) fn create_run_dir(root: &Path, run_id: &str) -> std::io::Result<PathBuf> {
+    let dir = root.join(run_id);
+    let staging = root.join(format!(".{run_id}.staging"));
+    fs::create_dir(&staging)?;
     let me = std::process::id() as i32;
-    let st = start_time(me).unwrap_or(0);
-    fs::write(dir.join(OWNER_FILE), format!("{me} {st}\n"))
-        .map_err(|e| Error::io(format!("writing owner marker in {}", dir.display()), e))
+    let filled = fs::write(
+        staging.join(OWNER_FILE),
+        format!("{me} {}\n", start_time(me).unwrap_or(0)),
+    )
+    .and_then(|()| fs::write(staging.join(REMOVE_SCRIPT), remove_script(&dir)))
+    .and_then(|()| fs::rename(&staging, &dir));
+    if let Err(e) = filled {
+        let _ = fs::remove_dir_all(&staging);
+        return Err(e);
+    }
+    Ok(dir)
 }
 
-/// Whether the process recorded in `dir/owner` still runs.
-fn owner_alive(dir: &Path) -> bool {
-    let Ok(text) = fs::read_to_string(dir.join(OWNER_FILE)) else {
-        return false;
-    };
+/// Quotes `s` for a POSIX shell.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The removal script of cluster directory `dir`, run by the watchdog and by hand
+/// for kept clusters. Its patterns match the cluster's programs only, never the
+/// shell that runs it (whose command line names the directory too).
+fn remove_script(dir: &Path) -> String {
+    format!(
+        r#"# Stops the processes of the local cluster in this directory, then removes it.
+CHAOS_DIR={}
+ours="$CHAOS_DIR/.*patroni.yml|(--data-dir |-D |--pgdata=)$CHAOS_DIR/"
+pkill -KILL -f -- "$CHAOS_DIR/.*patroni.yml"
+pkill -KILL -f -- "--data-dir $CHAOS_DIR/"
+pkill -QUIT -f -- "-D $CHAOS_DIR/"
+i=0
+while pgrep -f -- "$ours" >/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
+pkill -KILL -f -- "$ours"
+rm -rf -- "$CHAOS_DIR"
+"#,
+        shell_quote(&dir.display().to_string())
+    )
+}
+
+/// The shell command that stops the processes of cluster directory `dir` and
+/// removes it.
+pub(crate) fn remove_command(dir: &Path) -> String {
+    let script = dir.join(REMOVE_SCRIPT);
+    format!("sh {}", shell_quote(&script.display().to_string()))
+}
+
+/// What `dir/owner` says about the process that owns `dir`: `Some(alive)`, or
+/// `None` when there is no readable owner.
+fn owner_alive(dir: &Path) -> Option<bool> {
+    let text = fs::read_to_string(dir.join(OWNER_FILE)).ok()?;
     let mut it = text.split_whitespace();
-    let (Some(pid), Some(st)) = (it.next(), it.next()) else {
-        return false;
-    };
-    let (Ok(pid), Ok(st)) = (pid.parse::<i32>(), st.parse::<u64>()) else {
-        return false;
-    };
-    start_time(pid) == Some(st) && !is_dead(pid)
+    let pid = it.next()?.parse::<i32>().ok()?;
+    let st = it.next()?.parse::<u64>().ok()?;
+    Some(start_time(pid) == Some(st) && !is_dead(pid))
 }
 
-/// Removes every cluster directory under `root` whose owner is gone, stopping
-/// whatever processes of it survived. Returns the directories swept.
+/// Whether `name` is a cluster directory (`<run_id>`, or `.<run_id>.staging`
+/// while created): the sweep touches nothing else under the work directory.
+fn is_run_dir_name(name: &str) -> bool {
+    let id = name
+        .strip_prefix('.')
+        .and_then(|n| n.strip_suffix(".staging"))
+        .unwrap_or(name);
+    id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Whether the cluster directory `dir` is abandoned: not kept, and its owner is
+/// gone, or it has no owner and is older than [`UNOWNED_GRACE`].
+fn abandoned(dir: &Path) -> bool {
+    if dir.join(KEPT_FILE).exists() {
+        return false;
+    }
+    match owner_alive(dir) {
+        Some(alive) => !alive,
+        None => fs::metadata(dir)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > UNOWNED_GRACE)),
+    }
+}
+
+/// Removes every abandoned cluster directory under `root`, stopping whatever
+/// processes of it survived. Returns the directories swept.
 pub(crate) fn sweep(root: &Path) -> Vec<PathBuf> {
     let mut swept = Vec::new();
     let Ok(entries) = fs::read_dir(root) else {
@@ -251,7 +348,8 @@ pub(crate) fn sweep(root: &Path) -> Vec<PathBuf> {
     };
     for entry in entries.flatten() {
         let dir = entry.path();
-        if !dir.is_dir() || owner_alive(&dir) {
+        let ours = entry.file_name().to_str().is_some_and(is_run_dir_name);
+        if !ours || !dir.is_dir() || !abandoned(&dir) {
             continue;
         }
         tracing::warn!(dir = %dir.display(), "sweeping a local cluster left behind by a killed run");
@@ -263,19 +361,14 @@ pub(crate) fn sweep(root: &Path) -> Vec<PathBuf> {
 }
 
 /// A shell script that waits for its stdin to close (the owning process dropped the
-/// cluster or died, even by SIGKILL), then stops the cluster's processes and removes
-/// its directory.
+/// cluster or died, even by SIGKILL), then runs the cluster's removal script, unless
+/// the cluster is kept (marking it kept if `CHAOS_KEEP=1` was set at spawn time).
 const WATCHDOG: &str = r#"
 read -r _ignored
 [ -d "$CHAOS_DIR" ] || exit 0
-[ "$CHAOS_KEEP" = "1" ] && exit 0
-pkill -KILL -f -- "$CHAOS_DIR/.*patroni.yml"
-pkill -QUIT -f -- "-D $CHAOS_DIR/"
-pkill -KILL -f -- "--data-dir $CHAOS_DIR/"
-i=0
-while pgrep -f -- "$CHAOS_DIR/" >/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
-pkill -KILL -f -- "$CHAOS_DIR/"
-rm -rf -- "$CHAOS_DIR"
+[ -e "$CHAOS_DIR/kept" ] && exit 0
+if [ "$CHAOS_KEEP" = "1" ]; then : > "$CHAOS_DIR/kept"; exit 0; fi
+exec sh "$CHAOS_DIR/remove.sh"
 "#;
 
 /// Starts the watchdog for `dir`. Keep the returned child's stdin open for as long
@@ -321,4 +414,115 @@ pub(crate) fn descendants(pid: i32) -> Vec<i32> {
     let mut all = with_descendants(vec![pid], &all_pids());
     all.remove(0);
     all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run_id::new_run_id;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::SystemTime;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("chaos-unit-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// An owner record (`pid start-time`) of a process that has exited.
+    fn dead_owner() -> String {
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id() as i32;
+        let st = start_time(pid).unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        format!("{pid} {st}\n")
+    }
+
+    #[test]
+    fn the_sweep_spares_clusters_being_created_and_kept_and_removes_abandoned_ones() {
+        let root = scratch("sweep");
+        assert!(
+            is_run_dir_name(&new_run_id()),
+            "run ids look like cluster dirs"
+        );
+        let mkdir = |name: String| {
+            let dir = root.join(name);
+            fs::create_dir(&dir).unwrap();
+            dir
+        };
+        // `create_run_dir` between its first two steps: no owner written yet.
+        let fresh = mkdir(format!(".{}.staging", new_run_id()));
+        let dead = mkdir(new_run_id());
+        fs::write(dead.join(OWNER_FILE), dead_owner()).unwrap();
+        let kept = mkdir(new_run_id());
+        fs::write(kept.join(OWNER_FILE), dead_owner()).unwrap();
+        fs::write(kept.join(KEPT_FILE), "").unwrap();
+        let long_ago = SystemTime::now() - Duration::from_secs(120);
+        let stale = mkdir(format!(".{}.staging", new_run_id()));
+        let foreign = mkdir("not-a-cluster".into());
+        for d in [&stale, &foreign] {
+            fs::File::open(d).unwrap().set_modified(long_ago).unwrap();
+        }
+
+        // Other starts sweep all along while this one creates cluster directories.
+        let stop = AtomicBool::new(false);
+        let (created, swept) = std::thread::scope(|s| {
+            let sweeper = s.spawn(|| {
+                let mut swept = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    swept.extend(sweep(&root));
+                }
+                swept
+            });
+            let created: Vec<PathBuf> = (0..200)
+                .map(|_| create_run_dir(&root, &new_run_id()).unwrap())
+                .collect();
+            stop.store(true, Ordering::Relaxed);
+            (created, sweeper.join().unwrap())
+        });
+        for dir in &created {
+            assert!(dir.join(OWNER_FILE).exists(), "{} was swept", dir.display());
+        }
+        for dir in [&fresh, &kept, &foreign] {
+            assert!(dir.exists(), "{} was swept", dir.display());
+        }
+        for dir in [&dead, &stale] {
+            assert!(
+                !dir.exists() && swept.contains(dir),
+                "{} not swept",
+                dir.display()
+            );
+        }
+        assert_eq!(swept.len(), 2, "{swept:?}");
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// A process that appears while the cluster stops (here a "backend" forked by a
+    /// shutting-down "postmaster", orphaned when it exits) is waited for as well.
+    #[test]
+    fn stopping_waits_for_processes_born_during_the_shutdown() {
+        let dir = scratch("stop");
+        let late = dir.join("late.pid");
+        let script = format!(
+            "trap 'sleep 0.5 & echo $! > {late}; sleep 0.2; exit 0' QUIT; : > {ready}; \
+             while :; do sleep 0.02; done",
+            late = shell_quote(&late.display().to_string()),
+            ready = shell_quote(&dir.join("ready").display().to_string()),
+        );
+        let data = format!("{}/data", dir.display());
+        let mut postmaster = Command::new("sh")
+            .args(["-c", &script, "postgres", "-D", &data])
+            .spawn()
+            .unwrap();
+        while !dir.join("ready").exists() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        stop_all_under(&dir);
+        let pid: i32 = fs::read_to_string(&late).unwrap().trim().parse().unwrap();
+        assert!(is_dead(pid), "the late process {pid} outlived the stop");
+        postmaster.wait().unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }
