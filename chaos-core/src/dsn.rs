@@ -19,6 +19,65 @@ pub fn redact(dsn: &str) -> String {
     redact_key_values(dsn)
 }
 
+/// Removes passwords from free text such as a shell command: every
+/// `postgres://`/`postgresql://` URL in it loses its password, and the value
+/// after `password=`, `password:` or `PGPASSWORD=` (any case) becomes
+/// `********`.
+///
+/// ```
+/// use chaos_core::dsn::redact_text;
+/// assert_eq!(
+///     redact_text("PGPASSWORD=x psql 'postgresql://u:pw@h/db' -c 'select 1'"),
+///     "PGPASSWORD=******** psql 'postgresql://u@h/db' -c 'select 1'"
+/// );
+/// ```
+pub fn redact_text(text: &str) -> String {
+    let ends = |c: char| c.is_whitespace() || matches!(c, '\'' | '"' | '`' | ';' | '&' | '|');
+    // URLs first.
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = ["postgresql://", "postgres://"]
+        .iter()
+        .filter_map(|s| rest.find(s).map(|i| (i, s.len())))
+        .min()
+        .map(|(i, _)| i)
+    {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        let end = tail.find(ends).unwrap_or(tail.len());
+        out.push_str(&redact(&tail[..end]));
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    // Then `password=value` in any case.
+    let lower = out.to_ascii_lowercase();
+    let mut result = String::with_capacity(out.len());
+    let mut last = 0;
+    let mut search = 0;
+    while let Some(found) = lower[search..].find("password") {
+        let key_end = search + found + "password".len();
+        let after = &out[key_end..];
+        let sep = after.len() - after.trim_start_matches([' ', '=', ':']).len();
+        if sep == 0 || !after[..sep].contains(['=', ':']) {
+            search = key_end;
+            continue;
+        }
+        let value_start = key_end + sep;
+        let value = &out[value_start..];
+        let len = if let Some(q) = value.strip_prefix('\'') {
+            q.find('\'').map_or(value.len(), |e| e + 2)
+        } else {
+            value.find(ends).unwrap_or(value.len())
+        };
+        result.push_str(&out[last..value_start]);
+        result.push_str("********");
+        last = value_start + len;
+        search = last;
+    }
+    result.push_str(&out[last..]);
+    result
+}
+
 fn redact_url(rest: &str) -> String {
     // The user info ends at the last '@' before the path or query that follows
     // the first '@' (a password may itself contain '@', '/' or '?').
@@ -142,6 +201,26 @@ mod tests {
             redact("postgresql://u:p/s?s@s@h:1/db?x=1"),
             "postgresql://u@h:1/db?x=1"
         );
+    }
+
+    #[test]
+    fn commands_lose_their_passwords() {
+        use super::redact_text;
+        assert_eq!(
+            redact_text("psql \"postgresql://app:s3cret@db:5432/x\" -c 'select 1'"),
+            "psql \"postgresql://app@db:5432/x\" -c 'select 1'"
+        );
+        assert_eq!(
+            redact_text("PGPASSWORD=s3cret psql -h db; psql 'host=db password=p2 user=u'"),
+            "PGPASSWORD=******** psql -h db; psql 'host=db password=******** user=u'"
+        );
+        assert_eq!(
+            redact_text("--password 'a b' x"),
+            "--password 'a b' x",
+            "no '=': a flag, kept"
+        );
+        assert_eq!(redact_text("Password: 'a b' x"), "Password: ******** x");
+        assert_eq!(redact_text("kubectl delete pod x"), "kubectl delete pod x");
     }
 
     #[test]

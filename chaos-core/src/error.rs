@@ -68,7 +68,7 @@ pub enum Error {
     },
 
     /// A PostgreSQL client operation failed.
-    #[error("{context}: {source}")]
+    #[error("{context}: {source}{}", causes(.source))]
     Postgres {
         /// What was being done.
         context: String,
@@ -139,6 +139,19 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+}
+
+/// `: cause: cause…` of an error's sources, which tokio-postgres keeps out of
+/// its own message ("db error", "error connecting to server").
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut out = String::new();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    out
 }
 
 fn stderr_suffix(stderr: &str) -> String {

@@ -105,7 +105,13 @@ impl History {
     }
 }
 
-/// Settings of a [`WriteProbe`]. `Default`: 2 writers, one write every 10 ms each.
+/// The default number of probe writers.
+pub const DEFAULT_WRITERS: u32 = 2;
+/// The default pacing interval of each probe writer.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Settings of a [`WriteProbe`]. `Default`: [`DEFAULT_WRITERS`] writers, one
+/// write every [`DEFAULT_INTERVAL`] each.
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct ProbeConfig {
@@ -118,8 +124,8 @@ pub struct ProbeConfig {
 impl Default for ProbeConfig {
     fn default() -> Self {
         ProbeConfig {
-            writers: 2,
-            interval: Duration::from_millis(10),
+            writers: DEFAULT_WRITERS,
+            interval: DEFAULT_INTERVAL,
             connect_timeout: Duration::from_secs(2),
             commit_timeout: Duration::from_secs(5),
         }

@@ -12,6 +12,15 @@ use crate::report::Report;
 use crate::slo::Slo;
 use crate::{Error, Result};
 
+/// An error message that `Debug`-formats as itself, for the report.
+struct Verbatim(String);
+
+impl std::fmt::Debug for Verbatim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// One failover experiment with a single fault. The defaults are
 /// [`Experiment`]'s: 1 s warm-up, RTO ≤ 10 s, RPO = 0, default probe, the
 /// fault held until the service recovers.
@@ -114,9 +123,13 @@ impl Scenario {
                         Ok::<(), Error>(())
                     }
                     .await;
-                    if let Err(e) = result {
+                    // The report records the failure (so its files do not say
+                    // "passed"); the typed error is returned by `run_on`.
+                    result.map_err(|e| {
+                        let text = e.to_string();
                         *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                    }
+                        Verbatim(text)
+                    })
                 })
             })
             .await?;

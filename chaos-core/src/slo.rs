@@ -105,7 +105,7 @@ impl Slo {
             {
                 violations.push(format!(
                     "write gap {} exceeds max_rto {max} and no injected or marked fault explains \
-                     it (mark it with ctx.mark_fault)",
+                     it: clients saw an outage nobody caused on purpose",
                     fmt_duration(gap.length)
                 ));
             }

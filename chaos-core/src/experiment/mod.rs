@@ -329,7 +329,7 @@ impl Experiment {
 
         // The target's own events, collected until verification.
         let seen = Arc::new(Mutex::new(Vec::<Event>::new()));
-        let watcher = tokio::spawn({
+        let watcher = AbortOnDrop(tokio::spawn({
             let seen = seen.clone();
             let primary = primary.clone();
             let mut stream = target.clone().events();
@@ -351,16 +351,16 @@ impl Experiment {
                     seen.lock().unwrap_or_else(|p| p.into_inner()).push(e);
                 }
             }
-        });
+        }));
         let reporter = self.progress.clone().map(|f| {
-            tokio::spawn(report_progress(
+            AbortOnDrop(tokio::spawn(report_progress(
                 f,
                 started,
                 phase.clone(),
                 primary.clone(),
                 probe.counters_handle(),
                 target.clone(),
-            ))
+            )))
         });
 
         set_phase(Phase::WarmUp);
@@ -425,7 +425,7 @@ impl Experiment {
             end: Instant::now(),
         };
         let history = probe.stop().await;
-        watcher.abort();
+        drop(watcher);
         events.extend(ctx.take_events());
         events.extend(std::mem::take(
             &mut *seen.lock().unwrap_or_else(|p| p.into_inner()),
@@ -484,9 +484,7 @@ impl Experiment {
         };
         self.finish(&mut outcome);
         set_phase(Phase::Done);
-        if let Some(r) = reporter {
-            r.abort();
-        }
+        drop(reporter);
         Ok(outcome)
     }
 
@@ -562,6 +560,16 @@ impl Experiment {
                 "could not check the synchronous replication settings: {e}"
             )],
         }
+    }
+}
+
+/// A task that is aborted when its handle goes, so that a run dropped half-way
+/// (a caller's timeout, Ctrl-C) leaves nothing running.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -11,11 +11,15 @@ use crate::{Error, Result};
 /// A fault made of shell commands (`sh -c`): the one that injects it and,
 /// optionally, the one that heals it. Works on every target.
 ///
-/// The fault is in effect when the inject command **exits 0** (so a command
-/// such as `kubectl delete pod … --wait=false` should return once the damage
-/// is done); a non-zero exit is an error carrying the command's stderr. The
-/// commands see `CHAOS_PRIMARY` (the current primary's name, when the target
-/// knows it) and `CHAOS_TARGET_KIND` in their environment.
+/// The fault is injected when the inject command **exits 0**; a non-zero exit
+/// is an error carrying the command's stderr. Since the command may itself
+/// cause the outage while it runs (a promotion, `kubectl delete --wait`), the
+/// fault's time — and so its RTO — is taken from the moment the command
+/// *started*: an RTO can then include the command's own start-up, never miss
+/// part of the outage. The commands see `CHAOS_PRIMARY` (the current
+/// primary's name, when the target knows it) and `CHAOS_TARGET_KIND` in their
+/// environment. Passwords in the command text are removed before it reaches a
+/// report or an error ([`crate::dsn::redact_text`]).
 ///
 /// ```no_run
 /// # async fn demo(target: &dyn chaos_core::cluster::Target) -> chaos_core::Result<()> {
@@ -82,22 +86,33 @@ pub(crate) async fn run_command(
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let child = cmd
-        .spawn()
-        .map_err(|e| Error::io(format!("starting `sh -c {command}`"), e))?;
+    let child = cmd.spawn().map_err(|e| {
+        Error::io(
+            format!("starting `sh -c {}`", crate::dsn::redact_text(command)),
+            e,
+        )
+    })?;
     let out = tokio::time::timeout(timeout, child.wait_with_output())
         .await
         .map_err(|_| Error::Timeout {
-            what: format!("the fault command `{command}` to exit"),
+            what: format!(
+                "the fault command `{}` to exit",
+                crate::dsn::redact_text(command)
+            ),
             waited: timeout,
             logs: String::new(),
         })?
-        .map_err(|e| Error::io(format!("running `sh -c {command}`"), e))?;
+        .map_err(|e| {
+            Error::io(
+                format!("running `sh -c {}`", crate::dsn::redact_text(command)),
+                e,
+            )
+        })?;
     if out.status.success() {
         Ok(())
     } else {
         Err(Error::Command {
-            command: command.to_string(),
+            command: crate::dsn::redact_text(command),
             status: out.status.to_string(),
             stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         })
@@ -116,15 +131,16 @@ impl<T: Target + ?Sized> Fault<T> for Shell {
         if let Some(p) = &primary {
             env.push(("CHAOS_PRIMARY", p.clone()));
         }
+        let (injected_at, wall) = (Instant::now(), Timestamp::now());
         run_command(&self.inject, &env, self.timeout).await?;
-        let injected_at = Instant::now();
-        tracing::info!(command = %self.inject, "shell fault injected");
+        let shown = crate::dsn::redact_text(&self.inject);
+        tracing::info!(command = %shown, ran = ?injected_at.elapsed(), "shell fault injected");
         Ok(ShellGuard {
             info: FaultInfo {
                 kind: self.name,
-                mode: self.inject,
+                mode: shown,
                 victim: primary,
-                injected_at: Timestamp::now(),
+                injected_at: wall,
             },
             injected_at,
             heal: self.heal,
@@ -154,11 +170,16 @@ impl FaultGuard for ShellGuard {
     }
 
     async fn heal(mut self) -> Result<Healed> {
-        if let Some(cmd) = self.heal.take() {
-            run_command(&cmd, &self.env, self.timeout).await?;
-        }
+        let event = match self.heal.take() {
+            Some(cmd) => {
+                run_command(&cmd, &self.env, self.timeout).await?;
+                "healed"
+            }
+            // Nothing to undo: the fault is over as far as the run is concerned.
+            None => "fault released (no heal command)",
+        };
         Ok(Healed {
-            event: "healed".into(),
+            event: event.into(),
             at: Timestamp::now(),
             detail: Some(self.info.kind.clone()),
         })
