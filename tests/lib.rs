@@ -4,6 +4,8 @@
 
 use std::path::Path;
 
+pub mod pair;
+
 fn stat_after_name(pid: i32) -> Option<String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     Some(stat.rsplit_once(')')?.1.trim_start().to_string())
