@@ -1,0 +1,437 @@
+//! The command line, parsed with clap: flags, their defaults and help, the
+//! value parsers (durations, RPO, fault names) and the checks across flags
+//! that clap cannot express. Every problem here is a usage error: clap prints
+//! it and exits with status 2.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chaos_core::experiment::{DEFAULT_RECOVERY_TIMEOUT, DEFAULT_WARMUP};
+use chaos_core::fault::FaultKind;
+use chaos_core::probe::{DEFAULT_INTERVAL, DEFAULT_WRITERS};
+use chaos_core::report::default_report_dir;
+use chaos_core::slo::{Rpo, Slo, parse_duration};
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+use clap::error::ErrorKind;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+
+const EXAMPLES: &str = "\
+Examples:
+  # Boot a local 3-node Patroni cluster, kill its primary, check RTO <= 10s and RPO = 0
+  chaos run
+
+  # A freeze shorter than the failover threshold: held 2s, then thawed
+  chaos run --fault freeze-primary --hold 2s --max-rto 5s
+
+  # Your own cluster (e.g. CloudNativePG): the command deletes the primary's pod;
+  # $CHAOS_PRIMARY is the current primary's name
+  chaos run --target external --rw-dsn \"$APP_DSN\" --fault kill-primary \\
+    --fault-cmd 'kubectl -n cnpg-database delete pod \"$CHAOS_PRIMARY\" --grace-period=0 --force'
+
+Exit status: 0 the SLO held, 1 the run finished but did not pass (see the
+report), 2 usage or set-up error (nothing was measured), 130 interrupted.";
+
+const RUN_EXAMPLES: &str = "\
+Examples:
+  chaos run
+  chaos run --fault stop-primary --nodes 5 --max-rto 15s
+  chaos run --fault freeze-primary --hold 2s --max-rto 5s --report-dir ci-reports
+  chaos run --target external --rw-dsn \"$APP_DSN\" --fault kill-primary \\
+    --fault-cmd 'kubectl -n cnpg-database delete pod \"$CHAOS_PRIMARY\" --grace-period=0 --force'
+  CHAOS_RW_DSN=\"$APP_DSN\" chaos run --target external --rpo 2s \\
+    --fault-cmd 'ssh db1 sudo systemctl stop patroni' --heal-cmd 'ssh db1 sudo systemctl start patroni'
+
+Fault and heal commands run with `sh -c` and see CHAOS_PRIMARY (the current
+primary, when the target knows it) and CHAOS_TARGET_KIND. The fault is in
+effect when the command exits 0.
+
+The JSON and JUnit XML reports go to --report-dir as <name>.json and <name>.xml.
+
+Exit status: 0 the SLO held, 1 the run finished but did not pass (see the
+report), 2 usage or set-up error (nothing was measured), 130 interrupted.";
+
+/// `chaos`: measure a PostgreSQL failover's RTO and RPO.
+#[derive(Debug, Parser)]
+#[command(
+    name = "chaos",
+    version,
+    about = "Measure a PostgreSQL failover: inject a fault under a write probe, check RTO and RPO",
+    long_about = "Measure a PostgreSQL failover: boot (or connect to) an HA cluster, write to it \
+                  continuously, inject a fault, and check the recovery time (RTO) and the \
+                  acknowledged writes lost (RPO) against an SLO. Writes a JSON and a JUnit XML \
+                  report.",
+    after_help = EXAMPLES,
+    propagate_version = true
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one failover experiment and check it against the SLO.
+    #[command(after_help = RUN_EXAMPLES)]
+    Run(RunArgs),
+}
+
+/// Which cluster to measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TargetKind {
+    /// An embedded etcd + Patroni + PostgreSQL cluster booted on this machine.
+    Local,
+    /// A cluster that runs elsewhere, given by --rw-dsn.
+    External,
+}
+
+/// A duration given on the command line, shown in help as humantime writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+/// `chaos run`'s flags.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Where to run: boot a local cluster, or measure an external one.
+    #[arg(long, value_enum, default_value_t = TargetKind::Local, help_heading = "Target")]
+    pub target: TargetKind,
+
+    /// Nodes of the local cluster (2 to 9).
+    #[arg(long, value_name = "N", default_value_t = 3, help_heading = "Target")]
+    pub nodes: usize,
+
+    /// Read-write DSN of the external cluster (libpq string or postgresql:// URL).
+    #[arg(
+        long,
+        value_name = "DSN",
+        env = "CHAOS_RW_DSN",
+        hide_env_values = true,
+        help_heading = "Target"
+    )]
+    pub rw_dsn: Option<String>,
+
+    /// DSN of one node of the external cluster, for its topology (repeatable).
+    #[arg(
+        long = "node-dsn",
+        value_name = "DSN",
+        env = "CHAOS_NODE_DSNS",
+        value_delimiter = ',',
+        hide_env_values = true,
+        help_heading = "Target"
+    )]
+    pub node_dsns: Vec<String>,
+
+    /// How long the target may take to be healthy before the run
+    /// [default: 90s to boot a local cluster, 30s for an external one].
+    #[arg(long, value_name = "DURATION", value_parser = duration("--ready-timeout"), help_heading = "Target")]
+    pub ready_timeout: Option<Dur>,
+
+    /// The fault to inject [default: kill-primary, unless --fault-cmd is given].
+    #[arg(long, value_name = "FAULT", value_parser = fault_kind_parser(), help_heading = "Fault")]
+    pub fault: Option<FaultKind>,
+
+    /// Shell command that injects the fault. With --fault, it is how that fault is
+    /// done (on an external cluster, its only way); alone, a fault named `shell`.
+    #[arg(long, value_name = "SHELL", help_heading = "Fault")]
+    pub fault_cmd: Option<String>,
+
+    /// Shell command that heals the fault injected by --fault-cmd.
+    #[arg(
+        long,
+        value_name = "SHELL",
+        requires = "fault_cmd",
+        help_heading = "Fault"
+    )]
+    pub heal_cmd: Option<String>,
+
+    /// Keep the fault this long, then heal it (e.g. a freeze shorter than the
+    /// failover threshold). Without it, the fault is healed after recovery.
+    #[arg(long, value_name = "DURATION", value_parser = duration("--hold"), help_heading = "Fault")]
+    pub hold: Option<Dur>,
+
+    /// Longest acceptable RTO.
+    #[arg(long, value_name = "DURATION", default_value_t = Dur(Slo::default().max_rto),
+          value_parser = duration("--max-rto"), help_heading = "SLO")]
+    pub max_rto: Dur,
+
+    /// Acknowledged writes that may be lost: a whole number, or a time window
+    /// such as 2s.
+    #[arg(long, value_name = "N|DURATION", default_value = "0", value_parser = parse_rpo,
+          help_heading = "SLO")]
+    pub rpo: Rpo,
+
+    /// How long the probe writes before the fault.
+    #[arg(long, value_name = "DURATION", default_value_t = Dur(DEFAULT_WARMUP),
+          value_parser = duration("--warmup"), help_heading = "Run")]
+    pub warmup: Dur,
+
+    /// Concurrent probe writers.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_WRITERS,
+          value_parser = clap::value_parser!(u32).range(1..), help_heading = "Run")]
+    pub writers: u32,
+
+    /// Pacing of each probe writer: one write per interval.
+    #[arg(long, value_name = "DURATION", default_value_t = Dur(DEFAULT_INTERVAL),
+          value_parser = positive_duration("--interval"), help_heading = "Run")]
+    pub interval: Dur,
+
+    /// How long the service may take to accept writes again after the fault.
+    #[arg(long, value_name = "DURATION", default_value_t = Dur(DEFAULT_RECOVERY_TIMEOUT),
+          value_parser = duration("--recovery-timeout"), help_heading = "Run")]
+    pub recovery_timeout: Dur,
+
+    /// Directory for the JSON and JUnit XML reports ($CHAOS_REPORT_DIR, else
+    /// target/chaos-reports of the enclosing cargo workspace).
+    #[arg(long, value_name = "DIR", default_value_os_t = default_report_dir(), help_heading = "Run")]
+    pub report_dir: PathBuf,
+
+    /// The scenario's name, and the report files' (<NAME>.json, <NAME>.xml).
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "chaos_run",
+        help_heading = "Run"
+    )]
+    pub name: String,
+}
+
+impl RunArgs {
+    /// The objectives given by --max-rto and --rpo.
+    pub fn slo(&self) -> Slo {
+        let slo = Slo::max_rto(self.max_rto.0);
+        match self.rpo {
+            Rpo::MaxLostWrites(n) => slo.max_lost_writes(n),
+            Rpo::MaxLostWindow(w) => slo.max_lost_window(w),
+        }
+    }
+
+    /// The read-write DSN, when one was given and is not blank.
+    pub fn rw_dsn(&self) -> Option<&str> {
+        self.rw_dsn.as_deref().filter(|d| !d.trim().is_empty())
+    }
+}
+
+/// Parses the process's arguments; prints the error and exits with status 2
+/// (0 for `--help` and `--version`) when they are not valid.
+pub fn parse() -> Cli {
+    let matches = Cli::command().get_matches();
+    match from_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    }
+}
+
+/// Builds the [`Cli`] from clap's matches and checks the flags against each other.
+///
+/// # Errors
+/// A clap error (usage error, exit status 2) naming the flags involved.
+pub fn from_matches(matches: &ArgMatches) -> Result<Cli, clap::Error> {
+    let cli = Cli::from_arg_matches(matches).map_err(|e| e.format(&mut Cli::command()))?;
+    match (&cli.command, matches.subcommand()) {
+        (Command::Run(run), Some(("run", sub))) => check_run(run, sub)?,
+        (Command::Run(_), _) => {}
+    }
+    Ok(cli)
+}
+
+/// Checks that clap cannot express: which flags go with which target.
+fn check_run(args: &RunArgs, m: &ArgMatches) -> Result<(), clap::Error> {
+    let on_command_line = |id: &str| m.value_source(id) == Some(ValueSource::CommandLine);
+    let error = |kind: ErrorKind, msg: String| {
+        let mut cmd = Cli::command();
+        cmd.build(); // gives the subcommand its full name, `chaos run`
+        match cmd.find_subcommand_mut("run") {
+            Some(run) => run.error(kind, msg),
+            None => cmd.error(kind, msg),
+        }
+    };
+    match args.target {
+        TargetKind::External if args.rw_dsn().is_none() => {
+            return Err(error(
+                ErrorKind::MissingRequiredArgument,
+                "--target external needs --rw-dsn or CHAOS_RW_DSN: the read-write DSN of the \
+                 cluster, e.g. --rw-dsn 'postgresql://app@db-rw:5432/app'"
+                    .into(),
+            ));
+        }
+        TargetKind::External if on_command_line("nodes") => {
+            return Err(error(
+                ErrorKind::ArgumentConflict,
+                "--nodes is for --target local; give the nodes of an external cluster with \
+                 --node-dsn"
+                    .into(),
+            ));
+        }
+        TargetKind::Local => {
+            for (id, flag) in [("rw_dsn", "--rw-dsn"), ("node_dsns", "--node-dsn")] {
+                if on_command_line(id) {
+                    return Err(error(
+                        ErrorKind::ArgumentConflict,
+                        format!(
+                            "{flag} is for an external cluster; add --target external to \
+                             measure that cluster (the default target boots a local one)"
+                        ),
+                    ));
+                }
+            }
+        }
+        TargetKind::External => {}
+    }
+    Ok(())
+}
+
+/// A value parser of durations for `flag`, with humantime's syntax.
+fn duration(
+    flag: &'static str,
+) -> impl Fn(&str) -> Result<Dur, String> + Clone + Send + Sync + 'static {
+    move |s| {
+        parse_duration(flag, s).map(Dur).map_err(|e| match e {
+            chaos_core::Error::Config { expected, .. } => format!("expected {expected}"),
+            other => other.to_string(),
+        })
+    }
+}
+
+/// Like [`duration`], refusing zero.
+fn positive_duration(
+    flag: &'static str,
+) -> impl Fn(&str) -> Result<Dur, String> + Clone + Send + Sync + 'static {
+    let parse = duration(flag);
+    move |s| match parse(s)? {
+        Dur(d) if d.is_zero() => Err("expected a duration above zero, such as 10ms".into()),
+        d => Ok(d),
+    }
+}
+
+/// `--rpo`: a whole number of writes, or a time window.
+fn parse_rpo(s: &str) -> Result<Rpo, String> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<u64>() {
+        return Ok(Rpo::MaxLostWrites(n));
+    }
+    parse_duration("--rpo", s)
+        .map(Rpo::MaxLostWindow)
+        .map_err(|_| {
+            "expected a whole number of acknowledged writes that may be lost (0: none), or a \
+             time window such as 2s"
+                .into()
+        })
+}
+
+/// `--fault`: the built-in faults by the names chaos-core gives them.
+fn fault_kind_parser() -> impl TypedValueParser<Value = FaultKind> {
+    PossibleValuesParser::new(
+        FaultKind::ALL.map(|k| PossibleValue::new(k.name()).help(fault_help(k))),
+    )
+    .try_map(|name| FaultKind::parse(&name))
+}
+
+fn fault_help(kind: FaultKind) -> &'static str {
+    match kind {
+        FaultKind::KillPrimary => "SIGKILL the primary (a lost node)",
+        FaultKind::StopPrimary => "stop the primary cleanly (a hand-over)",
+        FaultKind::FreezePrimary => "SIGSTOP the primary (a stalled machine); use with --hold",
+        FaultKind::FreezeReplicas => "SIGSTOP every standby (synchronous commits wait)",
+        _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_args(args: &[&str]) -> Result<RunArgs, clap::Error> {
+        let argv = ["chaos", "run"].iter().chain(args).copied();
+        let matches = Cli::command().try_get_matches_from(argv)?;
+        let Cli {
+            command: Command::Run(run),
+        } = from_matches(&matches)?;
+        Ok(run)
+    }
+
+    #[test]
+    fn the_command_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_are_the_librarys() {
+        let a = parse_args(&[]).expect("defaults parse");
+        assert_eq!(a.target, TargetKind::Local);
+        assert_eq!(a.nodes, 3);
+        assert_eq!(a.fault, None);
+        assert_eq!(a.warmup.0, DEFAULT_WARMUP);
+        assert_eq!(a.recovery_timeout.0, DEFAULT_RECOVERY_TIMEOUT);
+        assert_eq!(a.slo(), Slo::default());
+        assert_eq!(a.interval.0, Duration::from_millis(10));
+        assert_eq!(a.name, "chaos_run");
+    }
+
+    #[test]
+    fn rpo_is_a_count_or_a_window() {
+        let a = parse_args(&["--rpo", "3"]).expect("count");
+        assert_eq!(a.slo().rpo, Rpo::MaxLostWrites(3));
+        let a = parse_args(&["--rpo", "2s"]).expect("window");
+        assert_eq!(a.slo().rpo, Rpo::MaxLostWindow(Duration::from_secs(2)));
+        let e = parse_args(&["--rpo", "lots"]).expect_err("neither");
+        assert!(e.to_string().contains("whole number"), "{e}");
+    }
+
+    #[test]
+    fn faults_are_named_as_in_the_library() {
+        for kind in FaultKind::ALL {
+            let a = parse_args(&["--fault", kind.name()]).expect("a built-in fault");
+            assert_eq!(a.fault, Some(kind));
+        }
+        let e = parse_args(&["--fault", "bogus"]).expect_err("unknown fault");
+        assert_eq!(e.kind(), ErrorKind::InvalidValue);
+    }
+
+    #[test]
+    fn flags_must_fit_the_target() {
+        let e = parse_args(&["--rw-dsn", "postgresql://h/db"]).expect_err("local with a DSN");
+        assert!(e.to_string().contains("--target external"), "{e}");
+        let e = parse_args(&[
+            "--target",
+            "external",
+            "--rw-dsn",
+            "postgresql://h/db",
+            "--nodes",
+            "5",
+        ])
+        .expect_err("external with --nodes");
+        assert!(e.to_string().contains("--node-dsn"), "{e}");
+        let e = parse_args(&["--heal-cmd", "true"]).expect_err("heal without fault");
+        assert_eq!(e.kind(), ErrorKind::MissingRequiredArgument);
+        let a = parse_args(&[
+            "--target",
+            "external",
+            "--rw-dsn",
+            "postgresql://h/db",
+            "--node-dsn",
+            "postgresql://a/db,postgresql://b/db",
+            "--node-dsn",
+            "postgresql://c/db",
+        ])
+        .expect("node DSNs");
+        assert_eq!(a.node_dsns.len(), 3);
+    }
+
+    #[test]
+    fn durations_are_checked_at_the_edge() {
+        let e = parse_args(&["--interval", "0s"]).expect_err("zero interval");
+        assert!(e.to_string().contains("above zero"), "{e}");
+        let a = parse_args(&["--hold", "1500ms", "--max-rto", "2m"]).expect("durations");
+        assert_eq!(a.hold, Some(Dur(Duration::from_millis(1500))));
+        assert_eq!(a.max_rto, Dur(Duration::from_secs(120)));
+    }
+}

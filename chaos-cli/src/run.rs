@@ -1,0 +1,413 @@
+//! `chaos run`: builds the target and the [`Experiment`] from the flags, runs
+//! the one pipeline with a body that injects the chosen fault, prints the
+//! report, and turns the outcome into an exit status. Nothing is measured
+//! here: the experiment does it all.
+
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chaos_core::cluster::Target;
+use chaos_core::cluster::external::{ENV_NODE_DSNS, ENV_RW_DSN, ExternalCluster, FaultCommand};
+use chaos_core::cluster::local::LocalCluster;
+use chaos_core::dsn::redact;
+use chaos_core::experiment::{DEFAULT_RECOVERY_TIMEOUT, DEFAULT_TIMEOUT, RunOutcome};
+use chaos_core::fault::{DeletePrimary, FaultKind, FreezePrimary, FreezeReplicas, Shell};
+use chaos_core::probe::ProbeConfig;
+use chaos_core::{Error, Experiment, FailoverCtx};
+
+use crate::args::{RunArgs, TargetKind};
+use crate::progress::Status;
+
+/// How long an external cluster may take to be healthy, unless --ready-timeout says.
+const EXTERNAL_READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How a run ended, and so the process's exit status.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The run completed and the SLO held: 0.
+    Passed,
+    /// The run produced a report that did not pass, or no report after it
+    /// started measuring: 1.
+    Failed,
+    /// Nothing was measured: the target, the probe or the fault could not be
+    /// set up: 2, with the message (which says what to do).
+    Setup(String),
+    /// Ctrl-C: 130, after healing and stopping what was started.
+    Interrupted,
+}
+
+impl Verdict {
+    /// The exit status.
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(match self {
+            Verdict::Passed => 0,
+            Verdict::Failed => 1,
+            Verdict::Setup(_) => 2,
+            Verdict::Interrupted => 130,
+        })
+    }
+}
+
+/// Runs `chaos run` and returns the exit status.
+pub fn execute(args: RunArgs, status: Arc<Status>) -> ExitCode {
+    let secrets: Vec<String> = args
+        .rw_dsn
+        .iter()
+        .chain(&args.node_dsns)
+        .filter(|d| !d.trim().is_empty())
+        .cloned()
+        .collect();
+    let verdict = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => {
+            let verdict = rt.block_on(run(args, status.clone()));
+            // Stops the progress task and the probe's leftovers; a fault
+            // command still running is not waited for long.
+            rt.shutdown_timeout(Duration::from_secs(5));
+            verdict
+        }
+        Err(e) => Verdict::Setup(format!("cannot start the async runtime: {e}")),
+    };
+    status.finish();
+    match &verdict {
+        Verdict::Setup(msg) => eprintln!("error: {}", scrub(msg, &secrets)),
+        Verdict::Interrupted => {
+            eprintln!("chaos: interrupted; injected faults were healed, nothing was measured")
+        }
+        Verdict::Passed | Verdict::Failed => {}
+    }
+    verdict.exit_code()
+}
+
+/// Replaces every DSN given on the command line by its redacted form, in case
+/// a message quotes one verbatim.
+fn scrub(msg: &str, secrets: &[String]) -> String {
+    secrets.iter().fold(msg.to_string(), |m, dsn| {
+        m.replace(dsn.as_str(), &redact(dsn))
+    })
+}
+
+/// The fault the body injects.
+#[derive(Debug, Clone)]
+enum FaultPlan {
+    /// A built-in fault: the target does it its own way (on an external
+    /// cluster, with the command registered for it).
+    Builtin(FaultKind),
+    /// Shell commands.
+    Shell(Shell),
+}
+
+impl FaultPlan {
+    /// From --fault, --fault-cmd and --heal-cmd.
+    fn from_args(args: &RunArgs) -> Self {
+        let shell = |cmd: &str| {
+            let s = Shell::new(cmd);
+            match &args.heal_cmd {
+                Some(h) => s.heal(h.clone()),
+                None => s,
+            }
+        };
+        match (args.fault, args.fault_cmd.as_deref(), args.target) {
+            (None, None, _) => FaultPlan::Builtin(FaultKind::KillPrimary),
+            (Some(kind), None, _) => FaultPlan::Builtin(kind),
+            (None, Some(cmd), _) => FaultPlan::Shell(shell(cmd)),
+            // The external cluster gets the command as that fault's own.
+            (Some(kind), Some(_), TargetKind::External) => FaultPlan::Builtin(kind),
+            // Elsewhere the command does the fault, under the fault's name.
+            (Some(kind), Some(cmd), TargetKind::Local) => {
+                FaultPlan::Shell(shell(cmd).name(kind.name()))
+            }
+        }
+    }
+
+    /// Injects the fault through the context, so the pipeline heals it whatever happens.
+    async fn inject(
+        self,
+        ctx: &mut FailoverCtx,
+    ) -> chaos_core::Result<chaos_core::experiment::FaultHandle> {
+        match self {
+            FaultPlan::Builtin(FaultKind::KillPrimary) => ctx.inject(DeletePrimary::kill()).await,
+            FaultPlan::Builtin(FaultKind::StopPrimary) => {
+                ctx.inject(DeletePrimary::graceful()).await
+            }
+            FaultPlan::Builtin(FaultKind::FreezePrimary) => ctx.inject(FreezePrimary::new()).await,
+            FaultPlan::Builtin(FaultKind::FreezeReplicas) => {
+                ctx.inject(FreezeReplicas::new()).await
+            }
+            FaultPlan::Builtin(other) => Err(Error::Unsupported {
+                fault: other.name().to_string(),
+                target: ctx.target().kind().to_string(),
+                supported_by: "a newer `chaos` command line (this one does not know the fault)"
+                    .into(),
+            }),
+            FaultPlan::Shell(shell) => ctx.inject(shell).await,
+        }
+    }
+}
+
+/// An error returned by the body, shown as its message in the report.
+struct BodyError(String);
+
+impl std::fmt::Debug for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The whole run on a runtime: target, experiment, report.
+async fn run(args: RunArgs, status: Arc<Status>) -> Verdict {
+    let fault = FaultPlan::from_args(&args);
+    let experiment = experiment(&args, status.clone());
+    let (target, local) = tokio::select! {
+        t = connect(&args, &fault, &status) => match t {
+            Ok(t) => t,
+            Err(msg) => return Verdict::Setup(msg),
+        },
+        _ = tokio::signal::ctrl_c() => return Verdict::Interrupted,
+    };
+    let verdict = tokio::select! {
+        v = measure(&experiment, target, fault, args.hold.map(|h| h.0), &status) => v,
+        _ = tokio::signal::ctrl_c() => {
+            // The run was dropped: its context healed the faults it held.
+            status.finish();
+            Verdict::Interrupted
+        }
+    };
+    if let Some(local) = local {
+        status.step("stopping the local cluster…");
+        if let Err(e) = tokio::task::spawn_blocking(move || local.stop()).await {
+            status.line(&format!("chaos: stopping the local cluster failed: {e}"));
+        }
+    }
+    verdict
+}
+
+/// The experiment the flags describe.
+fn experiment(args: &RunArgs, status: Arc<Status>) -> Experiment {
+    let hold = args.hold.map_or(Duration::ZERO, |h| h.0);
+    // Room for the hold and for a recovery timeout above the default.
+    let deadline = DEFAULT_TIMEOUT
+        + hold
+        + args
+            .recovery_timeout
+            .0
+            .saturating_sub(DEFAULT_RECOVERY_TIMEOUT);
+    Experiment::new(args.name.clone())
+        .slo(args.slo())
+        .warmup(args.warmup.0)
+        .recovery_timeout(args.recovery_timeout.0)
+        .timeout(deadline)
+        .probe(
+            ProbeConfig::default()
+                .writers(args.writers)
+                .interval(args.interval.0),
+        )
+        .report_dir(args.report_dir.clone())
+        .suite("chaos")
+        .print_summary(false)
+        .progress(move |p| status.update(p))
+}
+
+/// Boots or connects to the target; the local cluster is returned too, to be
+/// stopped at the end.
+async fn connect(
+    args: &RunArgs,
+    fault: &FaultPlan,
+    status: &Status,
+) -> Result<(Arc<dyn Target>, Option<LocalCluster>), String> {
+    match args.target {
+        TargetKind::Local => {
+            status.step(&format!(
+                "booting a {}-node Patroni + etcd + PostgreSQL cluster…",
+                args.nodes
+            ));
+            let mut builder = LocalCluster::builder().nodes(args.nodes);
+            if let Some(t) = args.ready_timeout {
+                builder = builder.ready_timeout(t.0);
+            }
+            let cluster = builder
+                .start()
+                .await
+                .map_err(|e| format!("the local cluster did not start: {e}"))?;
+            let primary = cluster.primary().await.unwrap_or_else(|_| "?".into());
+            status.line(&format!(
+                "chaos: local cluster ready ({} nodes, primary {primary}) at {}",
+                args.nodes,
+                redact(&cluster.rw_dsn())
+            ));
+            Ok((Arc::new(cluster.clone()), Some(cluster)))
+        }
+        TargetKind::External => {
+            let cluster = external(args, fault)?;
+            let shown = redact(cluster.rw_dsn());
+            status.step(&format!("connecting to the external cluster at {shown}…"));
+            let wait = args.ready_timeout.map_or(EXTERNAL_READY_TIMEOUT, |t| t.0);
+            let topology = cluster.wait_healthy(wait).await.map_err(|e| {
+                format!(
+                    "the external cluster is not ready: {e}. Check --rw-dsn (or \
+                     CHAOS_RW_DSN) and that a primary there accepts writes"
+                )
+            })?;
+            status.line(&format!(
+                "chaos: external cluster ready (primary {}) at {shown}",
+                topology.primary_name().unwrap_or("unknown")
+            ));
+            Ok((Arc::new(cluster), None))
+        }
+    }
+}
+
+/// The external cluster the flags describe, with the command of the chosen
+/// built-in fault registered.
+fn external(args: &RunArgs, fault: &FaultPlan) -> Result<ExternalCluster, String> {
+    let rw = args.rw_dsn().ok_or_else(|| {
+        "--target external needs --rw-dsn or CHAOS_RW_DSN (the read-write DSN)".to_string()
+    })?;
+    let mut builder = ExternalCluster::builder(rw).node_dsns(args.node_dsns.iter().cloned());
+    // A built-in fault needs its command: --fault-cmd, else CHAOS_<FAULT>_CMD
+    // read the way the library reads it.
+    if let FaultPlan::Builtin(kind) = *fault {
+        let cmd = match &args.fault_cmd {
+            Some(inject) => FaultCommand {
+                inject: inject.clone(),
+                heal: args.heal_cmd.clone(),
+            },
+            None => env_fault_command(kind, rw).ok_or_else(|| {
+                format!(
+                    "--target external cannot do {kind}{} by itself: give the command that does \
+                     it with --fault-cmd (or {}), e.g. --fault-cmd 'kubectl delete pod \
+                     \"$CHAOS_PRIMARY\" --grace-period=0 --force'",
+                    if args.fault.is_none() {
+                        " (the default fault)"
+                    } else {
+                        ""
+                    },
+                    kind.env_var()
+                )
+            })?,
+        };
+        builder = builder.fault_command(kind, cmd.inject, cmd.heal);
+    }
+    builder.build().map_err(|e| {
+        format!("{e}; check --rw-dsn and --node-dsn (or CHAOS_RW_DSN, CHAOS_NODE_DSNS)")
+    })
+}
+
+/// The command for built-in fault `kind` given in the environment
+/// (`CHAOS_KILL_PRIMARY_CMD`, …), as [`ExternalCluster::from_env`] reads it.
+fn env_fault_command(kind: FaultKind, rw: &str) -> Option<FaultCommand> {
+    let var = |k: &str| match k {
+        ENV_RW_DSN => Some(rw.to_string()),
+        ENV_NODE_DSNS => None,
+        _ => std::env::var(k).ok().filter(|v| !v.trim().is_empty()),
+    };
+    ExternalCluster::from_vars(var)
+        .ok()?
+        .fault_command_for(kind)
+        .cloned()
+}
+
+/// Runs the experiment and presents its outcome.
+async fn measure(
+    experiment: &Experiment,
+    target: Arc<dyn Target>,
+    fault: FaultPlan,
+    hold: Option<Duration>,
+    status: &Status,
+) -> Verdict {
+    // An injection that fails means nothing was measured: a set-up error.
+    let not_injected: Arc<Mutex<Option<Error>>> = Arc::default();
+    let slot = not_injected.clone();
+    let outcome = experiment
+        .run(target, move |ctx| {
+            Box::pin(async move {
+                let handle = match fault.inject(ctx).await {
+                    Ok(h) => h,
+                    Err(e) => {
+                        let msg = e.to_string();
+                        *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                        return Err(BodyError(msg));
+                    }
+                };
+                if let Some(hold) = hold {
+                    tokio::time::sleep(hold).await;
+                    ctx.heal(handle)
+                        .await
+                        .map_err(|e| BodyError(format!("healing the fault: {e}")))?;
+                }
+                Ok(())
+            })
+        })
+        .await;
+    status.finish();
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            return Verdict::Setup(format!(
+                "the write probe could not start: {e}. The DSN's user must be able to connect \
+                 and CREATE TABLE"
+            ));
+        }
+    };
+    if let Some(e) = not_injected
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+    {
+        let hint = match &e {
+            Error::Command { .. } => {
+                "; fix the fault command: it must exit 0 once the fault is in effect"
+            }
+            Error::Timeout { .. } => "; the fault command must return once the fault is in effect",
+            _ => "",
+        };
+        return Verdict::Setup(format!("the fault could not be injected: {e}{hint}"));
+    }
+    present(&outcome)
+}
+
+/// Prints the report and the files written; the verdict.
+fn present(outcome: &RunOutcome) -> Verdict {
+    match &outcome.report {
+        Some(report) => println!("{report}"),
+        None => {
+            eprintln!("error: no report: the run's rows could not be read back");
+            for e in &outcome.errors {
+                eprintln!("  {e}");
+            }
+        }
+    }
+    if !outcome.report_paths.is_empty() {
+        println!("reports:");
+        for path in &outcome.report_paths {
+            println!("  {}", path.display());
+        }
+    }
+    if outcome.passed() {
+        Verdict::Passed
+    } else {
+        Verdict::Failed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrub_hides_passwords_of_the_dsns_given() {
+        let secrets = vec!["postgresql://u:pw123@h:1/x".to_string()];
+        let msg = scrub("cannot reach postgresql://u:pw123@h:1/x now", &secrets);
+        assert_eq!(msg, "cannot reach postgresql://u@h:1/x now");
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(Verdict::Passed.exit_code(), ExitCode::SUCCESS);
+        assert_eq!(Verdict::Failed.exit_code(), ExitCode::from(1));
+        assert_eq!(Verdict::Setup(String::new()).exit_code(), ExitCode::from(2));
+    }
+}

@@ -1,0 +1,384 @@
+//! The `chaos` binary as a user runs it: usage errors, set-up errors, real
+//! runs on the embedded local cluster and on an external primary/standby pair,
+//! with their exit statuses, output and report files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use chaos_tests::pair::Pair;
+
+/// The variables that would change what `chaos` does, removed from the child.
+fn is_chaos_setting(var: &str) -> bool {
+    var == "CHAOS_RW_DSN"
+        || var == "CHAOS_NODE_DSNS"
+        || var == "CHAOS_REPORT_DIR"
+        || (var.starts_with("CHAOS_") && var.ends_with("_CMD"))
+}
+
+/// `chaos` with `args`, in an environment without chaos settings.
+fn chaos(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chaos"));
+    cmd.args(args);
+    for (var, _) in std::env::vars_os() {
+        if var.to_str().is_some_and(is_chaos_setting) {
+            cmd.env_remove(var);
+        }
+    }
+    cmd
+}
+
+fn run(mut cmd: Command) -> (i32, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("the chaos binary runs");
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
+}
+
+/// An empty directory for one test's reports.
+fn report_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("chaos-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("report dir");
+    dir
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("report {} missing: {e}", path.display()));
+    serde_json::from_str(&text).expect("the JSON report parses")
+}
+
+#[test]
+fn an_unknown_flag_is_a_usage_error() {
+    let (code, _, err) = run(chaos(&["run", "--bogus"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("unexpected argument '--bogus'"), "{err}");
+    assert!(err.contains("Usage: chaos run"), "{err}");
+}
+
+#[test]
+fn a_bad_duration_names_the_flag_and_an_example() {
+    let (code, _, err) = run(chaos(&["run", "--max-rto", "ten"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--max-rto") && err.contains("\"10s\""),
+        "{err}"
+    );
+    let (code, _, err) = run(chaos(&["run", "--interval", "0s"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--interval") && err.contains("above zero"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unknown_fault_lists_the_valid_names() {
+    let (code, _, err) = run(chaos(&["run", "--fault", "bogus"]));
+    assert_eq!(code, 2, "{err}");
+    for name in [
+        "kill-primary",
+        "stop-primary",
+        "freeze-primary",
+        "freeze-replicas",
+    ] {
+        assert!(err.contains(name), "{name} missing: {err}");
+    }
+}
+
+#[test]
+fn the_external_target_needs_a_dsn() {
+    let (code, _, err) = run(chaos(&["run", "--target", "external"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--target external needs --rw-dsn or CHAOS_RW_DSN"),
+        "{err}"
+    );
+}
+
+#[test]
+fn flags_must_fit_the_target() {
+    let (code, _, err) = run(chaos(&[
+        "run",
+        "--target",
+        "local",
+        "--fault",
+        "freeze-primary",
+        "--target",
+        "external",
+    ]));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("'--target <TARGET>' cannot be used multiple times"),
+        "{err}"
+    );
+
+    let (code, _, err) = run(chaos(&["run", "--rw-dsn", "postgresql://app@db/app"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("add --target external"), "{err}");
+
+    let (code, _, err) = run(chaos(&[
+        "run",
+        "--target",
+        "external",
+        "--rw-dsn",
+        "postgresql://app@db/app",
+        "--nodes",
+        "5",
+    ]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--nodes is for --target local"), "{err}");
+
+    let (code, _, err) = run(chaos(&["run", "--heal-cmd", "true"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--fault-cmd"), "{err}");
+}
+
+#[test]
+fn an_external_builtin_fault_without_its_command_is_a_setup_error() {
+    let (code, out, err) = run(chaos(&[
+        "run",
+        "--target",
+        "external",
+        "--rw-dsn",
+        "postgresql://u:pw123@127.0.0.1:1/x",
+        "--fault",
+        "stop-primary",
+    ]));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.starts_with("error: --target external cannot do stop-primary by itself")
+            && err.contains("--fault-cmd")
+            && err.contains("CHAOS_STOP_PRIMARY_CMD"),
+        "{err}"
+    );
+    assert!(
+        !out.contains("pw123") && !err.contains("pw123"),
+        "{out}{err}"
+    );
+
+    // The command may come from the environment, as the library reads it.
+    let mut cmd = chaos(&[
+        "run",
+        "--target",
+        "external",
+        "--rw-dsn",
+        "postgresql://u@127.0.0.1:1/x",
+        "--fault",
+        "stop-primary",
+        "--ready-timeout",
+        "100ms",
+    ]);
+    cmd.env("CHAOS_STOP_PRIMARY_CMD", "true");
+    let (code, _, err) = run(cmd);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("the external cluster is not ready"), "{err}");
+}
+
+#[test]
+fn an_unreachable_cluster_is_a_setup_error_without_its_password() {
+    let (code, out, err) = run(chaos(&[
+        "run",
+        "--target",
+        "external",
+        "--rw-dsn",
+        "postgresql://u:pw123@127.0.0.1:1/x",
+        "--fault-cmd",
+        "true",
+        "--ready-timeout",
+        "1s",
+    ]));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("error: the external cluster is not ready")
+            && err.contains("postgresql://u@127.0.0.1:1/x")
+            && err.contains("Check --rw-dsn"),
+        "{err}"
+    );
+    assert!(
+        !out.contains("pw123") && !err.contains("pw123"),
+        "{out}{err}"
+    );
+}
+
+#[test]
+fn the_dsns_may_come_from_the_environment_and_are_never_shown() {
+    let mut cmd = chaos(&[
+        "run",
+        "--target",
+        "external",
+        "--fault-cmd",
+        "true",
+        "--ready-timeout",
+        "1s",
+    ]);
+    cmd.env("CHAOS_RW_DSN", "postgresql://u:pw123@127.0.0.1:1/x")
+        .env("CHAOS_NODE_DSNS", "postgresql://u:pw456@127.0.0.1:2/x");
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("postgresql://u@127.0.0.1:1/x"), "{err}");
+    assert!(!format!("{out}{err}").contains("pw"), "{out}{err}");
+
+    let mut cmd = chaos(&["run", "--help"]);
+    cmd.env("CHAOS_RW_DSN", "postgresql://u:pw123@127.0.0.1:1/x");
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("[env: CHAOS_RW_DSN]"), "{out}");
+    assert!(!out.contains("pw123"), "{out}");
+}
+
+#[test]
+fn help_shows_the_defaults_and_examples() {
+    let (code, out, err) = run(chaos(&["--help"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(
+            "--fault-cmd 'kubectl -n cnpg-database delete pod \"$CHAOS_PRIMARY\" \
+             --grace-period=0 --force'"
+        ),
+        "{out}"
+    );
+    let (code, out, err) = run(chaos(&["run", "--help"]));
+    assert_eq!(code, 0, "{err}");
+    for default in [
+        "[default: local]",
+        "[default: 3]",
+        "[default: 10s]",
+        "[default: 1s]",
+        "[default: 1m]",
+        "[default: 10ms]",
+        "[default: chaos_run]",
+    ] {
+        assert!(out.contains(default), "{default} missing: {out}");
+    }
+    assert!(out.contains("Exit status: 0"), "{out}");
+}
+
+/// Boots the embedded cluster twice (about 10 s each): one run that passes,
+/// one that violates its RTO.
+#[test]
+fn local_runs_exit_by_their_verdict_and_write_reports() {
+    let dir = report_dir("local");
+    let dir_arg = dir.display().to_string();
+    let freeze = |max_rto: &str, name: &str| {
+        run(chaos(&[
+            "run",
+            "--fault",
+            "freeze-primary",
+            "--hold",
+            "1s",
+            "--max-rto",
+            max_rto,
+            "--warmup",
+            "1s",
+            "--report-dir",
+            &dir_arg,
+            "--name",
+            name,
+        ]))
+    };
+
+    let (code, out, err) = freeze("10s", "cli_pass");
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("chaos report: cli_pass — PASSED"), "{out}");
+    assert!(err.contains("booting a 3-node"), "{err}");
+    // Not a terminal: plain progress lines, one per phase.
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("chaos: warm-up") && l.contains("acknowledged")),
+        "{err}"
+    );
+    assert!(err.lines().any(|l| l.starts_with("chaos: faults")), "{err}");
+    let json_path = dir.join("cli_pass.json");
+    assert!(out.contains(&json_path.display().to_string()), "{out}");
+    let json = read_json(&json_path);
+    assert_eq!(json["passed"], true, "{json}");
+    assert_eq!(json["faults"][0]["kind"], "freeze-primary", "{json}");
+    assert_eq!(json["target"]["kind"], "local", "{json}");
+    assert!(dir.join("cli_pass.xml").is_file());
+
+    let (code, out, err) = freeze("1ms", "cli_fail");
+    assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("FAILED"), "{out}");
+    assert!(out.contains("exceeds max_rto 0.001s"), "{out}");
+    assert_eq!(read_json(&dir.join("cli_fail.json"))["passed"], false);
+
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_external_cluster_is_measured_from_the_command_line() {
+    let pair = Pair::start(true).expect("a primary and a synchronous standby");
+    let dir = report_dir("external");
+    let rw = pair.rw_dsn();
+    let nodes = pair.node_dsns();
+    let promote = pair.promote_cmd();
+    let (code, out, err) = run(chaos(&[
+        "run",
+        "--target",
+        "external",
+        "--rw-dsn",
+        &rw,
+        "--node-dsn",
+        &nodes[0],
+        "--node-dsn",
+        &nodes[1],
+        "--fault",
+        "kill-primary",
+        "--fault-cmd",
+        &promote,
+        "--max-rto",
+        "30s",
+        "--warmup",
+        "1s",
+        "--report-dir",
+        &dir.display().to_string(),
+        "--name",
+        "cli_external",
+    ]));
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("chaos report: cli_external — PASSED"), "{out}");
+    let json = read_json(&dir.join("cli_external.json"));
+    assert_eq!(json["target"]["kind"], "external", "{json}");
+    assert_eq!(json["faults"][0]["kind"], "kill-primary", "{json}");
+    assert_eq!(json["writes"]["lost"], 0, "{json}");
+    let rto = json["rto_ms"].as_f64().expect("an RTO");
+    assert!(rto > 0.0, "{json}");
+    // Shown with --nocapture: the figures of the run.
+    println!("{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_failing_fault_command_is_a_setup_error() {
+    let pair = Pair::start(false).expect("a primary and a standby");
+    let dir = report_dir("failing_cmd");
+    let (code, out, err) = run(chaos(&[
+        "run",
+        "--target",
+        "external",
+        "--rw-dsn",
+        &pair.rw_dsn(),
+        "--fault-cmd",
+        "echo no such pod >&2; exit 3",
+        "--warmup",
+        "100ms",
+        "--report-dir",
+        &dir.display().to_string(),
+    ]));
+    assert_eq!(code, 2, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        err.contains("error: the fault could not be injected")
+            && err.contains("no such pod")
+            && err.contains("fix the fault command"),
+        "{err}"
+    );
+    assert!(!out.contains("chaos report"), "nothing was measured: {out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
