@@ -412,10 +412,6 @@ async fn a_failing_fault_command_is_an_error_with_its_stderr() {
     assert_eq!(t.primaries().count(), 1, "{t:?}");
     assert_eq!(t.standbys().count(), 1, "{t:?}");
     // The files CI reads must not call these runs a success either.
-    // KNOWN LIBRARY BUG (chaos-core/src/scenario.rs, `Scenario::run_on`): the
-    // body swallows the injection error, so the experiment writes a report
-    // that says PASSED ("fault none injected or marked") before `run` returns
-    // the error.
     for (name, says) in [
         ("external_failing_command", "boom"),
         ("external_no_command", "CHAOS_KILL_PRIMARY_CMD"),
@@ -488,5 +484,36 @@ async fn passwords_never_reach_the_report() {
     ] {
         assert!(!shown.contains(PW), "{shown}");
     }
+    remove_report_dir(&dir);
+}
+
+/// A `chaos_probe` table of another shape in the target database is a clear
+/// error before anything is measured, not a panic or a run of failed writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_probe_table_is_a_clear_error() {
+    init_tracing();
+    let _serial = SERIAL.lock().await;
+    let pair = boot(false).await;
+    let client = connect(&pair.node_dsns()[0]).await;
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {PROBE_TABLE} (id serial PRIMARY KEY, note text)"
+        ))
+        .await
+        .expect("foreign table");
+    let cluster = external(&pair).build().expect("valid DSNs");
+    let dir = report_dir("foreign");
+    let err = scenario("external_foreign_table", &dir)
+        .run(&cluster, Shell::new("true"))
+        .await
+        .expect_err("the probe cannot use that table");
+    let text = err.to_string();
+    assert!(matches!(err, Error::ClusterState(_)), "{text}");
+    assert!(
+        text.contains("another shape")
+            && text.contains("id integer")
+            && text.contains("run_id text, writer integer, seq bigint"),
+        "{text}"
+    );
     remove_report_dir(&dir);
 }
