@@ -7,71 +7,48 @@
 //! ```
 //!
 //! Exits 0 when the SLO holds, 1 when it is violated, 2 on bad flags or set-up
-//! errors. The JSON report goes to `$CHAOS_REPORT_DIR` (default
-//! `target/chaos-reports/`).
+//! errors. The JSON and JUnit reports go to `$CHAOS_REPORT_DIR` (default
+//! `target/chaos-reports/`). `chaos run` (the `chaos-cli` crate) does the same
+//! and more from a shell; this is the Rust program behind it, in a page.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use chaos_core::prelude::*;
+use chaos_core::probe::{DEFAULT_INTERVAL, DEFAULT_WRITERS};
 use chaos_core::slo::parse_duration;
+use clap::Parser;
 
+/// Boot a local HA cluster, delete its primary, measure RTO and RPO.
+#[derive(Parser, Debug)]
+#[command(name = "local_failover")]
 struct Args {
+    /// Longest acceptable RTO.
+    #[arg(long, default_value = "10s", value_parser = duration)]
     max_rto: Duration,
+    /// Acknowledged writes that may be lost.
+    #[arg(long, default_value_t = 0)]
     rpo: u64,
+    /// How long the probe writes before the fault.
+    #[arg(long, default_value = "3s", value_parser = duration)]
     warmup: Duration,
+    /// Stop the primary gracefully (SIGTERM) instead of killing it.
+    #[arg(long)]
     graceful: bool,
+    /// PostgreSQL nodes (2–9).
+    #[arg(long, default_value_t = 3)]
     nodes: usize,
+    /// Probe writers.
+    #[arg(long, default_value_t = DEFAULT_WRITERS)]
     writers: u32,
-    interval: Duration,
+    /// Pacing of each writer [default: the probe's, 10ms].
+    #[arg(long, value_parser = duration)]
+    interval: Option<Duration>,
 }
 
-const USAGE: &str = "usage: local_failover [--max-rto 10s] [--rpo 0] [--warmup 3s] [--graceful] \
-                     [--nodes 3] [--writers 2] [--interval 10ms]";
-
-fn parse_args() -> std::result::Result<Args, String> {
-    let mut args = Args {
-        max_rto: Duration::from_secs(10),
-        rpo: 0,
-        warmup: Duration::from_secs(3),
-        graceful: false,
-        nodes: 3,
-        writers: 2,
-        interval: Duration::from_millis(10),
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .ok_or_else(|| format!("{name} needs a value\n{USAGE}"))
-        };
-        let number = |name: &str, v: String| {
-            v.parse::<u64>()
-                .map_err(|_| format!("{name} expects a whole number, found {v:?}\n{USAGE}"))
-        };
-        match flag.as_str() {
-            "--max-rto" => {
-                args.max_rto =
-                    parse_duration("--max-rto", &value("--max-rto")?).map_err(|e| e.to_string())?
-            }
-            "--warmup" => {
-                args.warmup =
-                    parse_duration("--warmup", &value("--warmup")?).map_err(|e| e.to_string())?
-            }
-            "--interval" => {
-                args.interval = parse_duration("--interval", &value("--interval")?)
-                    .map_err(|e| e.to_string())?
-            }
-            "--rpo" => args.rpo = number("--rpo", value("--rpo")?)?,
-            "--nodes" => args.nodes = number("--nodes", value("--nodes")?)? as usize,
-            "--writers" => args.writers = number("--writers", value("--writers")?)? as u32,
-            "--graceful" => args.graceful = true,
-            "--kill" => args.graceful = false,
-            "-h" | "--help" => return Err(USAGE.to_string()),
-            other => return Err(format!("unknown flag {other:?}\n{USAGE}")),
-        }
-    }
-    Ok(args)
+fn duration(text: &str) -> std::result::Result<Duration, String> {
+    parse_duration("duration", text)
+        .map_err(|_| "expected a duration such as \"10s\", \"1500ms\" or \"2m\"".to_string())
 }
 
 #[tokio::main]
@@ -83,13 +60,7 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(msg) => {
-            eprintln!("{msg}");
-            return ExitCode::from(2);
-        }
-    };
+    let args = Args::parse();
     match run(args).await {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
@@ -109,39 +80,31 @@ async fn run(args: Args) -> Result<bool> {
     println!("rw_dsn: {}", cluster.rw_dsn());
     let topology = cluster.topology().await?;
     println!(
-        "leader: {}  timeline: {}  patroni ttl: {}s",
+        "primary: {}  timeline: {}  patroni ttl: {}s",
         topology.primary_name().unwrap_or("?"),
         topology.timeline().unwrap_or(0),
         cluster.timings().ttl
     );
-    let fault = if args.graceful {
-        DeletePrimary::graceful()
+    let (name, fault) = if args.graceful {
+        ("local_failover_graceful", DeletePrimary::graceful())
     } else {
-        DeletePrimary::kill()
+        ("local_failover", DeletePrimary::kill())
     };
-    let report = Scenario::new(if args.graceful {
-        "local_failover_graceful"
-    } else {
-        "local_failover"
-    })
-    .slo(Slo::max_rto(args.max_rto).max_lost_writes(args.rpo))
-    .warmup(args.warmup)
-    .probe(
-        ProbeConfig::default()
-            .writers(args.writers)
-            .interval(args.interval),
-    )
-    .configure(|e| e.print_summary(false))
-    .run(&cluster, fault)
-    .await?;
+    let report = Scenario::new(name)
+        .slo(Slo::max_rto(args.max_rto).max_lost_writes(args.rpo))
+        .warmup(args.warmup)
+        .probe(
+            ProbeConfig::default()
+                .writers(args.writers)
+                .interval(args.interval.unwrap_or(DEFAULT_INTERVAL)),
+        )
+        .configure(|e| e.print_summary(false))
+        .run(&cluster, fault)
+        .await?;
     println!("{report}");
-    let dir = chaos_core::report::default_report_dir();
-    println!(
-        "reports: {}",
-        dir.join(chaos_core::report::file_stem(&report.scenario))
-            .with_extension("{json,xml}")
-            .display()
-    );
+    let stem = chaos_core::report::default_report_dir()
+        .join(chaos_core::report::file_stem(&report.scenario));
+    println!("reports: {0}.json {0}.xml", stem.display());
     cluster.stop();
     Ok(report.passed())
 }
