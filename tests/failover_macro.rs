@@ -47,7 +47,7 @@ async fn graceful_stop_with_own_workload(ctx: &mut FailoverCtx) -> chaos_core::R
     let run = chaos_core::new_run_id();
     let counted = committed.clone();
     let tag = run.clone();
-    ctx.spawn_workload(async move {
+    ctx.spawn_task(async move {
         while client
             .execute("INSERT INTO app_events (run) VALUES ($1)", &[&tag])
             .await

@@ -141,6 +141,11 @@ pub enum Error {
     },
 }
 
+/// An error's message followed by its causes.
+pub(crate) fn describe(e: &dyn std::error::Error) -> String {
+    format!("{e}{}", causes(e))
+}
+
 /// `: cause: cause…` of an error's sources, which tokio-postgres keeps out of
 /// its own message ("db error", "error connecting to server").
 fn causes(e: &dyn std::error::Error) -> String {
@@ -167,6 +172,16 @@ fn logs_suffix(logs: &str) -> String {
         String::new()
     } else {
         format!("\n--- relevant logs (tail) ---\n{logs}")
+    }
+}
+
+/// A PostgreSQL error raised in a test's own SQL, e.g. with `?` in a body.
+impl From<tokio_postgres::Error> for Error {
+    fn from(source: tokio_postgres::Error) -> Self {
+        Error::Postgres {
+            context: "PostgreSQL".into(),
+            source,
+        }
     }
 }
 

@@ -99,6 +99,10 @@ pub mod schedule;
 pub mod slo;
 pub mod timeline;
 pub mod verify;
+pub mod workload;
+
+/// The PostgreSQL driver the library uses, for tests' own SQL.
+pub use tokio_postgres;
 
 pub use error::{Error, Result};
 pub use experiment::{Experiment, FailoverCtx};
@@ -128,6 +132,7 @@ pub use run_id::new_run_id;
 /// | `writers = 2` | probe writers | `2` |
 /// | `interval = "10ms"` | pacing of each writer | `"10ms"` |
 /// | `nodes = 3` | nodes of the local cluster (2–9) | `3` |
+/// | `slo_on = "orders"` | assert the RTO on the body's [`workload::Workload`] of that name instead of the probe | the probe |
 ///
 /// The body may return `()` or `Result<(), E>` with `E: Debug`. Run order (the
 /// [`Experiment`] pipeline): set-up → probe → warm-up → body (under
@@ -165,7 +170,7 @@ pub mod prelude {
     pub use crate::cluster::external::ExternalCluster;
     pub use crate::cluster::local::LocalCluster;
     pub use crate::cluster::{Role, Target, Topology};
-    pub use crate::experiment::{Experiment, FailoverCtx, FaultHandle};
+    pub use crate::experiment::{Experiment, FailoverCtx, FaultHandle, WorkloadHandle};
     pub use crate::failover_test;
     pub use crate::fault::{
         DeletePrimary, Fault, FaultGuard, FaultKind, FreezePrimary, FreezeReplicas, Shell,
@@ -174,6 +179,7 @@ pub mod prelude {
     pub use crate::report::Report;
     pub use crate::scenario::Scenario;
     pub use crate::slo::Slo;
+    pub use crate::workload::{Workload, WorkloadError};
     pub use crate::{Error, Result};
 }
 

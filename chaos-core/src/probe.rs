@@ -187,7 +187,7 @@ pub struct Counters {
 }
 
 impl Counters {
-    fn new(origin: Instant) -> Self {
+    pub(crate) fn new(origin: Instant) -> Self {
         Counters {
             origin,
             last_ack_started: AtomicU64::new(0),
@@ -199,7 +199,7 @@ impl Counters {
         }
     }
 
-    fn record(&self, started: Instant, acknowledged: bool) {
+    pub(crate) fn record(&self, started: Instant, acknowledged: bool) {
         let ns = started.saturating_duration_since(self.origin).as_nanos() as u64 + 1;
         let slot = if acknowledged {
             &self.last_ack_started

@@ -68,6 +68,13 @@ impl Slo {
 
     /// Checks a measurement; each violation is explained in words.
     pub fn check(&self, m: &Measurement) -> Vec<String> {
+        let mut v = self.check_rto(m);
+        v.extend(self.check_rpo(m));
+        v
+    }
+
+    /// The availability half: RTO per fault, and write gaps against `max_rto`.
+    pub fn check_rto(&self, m: &Measurement) -> Vec<String> {
         let mut violations = Vec::new();
         let max = fmt_duration(self.max_rto);
         if m.faults.is_empty() {
@@ -110,6 +117,13 @@ impl Slo {
                 ));
             }
         }
+        violations
+    }
+
+    /// The durability half: lost acknowledged writes against the RPO, and
+    /// split-brain.
+    pub fn check_rpo(&self, m: &Measurement) -> Vec<String> {
+        let mut violations = Vec::new();
         match self.rpo {
             Rpo::MaxLostWrites(n) if m.writes.lost > n => {
                 let sample: Vec<String> = m

@@ -23,6 +23,10 @@ pub const KNOWN: &[(&str, &str)] = &[
         "nodes",
         "a whole number of nodes between 2 and 9, such as 3",
     ),
+    (
+        "slo_on",
+        "the name of a workload the body starts, such as \"orders\"",
+    ),
 ];
 
 /// How much data may be lost.
@@ -53,6 +57,7 @@ pub struct Args {
     pub writers: Option<u32>,
     pub interval: Option<Duration>,
     pub nodes: Option<u32>,
+    pub slo_on: Option<String>,
 }
 
 /// Parses `args`, collecting every error (each pointing at its token).
@@ -170,6 +175,16 @@ fn set(out: &mut Args, name: &str, value: &Expr, expected: &str) -> Result<(), s
                          (chosen at run time from CHAOS_TARGET)",
                         s.value()
                     ),
+                ));
+            }
+            _ => return Err(wrong()),
+        },
+        "slo_on" => match lit {
+            Lit::Str(s) if !s.value().trim().is_empty() => out.slo_on = Some(s.value()),
+            Lit::Str(s) => {
+                return Err(syn::Error::new(
+                    s.span(),
+                    "`slo_on` needs the name of a workload, such as \"orders\"",
                 ));
             }
             _ => return Err(wrong()),

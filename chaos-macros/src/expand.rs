@@ -192,6 +192,9 @@ fn generate(args: &Args, func: ItemFn) -> TokenStream {
         let n = n as usize;
         spec = quote!(#spec.nodes(#n));
     }
+    if let Some(name) = &args.slo_on {
+        spec = quote!(#spec.slo_on(#name));
+    }
     // The body's value goes through `body_result`, spanned at the return type,
     // so that an unsupported return type is reported there, once.
     let result = match &func.sig.output {

@@ -12,6 +12,7 @@ use crate::fault::{AnyGuard, Fault, FaultGuard, FaultInfo};
 use crate::probe::Counters;
 use crate::timeline::{Event, Timestamp};
 use crate::verify::FaultSpan;
+use crate::workload::{RunningWorkload, VerifyFn, Workload, WorkloadSummary};
 use crate::{Error, Result};
 
 pub(crate) struct Injected {
@@ -29,14 +30,26 @@ pub(crate) struct Injected {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FaultHandle(usize);
 
+/// Names a workload started with [`FailoverCtx::workload`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkloadHandle(usize);
+
+/// A workload of the run: running, or stopped with its summary.
+pub(crate) enum WorkloadSlot {
+    Running(RunningWorkload),
+    Stopped(WorkloadSummary, Option<VerifyFn>),
+}
+
 /// What a failover test body can do: inject or mark faults, wait for recovery,
-/// look at the cluster, run SQL of its own, and watch the write probe.
+/// look at the cluster, run SQL and workloads of its own, and watch the write
+/// probe.
 pub struct FailoverCtx {
     target: Arc<dyn Target>,
     counters: Arc<Counters>,
     pub(crate) faults: Vec<Injected>,
+    pub(crate) workloads: Vec<WorkloadSlot>,
     events: Vec<Event>,
-    workloads: Vec<JoinHandle<()>>,
+    tasks: Vec<JoinHandle<()>>,
     recovery_timeout: Duration,
 }
 
@@ -59,8 +72,9 @@ impl FailoverCtx {
             target,
             counters,
             faults: Vec::new(),
-            events: Vec::new(),
             workloads: Vec::new(),
+            events: Vec::new(),
+            tasks: Vec::new(),
             recovery_timeout,
         }
     }
@@ -180,6 +194,74 @@ impl FailoverCtx {
         errors
     }
 
+    /// Starts the application's own [`Workload`] now, measured like the probe:
+    /// its attempts, RTO, write gap and (with a verification hook) lost writes
+    /// are in the report. It runs until [`stop_workload`](Self::stop_workload)
+    /// or until the run has recovered and healed.
+    pub fn workload(&mut self, workload: Workload) -> WorkloadHandle {
+        self.events.push(Event::now(
+            "workload started",
+            Some(workload.name().to_string()),
+        ));
+        self.workloads.push(WorkloadSlot::Running(workload.start()));
+        WorkloadHandle(self.workloads.len() - 1)
+    }
+
+    /// Stops a workload cleanly (each worker finishes its operation in flight)
+    /// and returns what it did; the run still measures and verifies it.
+    ///
+    /// # Errors
+    /// [`Error::ClusterState`] when the workload was stopped already.
+    pub async fn stop_workload(&mut self, handle: WorkloadHandle) -> Result<WorkloadSummary> {
+        let slot = self
+            .workloads
+            .get_mut(handle.0)
+            .ok_or_else(|| Error::ClusterState(format!("no workload {handle:?}")))?;
+        let placeholder = WorkloadSlot::Stopped(WorkloadSummary::empty(), None);
+        match std::mem::replace(slot, placeholder) {
+            WorkloadSlot::Running(run) => {
+                let verifier = run.verifier();
+                let summary = run.stop().await;
+                *slot_mut(&mut self.workloads, handle.0) =
+                    WorkloadSlot::Stopped(summary.clone(), verifier);
+                Ok(summary)
+            }
+            stopped @ WorkloadSlot::Stopped(..) => {
+                *slot_mut(&mut self.workloads, handle.0) = stopped;
+                Err(Error::ClusterState(format!(
+                    "workload {handle:?} was stopped already"
+                )))
+            }
+        }
+    }
+
+    /// Live counters of a running workload.
+    pub fn workload_counters(&self, handle: WorkloadHandle) -> Option<&Counters> {
+        match self.workloads.get(handle.0)? {
+            WorkloadSlot::Running(r) => Some(&r.counters),
+            WorkloadSlot::Stopped(..) => None,
+        }
+    }
+
+    /// Stops every workload still running.
+    pub(crate) async fn stop_all_workloads(&mut self) {
+        for i in 0..self.workloads.len() {
+            if matches!(self.workloads[i], WorkloadSlot::Running(_)) {
+                let _ = self.stop_workload(WorkloadHandle(i)).await;
+            }
+        }
+    }
+
+    /// Counters of the probe and of every running workload.
+    pub(crate) fn all_counters(&self) -> Vec<Arc<Counters>> {
+        std::iter::once(self.counters.clone())
+            .chain(self.workloads.iter().filter_map(|w| match w {
+                WorkloadSlot::Running(r) => Some(r.counters.clone()),
+                WorkloadSlot::Stopped(..) => None,
+            }))
+            .collect()
+    }
+
     /// Waits until the service accepts writes again after the latest fault and
     /// returns how long after that fault it did. Without a fault it returns at once.
     ///
@@ -229,13 +311,14 @@ impl FailoverCtx {
         self.target.downcast_ref::<T>()
     }
 
-    /// Runs a workload of the test's own beside the probe (for example a
-    /// pgbench-like loop on [`client`](Self::client)); it is stopped at teardown.
-    pub fn spawn_workload<W>(&mut self, workload: W)
+    /// Runs a task of the test's own beside the probe that is not measured
+    /// (use [`workload`](Self::workload) for one that is); it is aborted at
+    /// teardown.
+    pub fn spawn_task<W>(&mut self, task: W)
     where
         W: Future<Output = ()> + Send + 'static,
     {
-        self.workloads.push(tokio::spawn(workload));
+        self.tasks.push(tokio::spawn(task));
     }
 
     /// Adds an event of the test's own to the report's timeline.
@@ -243,9 +326,9 @@ impl FailoverCtx {
         self.events.push(Event::now(name, detail));
     }
 
-    pub(crate) fn stop_workloads(&mut self) {
-        for w in self.workloads.drain(..) {
-            w.abort();
+    pub(crate) fn stop_tasks(&mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
         }
     }
 
@@ -262,15 +345,11 @@ impl FailoverCtx {
             })
             .collect()
     }
-
-    pub(crate) fn counters_handle(&self) -> &Arc<Counters> {
-        &self.counters
-    }
 }
 
 impl Drop for FailoverCtx {
     fn drop(&mut self) {
-        self.stop_workloads();
+        self.stop_tasks();
         // Guards still here heal through their own `Drop` fallback.
     }
 }
@@ -301,4 +380,8 @@ pub(crate) async fn wait_recovered_since(
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+fn slot_mut(slots: &mut [WorkloadSlot], i: usize) -> &mut WorkloadSlot {
+    &mut slots[i]
 }

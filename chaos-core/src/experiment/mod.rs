@@ -16,15 +16,16 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 
-pub use ctx::{FailoverCtx, FaultHandle};
+pub use ctx::{FailoverCtx, FaultHandle, WorkloadHandle};
 
 use crate::cluster::Target;
 use crate::dsn::redact;
 use crate::probe::ProbeConfig;
-use crate::report::{Draft, FailureKind, Report, TargetInfo, default_report_dir};
+use crate::report::{Draft, FailureKind, Report, TargetInfo, WorkloadDraft, default_report_dir};
 use crate::slo::{Slo, fmt_duration};
 use crate::timeline::Event;
 use crate::verify::{Measurement, Window, read_back};
+use crate::workload::Workload;
 use crate::{Error, Result};
 
 /// What a body may return: `()` or `Result<(), E>` with `E: Debug`.
@@ -178,6 +179,8 @@ pub struct Experiment {
     print_summary: bool,
     suite: Option<String>,
     progress: Option<ProgressFn>,
+    workloads: Vec<Workload>,
+    slo_on: Option<String>,
 }
 
 impl fmt::Debug for Experiment {
@@ -216,7 +219,25 @@ impl Experiment {
             print_summary: true,
             suite: None,
             progress: None,
+            workloads: Vec::new(),
+            slo_on: None,
         }
+    }
+
+    /// A workload of the application's own that starts with the probe (before
+    /// the warm-up) and is measured like it. Bodies can also start workloads
+    /// with [`FailoverCtx::workload`].
+    pub fn workload(mut self, workload: Workload) -> Self {
+        self.workloads.push(workload);
+        self
+    }
+
+    /// Asserts the SLO's RTO on the workload called `name` instead of the
+    /// probe (lost writes count for both). A run with no workload of that name
+    /// fails, saying so.
+    pub fn slo_on(mut self, name: impl Into<String>) -> Self {
+        self.slo_on = Some(name.into());
+        self
     }
 
     /// The name.
@@ -363,15 +384,20 @@ impl Experiment {
             )))
         });
 
-        set_phase(Phase::WarmUp);
-        tokio::time::sleep(self.warmup).await;
-        let window_start = Instant::now();
-        let deadline = window_start + self.timeout;
         let mut ctx = FailoverCtx::new(
             target.clone(),
             probe.counters_handle(),
             self.recovery_timeout,
         );
+        // The experiment's own workloads warm up with the probe.
+        for w in &self.workloads {
+            ctx.workload(w.clone());
+        }
+
+        set_phase(Phase::WarmUp);
+        tokio::time::sleep(self.warmup).await;
+        let window_start = Instant::now();
+        let deadline = window_start + self.timeout;
 
         set_phase(Phase::Faults);
         let mut body_outcome = {
@@ -391,25 +417,28 @@ impl Experiment {
         let mut errors = Vec::new();
         if matches!(body_outcome, BodyOutcome::Passed | BodyOutcome::Failed(_)) {
             let until = deadline.min(Instant::now() + self.recovery_timeout);
-            for (i, span) in ctx.spans().iter().enumerate() {
-                match ctx::wait_recovered_since(ctx.counters_handle(), span.injected, until).await {
-                    Ok(_) => {}
-                    Err(_) if Instant::now() >= deadline => {
-                        body_outcome = BodyOutcome::TimedOut(self.timeout);
-                        break;
-                    }
-                    Err(_) => {
-                        let info = &ctx.faults[i].info;
-                        tracing::warn!(fault = %info.kind, "no recovery after the fault");
-                        events.push(Event::now(
-                            "no recovery",
-                            Some(format!(
-                                "{} gave no acknowledged write within {}",
-                                info.kind,
-                                fmt_duration(self.recovery_timeout)
-                            )),
-                        ));
-                        break;
+            let all = ctx.all_counters();
+            'faults: for (i, span) in ctx.spans().iter().enumerate() {
+                for counters in &all {
+                    match ctx::wait_recovered_since(counters, span.injected, until).await {
+                        Ok(_) => {}
+                        Err(_) if Instant::now() >= deadline => {
+                            body_outcome = BodyOutcome::TimedOut(self.timeout);
+                            break 'faults;
+                        }
+                        Err(_) => {
+                            let info = &ctx.faults[i].info;
+                            tracing::warn!(fault = %info.kind, "no recovery after the fault");
+                            events.push(Event::now(
+                                "no recovery",
+                                Some(format!(
+                                    "{} gave no acknowledged write within {}",
+                                    info.kind,
+                                    fmt_duration(self.recovery_timeout)
+                                )),
+                            ));
+                            break 'faults;
+                        }
                     }
                 }
             }
@@ -418,13 +447,14 @@ impl Experiment {
         // Healing: always.
         set_phase(Phase::Healing);
         errors.extend(ctx.heal_all().await);
-        ctx.stop_workloads();
+        ctx.stop_tasks();
         tokio::time::sleep(self.settle).await;
         let window = Window {
             start: window_start,
             end: Instant::now(),
         };
         let history = probe.stop().await;
+        ctx.stop_all_workloads().await;
         drop(watcher);
         events.extend(ctx.take_events());
         events.extend(std::mem::take(
@@ -439,6 +469,7 @@ impl Experiment {
             .iter()
             .map(|f| (f.info.clone(), f.at, f.healed.map(|h| h.1), f.marked))
             .collect();
+        let workloads = self.verify_workloads(&mut ctx, &spans, window).await;
         drop(ctx);
         let report = match read_back(&rw, &history.run_id, Duration::from_secs(30)).await {
             Ok(found) => {
@@ -459,6 +490,8 @@ impl Experiment {
                     measurement: &measurement,
                     events,
                     warnings,
+                    workloads,
+                    slo_on: self.slo_on.clone(),
                 });
                 if let Some(first) = measurement.faults.iter().find_map(|f| f.recovered_at) {
                     report.events.push(Event::new(
@@ -537,6 +570,36 @@ impl Experiment {
         }
     }
 
+    /// Stops, verifies and measures every workload of the run.
+    async fn verify_workloads(
+        &self,
+        ctx: &mut FailoverCtx,
+        spans: &[crate::verify::FaultSpan],
+        window: Window,
+    ) -> Vec<WorkloadDraft> {
+        let mut out = Vec::new();
+        for slot in std::mem::take(&mut ctx.workloads) {
+            let ctx::WorkloadSlot::Stopped(summary, verifier) = slot else {
+                continue;
+            };
+            let history = summary.history();
+            let (found, verified) = match &verifier {
+                Some(v) => match crate::workload::verify(&summary, v).await {
+                    Ok(found) => (found, Ok(true)),
+                    Err(e) => (acknowledged_ids(&history), Err(e.to_string())),
+                },
+                None => (acknowledged_ids(&history), Ok(false)),
+            };
+            let measurement = Measurement::compute(&history, spans, window, &found);
+            out.push(WorkloadDraft {
+                summary,
+                measurement,
+                verified,
+            });
+        }
+        out
+    }
+
     /// Warnings where the cluster's configuration contradicts the SLO.
     async fn replication_warnings(&self, rw: &str) -> Vec<String> {
         if !self.slo.requires_zero_loss() {
@@ -561,6 +624,16 @@ impl Experiment {
             )],
         }
     }
+}
+
+/// The `(writer, seq)` of every acknowledged attempt.
+fn acknowledged_ids(history: &crate::probe::History) -> std::collections::HashSet<(u32, u64)> {
+    history
+        .attempts
+        .iter()
+        .filter(|a| a.is_acknowledged())
+        .map(|a| (a.writer, a.seq))
+        .collect()
 }
 
 /// A task that is aborted when its handle goes, so that a run dropped half-way

@@ -105,6 +105,13 @@ impl TestSpec {
         self
     }
 
+    /// Asserts the SLO's RTO on the workload called `name` (see
+    /// [`Experiment::slo_on`]).
+    pub fn slo_on(mut self, name: impl Into<String>) -> Self {
+        self.experiment = self.experiment.slo_on(name);
+        self
+    }
+
     /// Nodes of the local cluster.
     pub fn nodes(mut self, n: usize) -> Self {
         self.nodes = n;

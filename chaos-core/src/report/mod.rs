@@ -92,6 +92,60 @@ pub struct HistoryEntry {
     /// Why an indeterminate attempt is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<IndeterminateReason>,
+    /// The identity a workload gave its acknowledged write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    /// The application's error, for a workload's failed or indeterminate attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// An error message of a workload and how often it came.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorCount {
+    /// The application's error.
+    pub message: String,
+    /// How many attempts ended with it.
+    pub count: u64,
+}
+
+/// What one of the application's workloads saw.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadRecord {
+    /// The workload's name.
+    pub name: String,
+    /// Whether the SLO's RTO is asserted on it (rather than on the probe).
+    pub slo: bool,
+    /// Whether its acknowledged writes were checked after recovery.
+    pub verified: bool,
+    /// Its worst RTO over the faults.
+    pub rto_ms: Option<f64>,
+    /// Its RTO per fault, in the order of `faults`.
+    pub fault_rto_ms: Vec<Option<f64>>,
+    /// Its longest time without an acknowledged operation.
+    pub write_gap_ms: Option<f64>,
+    /// Median latency of acknowledged operations.
+    pub median_latency_ms: f64,
+    /// 99th percentile latency of acknowledged operations.
+    pub p99_latency_ms: f64,
+    /// Attempts by outcome (`lost` only when verified).
+    pub writes: WriteCounts,
+    /// Identities of the acknowledged writes that are missing.
+    pub lost: Vec<String>,
+    /// Its errors, most frequent first.
+    pub errors: Vec<ErrorCount>,
+    /// Panics of its operation.
+    pub panics: Vec<String>,
+    /// Every attempt, times relative to the report's origin.
+    pub history: Vec<HistoryEntry>,
+}
+
+/// A workload's results, as the pipeline hands them over.
+pub(crate) struct WorkloadDraft {
+    pub summary: crate::workload::WorkloadSummary,
+    pub measurement: Measurement,
+    /// `Ok(true)` verified, `Ok(false)` no hook, `Err` the hook failed.
+    pub verified: Result<bool, String>,
 }
 
 /// The objectives, as written in the report.
@@ -221,8 +275,11 @@ pub struct Report {
     pub events: Vec<Event>,
     /// Configuration that contradicts the SLO, and other things to know.
     pub warnings: Vec<String>,
-    /// Every write attempt.
+    /// Every write attempt of the probe.
     pub history: Vec<HistoryEntry>,
+    /// The application's workloads.
+    #[serde(default)]
+    pub workloads: Vec<WorkloadRecord>,
     /// Whether every objective was met and the run completed.
     pub passed: bool,
     /// Why not, by cause.
@@ -245,6 +302,8 @@ pub(crate) struct Draft<'a> {
     pub measurement: &'a Measurement,
     pub events: Vec<Event>,
     pub warnings: Vec<String>,
+    pub workloads: Vec<WorkloadDraft>,
+    pub slo_on: Option<String>,
 }
 
 impl Report {
@@ -308,6 +367,8 @@ impl Report {
                     timeline,
                     sqlstate,
                     reason,
+                    identity: None,
+                    error: None,
                 }
             })
             .collect();
@@ -326,7 +387,45 @@ impl Report {
                     .into(),
             );
         }
-        let violations = d.slo.check(m);
+        // RTO on the probe or the workload named by `slo_on`; lost writes on
+        // the probe and on every verified workload.
+        let mut violations = Vec::new();
+        match &d.slo_on {
+            None => violations.extend(d.slo.check_rto(m)),
+            Some(name) => match d.workloads.iter().find(|w| &w.summary.name == name) {
+                Some(w) => violations.extend(
+                    d.slo
+                        .check_rto(&w.measurement)
+                        .into_iter()
+                        .map(|v| format!("workload {name}: {v}")),
+                ),
+                None => violations.push(format!(
+                    "the SLO is asserted on the workload `{name}` (slo_on), but no workload of \
+                     that name ran"
+                )),
+            },
+        }
+        violations.extend(d.slo.check_rpo(m));
+        let mut workloads = Vec::new();
+        for w in &d.workloads {
+            let name = &w.summary.name;
+            match &w.verified {
+                Ok(true) => violations.extend(
+                    d.slo
+                        .check_rpo(&w.measurement)
+                        .into_iter()
+                        .map(|v| format!("workload {name}: {v}")),
+                ),
+                Ok(false) => warnings.push(format!(
+                    "workload {name} has no verification hook: its lost writes are not counted"
+                )),
+                Err(e) => violations.push(format!("workload {name}: verification failed: {e}")),
+            }
+            for p in &w.summary.panics {
+                violations.push(format!("workload {name} panicked: {p}"));
+            }
+            workloads.push(workload_record(w, d.slo_on.as_deref() == Some(name), &rel));
+        }
         Report {
             schema_version: SCHEMA_VERSION,
             run_id: d.run_id,
@@ -358,6 +457,7 @@ impl Report {
             events,
             warnings,
             history,
+            workloads,
             passed: violations.is_empty(),
             failure: (!violations.is_empty()).then_some(FailureKind::Slo),
             violations,
@@ -427,8 +527,26 @@ impl Report {
             (None, true) => "n/a (no fault)".into(),
             (None, false) => "none (no recovery)".into(),
         };
+        let workloads: String = self
+            .workloads
+            .iter()
+            .map(|w| {
+                format!(
+                    "; workload {}{}: RTO {}, {}",
+                    w.name,
+                    if w.slo { " [SLO]" } else { "" },
+                    w.rto_ms
+                        .map_or_else(|| "none".into(), |r| fmt_duration(from_ms(r))),
+                    if w.verified {
+                        format!("{} lost", w.lost.len())
+                    } else {
+                        "losses not verified".into()
+                    }
+                )
+            })
+            .collect();
         format!(
-            "chaos: {} {verdict} — RTO {rto} (max {}), write gap {}, {} acknowledged writes lost, {} indeterminate",
+            "chaos: {} {verdict} — RTO {rto} (max {}), write gap {}, {} acknowledged writes lost, {} indeterminate{workloads}",
             self.scenario,
             fmt_duration(from_ms(self.slo.max_rto_ms)),
             opt(self.write_gap()),
@@ -445,6 +563,83 @@ impl Report {
         } else {
             format!("+{d}")
         }
+    }
+}
+
+fn workload_record(w: &WorkloadDraft, slo: bool, rel: &dyn Fn(Instant) -> f64) -> WorkloadRecord {
+    use crate::workload::WorkloadError;
+    let m = &w.measurement;
+    let mut latencies: Vec<Duration> = w
+        .summary
+        .attempts
+        .iter()
+        .filter(|a| a.result.is_ok())
+        .map(|a| a.finished - a.started)
+        .collect();
+    latencies.sort_unstable();
+    let p99 = latencies
+        .get((latencies.len() * 99).div_ceil(100).saturating_sub(1))
+        .copied()
+        .unwrap_or_default();
+    let lost: std::collections::HashSet<(u32, u64)> = m.lost.iter().copied().collect();
+    let verified = matches!(w.verified, Ok(true));
+    let mut writes = m.writes;
+    if !verified {
+        writes.lost = 0;
+    }
+    WorkloadRecord {
+        name: w.summary.name.clone(),
+        slo,
+        verified,
+        rto_ms: m.rto.map(ms),
+        fault_rto_ms: m.faults.iter().map(|f| f.rto.map(ms)).collect(),
+        write_gap_ms: m.write_gap.map(|g| ms(g.length)),
+        median_latency_ms: ms(m.median_latency),
+        p99_latency_ms: ms(p99),
+        writes,
+        lost: w
+            .summary
+            .attempts
+            .iter()
+            .filter(|a| verified && lost.contains(&(a.worker, a.seq)))
+            .filter_map(|a| a.result.as_ref().ok().cloned().flatten())
+            .collect(),
+        errors: w
+            .summary
+            .errors()
+            .into_iter()
+            .map(|(message, count)| ErrorCount { message, count })
+            .collect(),
+        panics: w.summary.panics.clone(),
+        history: w
+            .summary
+            .attempts
+            .iter()
+            .map(|a| {
+                let (outcome, identity, error) = match &a.result {
+                    Ok(id) => (AttemptOutcome::Acknowledged, id.clone(), None),
+                    Err(WorkloadError::Failed(e)) => {
+                        (AttemptOutcome::Failed, None, Some(e.clone()))
+                    }
+                    Err(WorkloadError::Indeterminate(e)) => {
+                        (AttemptOutcome::Indeterminate, None, Some(e.clone()))
+                    }
+                };
+                HistoryEntry {
+                    writer: a.worker,
+                    seq: a.seq,
+                    started_ms: rel(a.started),
+                    finished_ms: rel(a.finished),
+                    outcome,
+                    server: None,
+                    timeline: None,
+                    sqlstate: None,
+                    reason: None,
+                    identity,
+                    error,
+                }
+            })
+            .collect(),
     }
 }
 
@@ -540,6 +735,37 @@ impl fmt::Display for Report {
                 format!("{} writes on an old timeline", self.split_brain_writes)
             }
         )?;
+        for w in &self.workloads {
+            writeln!(
+                f,
+                "  workload    {}{}: RTO {}   write gap {}   latency p50 {:.1} ms p99 {:.1} ms   \
+                 {} attempted, {} acknowledged, {} failed, {} indeterminate, {}",
+                w.name,
+                if w.slo { " [SLO]" } else { "" },
+                w.rto_ms
+                    .map_or_else(|| "none".into(), |r| fmt_duration(from_ms(r))),
+                w.write_gap_ms
+                    .map_or_else(|| "none".into(), |g| fmt_duration(from_ms(g))),
+                w.median_latency_ms,
+                w.p99_latency_ms,
+                w.writes.attempted,
+                w.writes.acknowledged,
+                w.writes.failed,
+                w.writes.indeterminate,
+                if w.verified {
+                    format!("{} lost", w.lost.len())
+                } else {
+                    "losses not verified".into()
+                }
+            )?;
+            if let Some(e) = w.errors.first() {
+                writeln!(
+                    f,
+                    "              most frequent error ({}×): {}",
+                    e.count, e.message
+                )?;
+            }
+        }
         writeln!(f, "  timeline")?;
         for e in &self.events {
             writeln!(
@@ -652,6 +878,8 @@ mod tests {
             measurement: &m,
             events: vec![Event::now("probe started", None)],
             warnings: vec!["a warning".into()],
+            workloads: Vec::new(),
+            slo_on: None,
         })
     }
 

@@ -167,7 +167,9 @@ impl NodeInfo {
         format!("http://{}:{}", self.host, self.api_port)
     }
 
-    fn data_dir(&self) -> PathBuf {
+    /// The node's PostgreSQL data directory (owned by the user PostgreSQL
+    /// runs as; see [`LocalCluster::command`]).
+    pub fn data_dir(&self) -> PathBuf {
         self.dir.join("data")
     }
 
@@ -533,6 +535,36 @@ impl LocalCluster {
             "postgresql://postgres@{}/postgres?target_session_attrs=read-write&connect_timeout=2",
             hosts.join(",")
         )
+    }
+
+    /// A command that runs as the user the cluster's PostgreSQL runs as (the
+    /// `postgres` user when this process is root, else this process's user),
+    /// with PostgreSQL's programs first on `PATH` — for faults of a test's own
+    /// that touch a node's files or call `pg_ctl`.
+    ///
+    /// ```no_run
+    /// # fn demo(cluster: &chaos_core::cluster::local::LocalCluster) -> std::io::Result<()> {
+    /// let node = &cluster.nodes()[0];
+    /// let status = cluster
+    ///     .command("pg_controldata")
+    ///     .arg(node.data_dir())
+    ///     .status()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = Command::new(program);
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut dirs = vec![self.inner.binaries.pg_bin.clone()];
+        dirs.extend(std::env::split_paths(&path));
+        if let Ok(joined) = std::env::join_paths(dirs) {
+            cmd.env("PATH", joined);
+        }
+        if self.inner.run_as.switch {
+            cmd.uid(self.inner.run_as.uid.as_raw())
+                .gid(self.inner.run_as.gid.as_raw());
+        }
+        cmd
     }
 
     /// The node called `name`.
