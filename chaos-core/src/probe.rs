@@ -218,13 +218,15 @@ impl Counters {
 
     /// Whether the service looks recovered from a fault at `at`: a write that
     /// started after `at` and after the latest unacknowledged write was
-    /// acknowledged, and either a write failed after `at` (the outage was seen)
-    /// or a second has passed without any failure (the fault caused none).
+    /// acknowledged, and either the latest failure after `at` is half a second
+    /// old (a single writer's blip while another still commits on a primary
+    /// about to stop is not recovery) or a second has passed without any
+    /// failure (the fault caused none).
     pub fn recovered_since(&self, at: Instant) -> bool {
         let last_ack = self.instant(&self.last_ack_started);
         let last_miss = self.instant(&self.last_miss_started).filter(|&m| m >= at);
         match (last_ack, last_miss) {
-            (Some(ack), Some(miss)) => ack > miss,
+            (Some(ack), Some(miss)) => ack > miss && miss.elapsed() >= Duration::from_millis(500),
             (Some(ack), None) => ack >= at && at.elapsed() >= Duration::from_secs(1),
             (None, _) => false,
         }

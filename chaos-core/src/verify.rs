@@ -103,8 +103,8 @@ pub struct FaultOutage {
     /// From the fault to the first acknowledged write that started after the
     /// outage it caused began. `None`: the service never came back.
     pub rto: Option<Duration>,
-    /// Start of the first unacknowledged attempt after the fault (before the
-    /// next fault); the fault's own time if every attempt succeeded.
+    /// Start of the outage: the last acknowledgement (of a write started after
+    /// the fault) before it, or the fault's own time.
     pub outage_start: Instant,
     /// When that first acknowledgement came.
     pub recovered_at: Option<Instant>,
@@ -213,34 +213,63 @@ impl Measurement {
             _ => Duration::ZERO,
         };
 
-        // Per fault: the outage it caused starts with the first attempt after it
-        // (and before the next fault) that was not acknowledged — a graceful stop
-        // keeps serving for a moment; service is back with the first
-        // acknowledged write that started after that.
+        let mut latencies: Vec<Duration> = acks.iter().map(|a| a.finished - a.started).collect();
+        latencies.sort_unstable();
+        let median_latency = latencies
+            .get(latencies.len() / 2)
+            .copied()
+            .unwrap_or_default();
+        let resolution = history.interval + median_latency;
+
+        // Per fault: the outage it caused is the longest stretch without an
+        // acknowledgement of a write started after the fault, among those that
+        // begin before the next fault (or the fault's healing) and are clearly
+        // longer than the measurement's resolution; service is back when that
+        // stretch ends. Writes that went through before the fault took hold (a
+        // graceful stop serving for a moment, a command that has not yet done
+        // its damage, one writer failing while another still commits) do not
+        // end the outage; replies to writes started before the fault do not
+        // count as recovery. A fault that caused no such stretch recovers with
+        // the first acknowledgement after it.
+        let significant = (resolution * 4).max(Duration::from_millis(50));
         let outages: Vec<FaultOutage> = faults
             .iter()
             .enumerate()
             .map(|(i, f)| {
                 let next = faults.get(i + 1).map(|n| n.injected);
-                let outage_start = attempts
-                    .iter()
-                    .filter(|a| {
-                        a.started >= f.injected
-                            && next.is_none_or(|n| a.started < n)
-                            && !a.is_acknowledged()
-                    })
-                    .map(|a| a.started)
+                let horizon = [next, f.healed, Some(window.end)]
+                    .into_iter()
+                    .flatten()
                     .min()
-                    .unwrap_or(f.injected);
-                let recovered_at = acks
+                    .unwrap_or(window.end)
+                    .max(f.injected);
+                let mut ends: Vec<Instant> = acks
                     .iter()
-                    .filter(|a| a.started >= outage_start)
+                    .filter(|a| a.started >= f.injected)
                     .map(|a| a.finished)
-                    .min();
+                    .collect();
+                ends.sort_unstable();
+                let mut first = None;
+                let mut longest: Option<(Instant, Instant)> = None;
+                let mut prev = f.injected;
+                for &end in &ends {
+                    // Stretches that reach into the next fault are its own,
+                    // unless this fault had not recovered before it.
+                    let into_next = next.is_some_and(|n| end > n);
+                    if (prev >= horizon || into_next) && first.is_some() {
+                        break;
+                    }
+                    first.get_or_insert((prev, end));
+                    if end - prev > significant && longest.is_none_or(|(s, e)| end - prev > e - s) {
+                        longest = Some((prev, end));
+                    }
+                    prev = end;
+                }
+                let chosen = longest.or(first);
                 FaultOutage {
-                    rto: recovered_at.map(|t| t - f.injected),
-                    outage_start,
-                    recovered_at,
+                    rto: chosen.map(|(_, e)| e - f.injected),
+                    outage_start: chosen.map_or(f.injected, |(s, _)| s),
+                    recovered_at: chosen.map(|(_, e)| e),
                 }
             })
             .collect();
@@ -287,13 +316,6 @@ impl Measurement {
         let write_gap = gaps.clone().max_by_key(|g| g.length);
         let unexplained_gap = gaps.filter(|g| !explained(g)).max_by_key(|g| g.length);
 
-        let mut latencies: Vec<Duration> = acks.iter().map(|a| a.finished - a.started).collect();
-        latencies.sort_unstable();
-        let median_latency = latencies
-            .get(latencies.len() / 2)
-            .copied()
-            .unwrap_or_default();
-
         let mut newest_timeline = 0u32;
         let mut split_brain_writes = 0;
         for a in &acks {
@@ -310,7 +332,7 @@ impl Measurement {
             rto,
             write_gap,
             unexplained_gap,
-            resolution: history.interval + median_latency,
+            resolution,
             median_latency,
             writes,
             lost,
@@ -600,5 +622,39 @@ mod tests {
         assert_eq!(m.faults[0].rto, Some(ms(21)));
         assert_eq!(m.faults[1].rto, None);
         assert_eq!(m.rto, None, "one fault never recovered");
+    }
+
+    #[test]
+    fn writes_before_a_stall_took_hold_are_not_recovery() {
+        let mut b = Builder::new();
+        for i in 0..10 {
+            b.ack(i * 10, i * 10 + 1, 1);
+        }
+        // Fault "injected" at 100, but the stall only takes hold at 115: the
+        // write of 110 goes through; the one of 120 hangs until 1500.
+        b.ack(110, 111, 1);
+        b.ack(120, 1500, 1);
+        for i in 151..160 {
+            b.ack(i * 10, i * 10 + 1, 1);
+        }
+        let m = b.measure(&[100], &all_acked(&b));
+        assert_eq!(m.faults[0].rto, Some(ms(1400)), "{m:?}");
+        // The same when the late write had a twin on another writer that
+        // started after the stall took hold.
+        let mut b2 = Builder::new();
+        b2.ack(0, 1, 1);
+        b2.ack(110, 111, 1);
+        b2.push(
+            2,
+            130,
+            1500,
+            Outcome::Acknowledged {
+                server: "s".into(),
+                timeline: 1,
+            },
+        );
+        b2.ack(1510, 1511, 1);
+        let m2 = b2.measure(&[100], &all_acked(&b2));
+        assert_eq!(m2.faults[0].rto, Some(ms(1400)), "{m2:?}");
     }
 }
