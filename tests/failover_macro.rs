@@ -7,7 +7,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chaos_core::harness::{TestFailure, TestSpec, run};
@@ -24,67 +23,73 @@ async fn survives_primary_loss(ctx: &mut FailoverCtx) -> chaos_core::Result<()> 
     Ok(())
 }
 
-/// A graceful stop with a workload of the test's own beside the probe: the
-/// leadership moves, and every row the workload was told was committed survives.
+/// A graceful stop with a workload of the test's own beside the probe, measured
+/// like it: the SLO is asserted on the workload, whose writes are verified
+/// after recovery, and the body gets the workload's summary back.
 #[failover_test(
     max_rto = "30s",
     rpo = 0,
     writers = 3,
     interval = "5ms",
-    timeout = "90s"
+    timeout = "90s",
+    slo_on = "app_events"
 )]
 async fn graceful_stop_with_own_workload(ctx: &mut FailoverCtx) -> chaos_core::Result<()> {
     let before = ctx.topology().await?;
     let old_leader = before.primary_name().unwrap().to_string();
-    let committed = Arc::new(AtomicU64::new(0));
-    let client = ctx.client().await?;
-    client
+    ctx.client()
+        .await?
         .batch_execute(
-            "CREATE TABLE IF NOT EXISTS app_events (id bigserial PRIMARY KEY, run text, at timestamptz DEFAULT now())",
+            "CREATE TABLE IF NOT EXISTS app_events (id bigserial PRIMARY KEY, at timestamptz DEFAULT now())",
         )
-        .await
-        .unwrap();
-    let run = chaos_core::new_run_id();
-    let counted = committed.clone();
-    let tag = run.clone();
-    ctx.spawn_task(async move {
-        while client
-            .execute("INSERT INTO app_events (run) VALUES ($1)", &[&tag])
-            .await
-            .is_ok()
-        {
-            counted.fetch_add(1, Ordering::SeqCst);
+        .await?;
+    let dsn = ctx.rw_dsn();
+    let check = dsn.clone();
+    let events = Workload::new("app_events", move |_op| {
+        let dsn = dsn.clone();
+        async move {
+            let client = chaos_core::pg::connect(&dsn, Duration::from_secs(2)).await?;
+            let row = client
+                .query_one("INSERT INTO app_events DEFAULT VALUES RETURNING id", &[])
+                .await?;
+            Ok(Some(row.get::<_, i64>(0).to_string()))
+        }
+    })
+    .paced(Duration::from_millis(20))
+    .verify(move |ids| {
+        let dsn = check.clone();
+        async move {
+            let client = chaos_core::pg::connect(&dsn, Duration::from_secs(5)).await?;
+            let ids: Vec<i64> = ids.iter().filter_map(|i| i.parse().ok()).collect();
+            let rows = client
+                .query("SELECT id FROM app_events WHERE id = ANY($1)", &[&ids])
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| r.get::<_, i64>(0).to_string())
+                .collect())
         }
     });
+    let handle = ctx.workload(events);
     tokio::time::sleep(Duration::from_millis(500)).await;
     ctx.inject(DeletePrimary::graceful()).await?;
     ctx.wait_recovered().await?;
-    let acknowledged_to_the_workload = committed.load(Ordering::SeqCst);
-    assert!(
-        acknowledged_to_the_workload > 0,
-        "the test's own workload ran"
-    );
-    // Once recovered, another node leads, and it has every row the workload
-    // saw committed on the old one.
+    // Once recovered, another node leads.
     let deadline = Instant::now() + Duration::from_secs(30);
     while ctx.topology().await?.primary_name() == Some(old_leader.as_str()) {
         assert!(Instant::now() < deadline, "leadership never moved");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let rows: i64 = ctx
-        .client()
-        .await?
-        .query_one("SELECT count(*) FROM app_events WHERE run = $1", &[&run])
-        .await
-        .unwrap()
-        .get(0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let summary = ctx.stop_workload(handle).await?;
     assert!(
-        rows as u64 >= acknowledged_to_the_workload,
-        "{rows} rows survive of {acknowledged_to_the_workload} acknowledged to the workload"
+        summary.acknowledged() > 10,
+        "the workload ran: {}",
+        summary.acknowledged()
     );
-    ctx.event(
-        "workload rows acknowledged",
-        Some(acknowledged_to_the_workload.to_string()),
+    assert!(
+        summary.attempts.iter().any(|a| a.result.is_err()),
+        "the workload felt the outage"
     );
     Ok(())
 }
