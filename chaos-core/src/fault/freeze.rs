@@ -108,8 +108,19 @@ fn freeze(cluster: &LocalCluster, kind: &str, nodes: Vec<String>) -> Result<Free
             }
         }
     }
-    // The fault is in effect once every process is stopped: a write that
-    // started before this may still have slipped through, one after cannot.
+    // The fault is in effect once every process is stopped (SIGSTOP is
+    // delivered when the process is next scheduled: wait for it, briefly): a
+    // write that started before this may still have slipped through, one after
+    // cannot.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline
+        && guard
+            .pids
+            .iter()
+            .any(|&p| !process::is_dead(p) && !process::is_stopped(p))
+    {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     guard.injected_at = Instant::now();
     guard.info.injected_at = Timestamp::now();
     tracing::info!(nodes = ?nodes, processes = guard.pids.len(), "PostgreSQL frozen");

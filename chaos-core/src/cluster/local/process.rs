@@ -122,7 +122,7 @@ pub(crate) fn start_time(pid: i32) -> Option<u64> {
 }
 
 /// Whether `pid` is a zombie or gone.
-fn is_dead(pid: i32) -> bool {
+pub(crate) fn is_dead(pid: i32) -> bool {
     match stat_fields(pid) {
         None => true,
         Some(f) => f.first().is_some_and(|s| s == "Z" || s == "X"),
