@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages that the local target and the tests need:
-# PostgreSQL, Patroni, etcd and the process/network tools. Idempotent: packages
-# already installed are skipped, and nothing runs apt when all are present.
+# PostgreSQL, Patroni, etcd, HAProxy (the proxy in front of the local cluster)
+# and the process/network tools. Idempotent: packages already installed are
+# skipped, and nothing runs apt when all are present.
 # Needs root, or sudo for a normal user. Starts no service.
 set -euo pipefail
 
-packages=(postgresql patroni etcd-server etcd-client procps iproute2 iptables util-linux)
+packages=(postgresql patroni etcd-server etcd-client haproxy procps iproute2 iptables util-linux)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -73,6 +73,21 @@ pub trait Target: Any + Send + Sync + fmt::Debug {
         Box::pin(async { Ok(Vec::new()) })
     }
 
+    /// A single-host DSN that always reaches the current primary — a proxy or
+    /// a service in front of the cluster — for drivers without multi-host
+    /// DSNs (sqlx). `None` (the default) when the target has none.
+    fn router_dsn(&self) -> Option<String> {
+        None
+    }
+
+    /// The current primary's own single-host DSN, if the target knows one.
+    ///
+    /// # Errors
+    /// When the topology cannot be read.
+    fn primary_dsn(&self) -> BoxFuture<'_, Result<Option<String>>> {
+        Box::pin(async { Ok(None) })
+    }
+
     /// The target's own events (a new primary, a member going down or coming
     /// back), as they are observed. The default polls [`topology`](Self::topology)
     /// every 50 ms.

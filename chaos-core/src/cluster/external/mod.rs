@@ -284,6 +284,24 @@ impl Target for ExternalCluster {
         Box::pin(ExternalCluster::wait_healthy(self, timeout))
     }
 
+    /// The node DSN (as given) of the member that is primary now; `None`
+    /// without node DSNs or without a single primary.
+    fn primary_dsn(&self) -> BoxFuture<'_, Result<Option<String>>> {
+        Box::pin(async move {
+            if self.inner.nodes.is_empty() {
+                return Ok(None);
+            }
+            let t = ExternalCluster::topology(self).await?;
+            Ok(t.primary().and_then(|p| {
+                self.inner
+                    .nodes
+                    .iter()
+                    .find(|n| n.name == p.name)
+                    .map(|n| n.dsn.clone())
+            }))
+        })
+    }
+
     fn events(self: Arc<Self>) -> BoxStream<'static, Event> {
         // Every poll opens a connection per node: poll less often than locally.
         super::topology::poll_events(self, Duration::from_millis(200))

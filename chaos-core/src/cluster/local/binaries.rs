@@ -14,15 +14,21 @@ pub struct Binaries {
     pub patroni: PathBuf,
     /// The `etcd` executable.
     pub etcd: PathBuf,
+    /// The `haproxy` executable, if one was found: the proxy in front of the
+    /// cluster (see [`LocalClusterBuilder::proxy`](super::LocalClusterBuilder::proxy)).
+    pub haproxy: Option<PathBuf>,
     /// Patroni's version as (major, minor, patch).
     pub patroni_version: (u32, u32, u32),
 }
 
 impl Binaries {
-    /// Locates every program, honouring `CHAOS_PG_BIN`, `CHAOS_PATRONI` and `CHAOS_ETCD`.
+    /// Locates every program, honouring `CHAOS_PG_BIN`, `CHAOS_PATRONI`,
+    /// `CHAOS_ETCD` and `CHAOS_HAPROXY`. HAProxy is optional: `None` when it is
+    /// not installed.
     ///
     /// # Errors
-    /// [`Error::BinaryNotFound`] naming the package to install when a program is missing.
+    /// [`Error::BinaryNotFound`] naming the package to install when a program is
+    /// missing, or when a path given for HAProxy is not a file.
     pub fn discover() -> Result<Self> {
         Self::discover_with(&Overrides::default())
     }
@@ -32,6 +38,12 @@ impl Binaries {
     /// # Errors
     /// As [`discover`](Self::discover).
     pub fn discover_with(overrides: &Overrides) -> Result<Self> {
+        Self::discover_inner(overrides, true)
+    }
+
+    /// Like [`discover_with`](Self::discover_with); HAProxy is looked for only
+    /// if `haproxy` is true.
+    pub(crate) fn discover_inner(overrides: &Overrides, haproxy: bool) -> Result<Self> {
         let pg_bin = find_pg_bin(overrides.pg_bin.as_deref())?;
         let patroni = find_program(
             "patroni",
@@ -45,11 +57,17 @@ impl Binaries {
             "CHAOS_ETCD",
             overrides.etcd.as_deref(),
         )?;
+        let haproxy = if haproxy {
+            find_haproxy(overrides.haproxy.as_deref())?
+        } else {
+            None
+        };
         let patroni_version = patroni_version(&patroni)?;
         Ok(Binaries {
             pg_bin,
             patroni,
             etcd,
+            haproxy,
             patroni_version,
         })
     }
@@ -64,6 +82,8 @@ pub struct Overrides {
     pub patroni: Option<PathBuf>,
     /// The `etcd` executable.
     pub etcd: Option<PathBuf>,
+    /// The `haproxy` executable.
+    pub haproxy: Option<PathBuf>,
 }
 
 fn find_pg_bin(explicit: Option<&Path>) -> Result<PathBuf> {
@@ -117,18 +137,46 @@ fn not_found_pg(searched: String) -> Error {
     }
 }
 
+/// Where programs are searched when no path is given.
+pub(crate) const SEARCHED: &str = "PATH, /usr/bin, /usr/sbin";
+
 fn find_program(
     name: &'static str,
     package: &'static str,
     env_var: &'static str,
     explicit: Option<&Path>,
 ) -> Result<PathBuf> {
+    search_program(name, package, env_var, explicit)?.ok_or(Error::BinaryNotFound {
+        program: name,
+        searched: SEARCHED.into(),
+        package,
+        env_var,
+    })
+}
+
+/// The `haproxy` executable: `explicit`, else `$CHAOS_HAPROXY`, else the
+/// search path; `None` when it is not installed.
+///
+/// # Errors
+/// [`Error::BinaryNotFound`] when a path given is not a file.
+pub(crate) fn find_haproxy(explicit: Option<&Path>) -> Result<Option<PathBuf>> {
+    search_program("haproxy", "haproxy", "CHAOS_HAPROXY", explicit)
+}
+
+/// `explicit`, else `$env_var` (an error if it is not a file), else the first
+/// `name` on `PATH`, `/usr/bin`, `/usr/sbin`, else `None`.
+fn search_program(
+    name: &'static str,
+    package: &'static str,
+    env_var: &'static str,
+    explicit: Option<&Path>,
+) -> Result<Option<PathBuf>> {
     if let Some(p) = explicit
         .map(Path::to_path_buf)
         .or_else(|| std::env::var_os(env_var).map(PathBuf::from))
     {
         return if p.is_file() {
-            Ok(p)
+            Ok(Some(p))
         } else {
             Err(Error::BinaryNotFound {
                 program: name,
@@ -143,15 +191,10 @@ fn find_program(
     for dir in dirs {
         let candidate = dir.join(name);
         if candidate.is_file() {
-            return Ok(candidate);
+            return Ok(Some(candidate));
         }
     }
-    Err(Error::BinaryNotFound {
-        program: name,
-        searched: "PATH, /usr/bin, /usr/sbin".into(),
-        package,
-        env_var,
-    })
+    Ok(None)
 }
 
 fn patroni_version(patroni: &Path) -> Result<(u32, u32, u32)> {

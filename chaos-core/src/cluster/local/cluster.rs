@@ -10,15 +10,19 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 use nix::sys::signal::Signal;
 
-use super::binaries::{Binaries, Overrides};
+use super::binaries::{self, Binaries, Overrides};
 use super::config::{NodeConfig, PatroniTimings};
 use super::process::{self, RunAs};
-use crate::cluster::{Member, Role, Target, Topology};
+use super::proxy::{self, Backend, Proxy};
+use crate::cluster::{Member, Role, Target, Topology, topology};
+use crate::timeline::Event;
 use crate::{Error, Result};
 
-/// Builder for a [`LocalCluster`]. `Default` boots three nodes.
+/// Builder for a [`LocalCluster`]. `Default` boots three nodes, with HAProxy
+/// in front of them when it is installed (see [`proxy`](Self::proxy)).
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct LocalClusterBuilder {
@@ -28,6 +32,7 @@ pub struct LocalClusterBuilder {
     timings: Option<PatroniTimings>,
     parameters: Vec<(String, String)>,
     overrides: Overrides,
+    proxy: Option<bool>,
 }
 
 impl Default for LocalClusterBuilder {
@@ -39,6 +44,7 @@ impl Default for LocalClusterBuilder {
             timings: None,
             parameters: Vec::new(),
             overrides: Overrides::default(),
+            proxy: None,
         }
     }
 }
@@ -94,14 +100,40 @@ impl LocalClusterBuilder {
         self
     }
 
+    /// The `haproxy` executable (default: `$CHAOS_HAPROXY`, else `PATH`,
+    /// `/usr/bin`, `/usr/sbin`).
+    pub fn haproxy(mut self, path: impl Into<PathBuf>) -> Self {
+        self.overrides.haproxy = Some(path.into());
+        self
+    }
+
+    /// Whether to put HAProxy in front of the cluster: one single-host address,
+    /// [`LocalCluster::proxy_dsn`], that always reaches the primary — what
+    /// production clusters offer to drivers without multi-host DSNs (sqlx).
+    /// HAProxy health-checks each node's Patroni REST API (`GET /primary`,
+    /// 200 only on the leader) every 200 ms, forwards TCP to that node's
+    /// PostgreSQL port, and closes the connections to a node it marks down.
+    ///
+    /// Default: on when a `haproxy` executable is found (Debian package
+    /// `haproxy`), off otherwise. `proxy(true)` makes a missing HAProxy an
+    /// error; `proxy(false)` never starts it.
+    pub fn proxy(mut self, enabled: bool) -> Self {
+        self.proxy = Some(enabled);
+        self
+    }
+
     /// Boots the cluster and waits until it has a leader and a streaming synchronous
-    /// standby. Clusters left behind by killed runs are swept first.
+    /// standby, and, with a proxy, until the proxy routes to the leader.
+    /// Clusters left behind by killed runs are swept first.
     ///
     /// # Errors
-    /// [`Error::BinaryNotFound`] when PostgreSQL, Patroni or etcd is missing,
+    /// [`Error::BinaryNotFound`] when PostgreSQL, Patroni or etcd is missing
+    /// (or HAProxy, with [`proxy(true)`](Self::proxy)),
     /// [`Error::Config`] for an invalid node count, [`Error::WorkDir`] when the
     /// work directory cannot be created or written in, [`Error::Timeout`] (with
-    /// log tails) when the cluster does not become healthy in time.
+    /// log tails) when the cluster does not become healthy in time or the proxy
+    /// does not route to its leader, [`Error::ClusterState`] when HAProxy exits
+    /// (with its log's tail).
     pub async fn start(self) -> Result<LocalCluster> {
         if !(2..=9).contains(&self.nodes) {
             return Err(Error::Config {
@@ -110,7 +142,22 @@ impl LocalClusterBuilder {
                 found: self.nodes.to_string(),
             });
         }
-        let binaries = Binaries::discover_with(&self.overrides)?;
+        let binaries = Binaries::discover_inner(&self.overrides, self.proxy != Some(false))?;
+        let proxy = match (self.proxy, &binaries.haproxy) {
+            (Some(false), _) => {
+                ProxyChoice::Off("it was disabled with LocalClusterBuilder::proxy(false)")
+            }
+            (_, Some(_)) => ProxyChoice::On,
+            (Some(true), None) => {
+                return Err(Error::BinaryNotFound {
+                    program: "haproxy",
+                    searched: binaries::SEARCHED.into(),
+                    package: "haproxy",
+                    env_var: "CHAOS_HAPROXY",
+                });
+            }
+            (None, None) => ProxyChoice::Off("no haproxy was found on PATH, /usr/bin or /usr/sbin"),
+        };
         let run_as = RunAs::detect()?;
         let root = self
             .work_dir
@@ -126,17 +173,33 @@ impl LocalClusterBuilder {
                 .unwrap_or_else(|| PatroniTimings::for_version(binaries.patroni_version));
             let nodes = self.nodes;
             let parameters = self.parameters;
-            move || Inner::create(root, binaries, run_as, timings, nodes, &parameters)
+            move || Inner::create(root, binaries, run_as, timings, nodes, &parameters, proxy)
         })
         .await
         .map_err(|e| Error::ClusterState(format!("cluster start-up task failed: {e}")))??;
         let cluster = LocalCluster {
             inner: Arc::new(cluster),
         };
+        let started = Instant::now();
         cluster.wait_healthy(self.ready_timeout).await?;
-        tracing::info!(dir = %cluster.dir().display(), rw_dsn = %cluster.rw_dsn(), "local cluster healthy");
+        cluster
+            .wait_proxy_routes_to_primary(self.ready_timeout.saturating_sub(started.elapsed()))
+            .await?;
+        tracing::info!(
+            dir = %cluster.dir().display(),
+            rw_dsn = %cluster.rw_dsn(),
+            proxy_dsn = cluster.proxy_dsn().ok(),
+            "local cluster healthy"
+        );
         Ok(cluster)
     }
+}
+
+/// Whether the cluster gets a proxy, and if not, why not.
+#[derive(Debug, Clone, Copy)]
+enum ProxyChoice {
+    On,
+    Off(&'static str),
 }
 
 /// Addresses of one node.
@@ -187,6 +250,13 @@ impl NodeInfo {
 /// is called (`CHAOS_KEEP=1` keeps them until removed by hand, and prints how).
 /// A watchdog process cleans up too if this process dies without dropping it
 /// (SIGKILL, `process::exit`, statics).
+///
+/// Clients reach the primary through [`rw_dsn`](Self::rw_dsn) (multi-host,
+/// `target_session_attrs=read-write`), or, for single-host drivers, through
+/// [`proxy_dsn`](Self::proxy_dsn): HAProxy on `127.0.0.10`, started with the
+/// cluster when installed (see [`LocalClusterBuilder::proxy`]). Its changes
+/// of route appear among the target's events as `proxy routes to` (with the
+/// node) and `proxy routes nowhere`.
 #[derive(Clone)]
 pub struct LocalCluster {
     inner: Arc<Inner>,
@@ -209,6 +279,8 @@ struct Inner {
     timings: PatroniTimings,
     etcd_client: String,
     nodes: Vec<NodeInfo>,
+    /// The proxy, or why there is none.
+    proxy: std::result::Result<Arc<Proxy>, &'static str>,
     children: Mutex<Children>,
     http: reqwest::Client,
 }
@@ -216,6 +288,7 @@ struct Inner {
 struct Children {
     etcd: Option<Child>,
     patroni: Vec<Option<Child>>,
+    proxy: Option<Child>,
     watchdog: Option<Child>,
     stopped: bool,
 }
@@ -284,6 +357,7 @@ impl Inner {
         timings: PatroniTimings,
         n: usize,
         parameters: &[(String, String)],
+        proxy: ProxyChoice,
     ) -> Result<Inner> {
         fs::create_dir_all(&root).map_err(|e| work_dir_error(&root, "cannot create it", e))?;
         process::sweep(&root);
@@ -300,7 +374,7 @@ impl Inner {
             let _ = fs::remove_dir_all(&dir);
         })?;
 
-        let ports = free_ports(2 + 2 * n)?;
+        let ports = free_ports(3 + 2 * n)?;
         let etcd_client = format!("127.0.0.1:{}", ports[0]);
         let etcd_peer = format!("127.0.0.1:{}", ports[1]);
         let nodes: Vec<NodeInfo> = (0..n)
@@ -312,6 +386,10 @@ impl Inner {
                 dir: dir.join(format!("node{}", i + 1)),
             })
             .collect();
+        let proxy = match proxy {
+            ProxyChoice::On => Ok(Arc::new(Proxy::new(&dir, ports[2 + 2 * n]))),
+            ProxyChoice::Off(why) => Err(why),
+        };
         let scope = format!("chaos-{run_id}");
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
@@ -330,9 +408,11 @@ impl Inner {
             timings,
             etcd_client,
             nodes,
+            proxy,
             children: Mutex::new(Children {
                 etcd: None,
                 patroni: (0..n).map(|_| None).collect(),
+                proxy: None,
                 watchdog: Some(watchdog),
                 stopped: false,
             }),
@@ -365,7 +445,44 @@ impl Inner {
             inner.run_as.own(&node.dir)?;
             inner.start_node(i)?;
         }
+        inner.start_proxy()?;
         Ok(inner)
+    }
+
+    /// Starts HAProxy, if the cluster has a proxy, as the user Patroni runs as.
+    fn start_proxy(&self) -> Result<()> {
+        let (Ok(proxy), Some(haproxy)) = (&self.proxy, &self.binaries.haproxy) else {
+            return Ok(());
+        };
+        let backends: Vec<Backend> = self
+            .nodes
+            .iter()
+            .map(|n| Backend {
+                name: n.name.clone(),
+                host: n.host.clone(),
+                pg_port: n.pg_port,
+                api_port: n.api_port,
+            })
+            .collect();
+        proxy.write_config(&backends, self.run_as)?;
+        let child = process::spawn(
+            proxy.command(haproxy),
+            self.run_as,
+            &proxy.log_path(),
+            "haproxy",
+        )?;
+        self.lock().proxy = Some(child);
+        Ok(())
+    }
+
+    /// How HAProxy exited, if it did.
+    fn proxy_exit(&self) -> Option<String> {
+        let mut children = self.lock();
+        match children.proxy.as_mut()?.try_wait() {
+            Ok(Some(status)) => Some(status.to_string()),
+            Ok(None) => None,
+            Err(e) => Some(e.to_string()),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Children> {
@@ -423,6 +540,9 @@ impl Inner {
             out.push_str(&tail(&node.log_path(), 15));
             out.push_str(&tail(&node.dir.join("pglog/postgresql.log"), 10));
         }
+        if let Ok(proxy) = &self.proxy {
+            out.push_str(&tail(&proxy.log_path(), 10));
+        }
         out
     }
 
@@ -438,8 +558,13 @@ impl Inner {
             self.mark_kept();
         } else {
             process::stop_all_under(&self.dir);
-            let Children { patroni, etcd, .. } = &mut *children;
-            for child in patroni.iter_mut().chain(std::iter::once(etcd)).flatten() {
+            let Children {
+                patroni,
+                etcd,
+                proxy,
+                ..
+            } = &mut *children;
+            for child in patroni.iter_mut().chain([etcd, proxy]).flatten() {
                 let _ = child.kill();
                 process::reap(child, Duration::from_millis(200));
             }
@@ -535,6 +660,72 @@ impl LocalCluster {
             "postgresql://postgres@{}/postgres?target_session_attrs=read-write&connect_timeout=2",
             hosts.join(",")
         )
+    }
+
+    /// The single-host DSN through the proxy, which always reaches the primary:
+    /// `postgresql://postgres@127.0.0.10:<port>/postgres?connect_timeout=2`.
+    /// After a failover, connections to the old primary are closed and new ones
+    /// reach the new primary once HAProxy's health checks see it (within a few
+    /// hundred milliseconds of Patroni's promotion). No password: the local
+    /// cluster trusts loopback.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming HAProxy when the cluster runs without a proxy
+    /// (HAProxy not installed, or [`LocalClusterBuilder::proxy`]`(false)`).
+    pub fn proxy_dsn(&self) -> Result<String> {
+        self.proxy().map(|p| p.dsn())
+    }
+
+    fn proxy(&self) -> Result<&Arc<Proxy>> {
+        self.inner.proxy.as_ref().map_err(|why| Error::Config {
+            field: "proxy",
+            expected: "a local cluster with HAProxy in front of it: install the Debian package \
+                       `haproxy` (or set CHAOS_HAPROXY), or enable it with \
+                       LocalClusterBuilder::proxy(true)",
+            found: format!("a cluster started without a proxy ({why})"),
+        })
+    }
+
+    /// The nodes the proxy routes new connections to now (normally the
+    /// primary alone; none between the loss of a primary and the promotion of
+    /// the next), read from HAProxy's stats socket.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the cluster has no proxy (see
+    /// [`proxy_dsn`](Self::proxy_dsn)); [`Error::Io`] when HAProxy does not
+    /// answer.
+    pub async fn proxy_routes(&self) -> Result<Vec<String>> {
+        self.proxy()?.servers_up().await
+    }
+
+    /// Waits until a connection through the proxy (if any) reaches a primary.
+    async fn wait_proxy_routes_to_primary(&self, timeout: Duration) -> Result<()> {
+        let Ok(proxy) = &self.inner.proxy else {
+            return Ok(());
+        };
+        let timeout = timeout.max(Duration::from_secs(10));
+        let dsn = proxy.dsn();
+        let start = Instant::now();
+        let mut last = String::from("no answer yet");
+        while start.elapsed() < timeout {
+            if let Some(status) = self.inner.proxy_exit() {
+                return Err(Error::ClusterState(format!(
+                    "HAProxy exited ({status})\n{}",
+                    tail(&proxy.log_path(), 20)
+                )));
+            }
+            match reaches_primary(&dsn).await {
+                Ok(true) => return Ok(()),
+                Ok(false) => last = "it reached a standby".into(),
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(Error::Timeout {
+            what: format!("the proxy at {dsn} to route to the primary (last: {last})"),
+            waited: timeout,
+            logs: tail(&proxy.log_path(), 20),
+        })
     }
 
     /// A command that runs as the user the cluster's PostgreSQL runs as (the
@@ -903,6 +1094,19 @@ impl PatroniCluster {
     }
 }
 
+/// Whether a new connection to `dsn` reaches a server that is not in recovery.
+async fn reaches_primary(dsn: &str) -> Result<bool> {
+    let client = crate::pg::connect(dsn, Duration::from_secs(2)).await?;
+    let row = tokio::time::timeout(
+        Duration::from_secs(2),
+        client.query_one("SELECT NOT pg_is_in_recovery()", &[]),
+    )
+    .await
+    .map_err(|_| Error::ClusterState("no answer to SELECT NOT pg_is_in_recovery()".into()))?
+    .map_err(|e| Error::pg("SELECT NOT pg_is_in_recovery()", e))?;
+    Ok(row.get(0))
+}
+
 impl Target for LocalCluster {
     fn kind(&self) -> &'static str {
         "local"
@@ -910,6 +1114,40 @@ impl Target for LocalCluster {
 
     fn rw_dsn(&self) -> String {
         LocalCluster::rw_dsn(self)
+    }
+
+    /// [`LocalCluster::proxy_dsn`], when the cluster has a proxy.
+    fn router_dsn(&self) -> Option<String> {
+        self.proxy_dsn().ok()
+    }
+
+    /// The DSN of the node that leads now ([`NodeInfo::dsn`]).
+    fn primary_dsn(&self) -> BoxFuture<'_, Result<Option<String>>> {
+        Box::pin(async move {
+            let t = LocalCluster::topology(self).await?;
+            Ok(t.primary_name()
+                .and_then(|n| self.node(n))
+                .map(NodeInfo::dsn))
+        })
+    }
+
+    /// The topology's changes, polled every 50 ms, and with a proxy, its
+    /// changes of route (`proxy routes to` / `proxy routes nowhere`), read from
+    /// HAProxy's stats socket as often.
+    fn events(self: Arc<Self>) -> BoxStream<'static, Event> {
+        let every = Duration::from_millis(50);
+        let routes = match &self.inner.proxy {
+            Ok(proxy) if proxy.socket.is_some() => Some(proxy.clone()),
+            _ => None,
+        };
+        let topology = topology::poll_events(self, every);
+        match routes {
+            Some(proxy) => Box::pin(futures::stream::select(
+                topology,
+                proxy::route_events(proxy, every),
+            )),
+            None => topology,
+        }
     }
 
     fn node_count(&self) -> usize {

@@ -21,11 +21,16 @@
 //! the cluster is left running and marked `kept` (sweeps and watchdogs leave
 //! it); its path and the command that removes it (`sh <dir>/remove.sh`) are
 //! printed on stderr.
+//!
+//! When HAProxy is installed, the cluster also gets a proxy on `127.0.0.10`
+//! that always forwards to the primary ([`LocalCluster::proxy_dsn`]), for
+//! drivers that take a single host only (see [`LocalClusterBuilder::proxy`]).
 
 mod binaries;
 mod cluster;
 mod config;
 pub(crate) mod process;
+mod proxy;
 
 pub use binaries::{Binaries, Overrides};
 pub use cluster::{LocalCluster, LocalClusterBuilder, NodeInfo};

@@ -285,9 +285,10 @@ fn remove_script(dir: &Path) -> String {
     format!(
         r#"# Stops the processes of the local cluster in this directory, then removes it.
 CHAOS_DIR={}
-ours="$CHAOS_DIR/.*patroni.yml|(--data-dir |-D |--pgdata=)$CHAOS_DIR/"
+ours="$CHAOS_DIR/.*patroni.yml|(--data-dir |-D |--pgdata=|-f )$CHAOS_DIR/"
 pkill -KILL -f -- "$CHAOS_DIR/.*patroni.yml"
 pkill -KILL -f -- "--data-dir $CHAOS_DIR/"
+pkill -KILL -f -- "-f $CHAOS_DIR/proxy/haproxy.cfg"
 pkill -QUIT -f -- "-D $CHAOS_DIR/"
 i=0
 while pgrep -f -- "$ours" >/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
