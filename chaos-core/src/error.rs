@@ -186,7 +186,9 @@ impl From<tokio_postgres::Error> for Error {
 }
 
 impl Error {
-    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+    /// An [`Error::Io`]: what was being done, and the I/O error (for faults of
+    /// a test's own).
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {
             context: context.into(),
             source,

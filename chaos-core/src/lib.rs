@@ -78,6 +78,15 @@
 //! command, and [`FailoverCtx::mark_fault`] records one the library did not
 //! cause. Each fault gets its own record and RTO in the report.
 //!
+//! Faults of your own: [`guide::custom_faults`].
+//!
+//! ## 5. Measure your application, not just the probe
+//!
+//! A [`workload::Workload`] runs the application's own operation — its driver,
+//! its pool, its retries — beside the probe and measures it the same way: its
+//! own RTO, write gap and latencies, and, with a verification hook, its lost
+//! writes. `#[failover_test(slo_on = "orders")]` asserts the SLO on it.
+//!
 //! Everything the library starts is cleaned up when the cluster is dropped, by a
 //! watchdog if the test process dies, and by the next start otherwise.
 //! Set `CHAOS_KEEP=1` to keep a cluster for debugging.
@@ -88,6 +97,7 @@ pub mod error;
 pub mod experiment;
 pub mod fault;
 mod fault_kind;
+pub mod guide;
 pub mod harness;
 pub mod pg;
 pub mod probe;

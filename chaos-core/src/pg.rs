@@ -70,6 +70,12 @@ pub(crate) enum Failure {
 /// connection state, never by message text.
 pub(crate) fn classify(err: &tokio_postgres::Error) -> Failure {
     match err.code() {
+        // The backend was terminated while it ran the statement: a commit that
+        // was waiting for the synchronous standby has already happened locally
+        // (PostgreSQL warns so, but only a client reading notices can tell).
+        Some(code) if *code == SqlState::ADMIN_SHUTDOWN || *code == SqlState::CRASH_SHUTDOWN => {
+            Failure::Indeterminate
+        }
         // The server answered with an error for this statement: with a single
         // autocommit statement an ErrorResponse means the transaction aborted.
         Some(code) if is_definite(code) => Failure::Definite,
@@ -83,8 +89,6 @@ pub(crate) fn classify(err: &tokio_postgres::Error) -> Failure {
 fn is_definite(code: &SqlState) -> bool {
     [
         SqlState::READ_ONLY_SQL_TRANSACTION,
-        SqlState::ADMIN_SHUTDOWN,
-        SqlState::CRASH_SHUTDOWN,
         SqlState::CANNOT_CONNECT_NOW,
         SqlState::T_R_SERIALIZATION_FAILURE,
         SqlState::QUERY_CANCELED,

@@ -409,13 +409,28 @@ impl Report {
         let mut workloads = Vec::new();
         for w in &d.workloads {
             let name = &w.summary.name;
+            let record = workload_record(w, d.slo_on.as_deref() == Some(name), &rel);
             match &w.verified {
-                Ok(true) => violations.extend(
-                    d.slo
-                        .check_rpo(&w.measurement)
-                        .into_iter()
-                        .map(|v| format!("workload {name}: {v}")),
-                ),
+                // Lost writes named by the application's identities (order
+                // ids), which mean more to its team than writer and seq.
+                Ok(true) => {
+                    let ids = match record.lost.as_slice() {
+                        [] => String::new(),
+                        lost => format!(
+                            "; lost identities: {}{}",
+                            lost[..lost.len().min(5)].join(", "),
+                            if lost.len() > 5 { ", …" } else { "" }
+                        ),
+                    };
+                    for v in d.slo.check_rpo(&w.measurement) {
+                        let ids = if v.starts_with("split-brain") {
+                            ""
+                        } else {
+                            &ids
+                        };
+                        violations.push(format!("workload {name}: {v}{ids}"));
+                    }
+                }
                 Ok(false) => warnings.push(format!(
                     "workload {name} has no verification hook: its lost writes are not counted"
                 )),
@@ -424,7 +439,7 @@ impl Report {
             for p in &w.summary.panics {
                 violations.push(format!("workload {name} panicked: {p}"));
             }
-            workloads.push(workload_record(w, d.slo_on.as_deref() == Some(name), &rel));
+            workloads.push(record);
         }
         Report {
             schema_version: SCHEMA_VERSION,
@@ -535,8 +550,11 @@ impl Report {
                     "; workload {}{}: RTO {}, {}",
                     w.name,
                     if w.slo { " [SLO]" } else { "" },
-                    w.rto_ms
-                        .map_or_else(|| "none".into(), |r| fmt_duration(from_ms(r))),
+                    match (w.rto_ms, self.faults.is_empty()) {
+                        (Some(r), _) => fmt_duration(from_ms(r)),
+                        (None, true) => "n/a (no fault)".into(),
+                        (None, false) => "none (no recovery)".into(),
+                    },
                     if w.verified {
                         format!("{} lost", w.lost.len())
                     } else {

@@ -44,6 +44,8 @@
 //! }
 //! ```
 
+mod drivers;
+
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::future::Future;
