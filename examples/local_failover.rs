@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use chaos_core::prelude::*;
 use chaos_core::probe::{DEFAULT_INTERVAL, DEFAULT_WRITERS};
-use chaos_core::slo::parse_duration;
+use chaos_examples::{duration, exit_code, init_tracing};
 use clap::Parser;
 
 /// Boot a local HA cluster, delete its primary, measure RTO and RPO.
@@ -46,29 +46,11 @@ struct Args {
     interval: Option<Duration>,
 }
 
-fn duration(text: &str) -> std::result::Result<Duration, String> {
-    parse_duration("duration", text)
-        .map_err(|_| "expected a duration such as \"10s\", \"1500ms\" or \"2m\"".to_string())
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_tracing("warn");
     let args = Args::parse();
-    match run(args).await {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
-        }
-    }
+    exit_code(run(args).await)
 }
 
 async fn run(args: Args) -> Result<bool> {

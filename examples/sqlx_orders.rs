@@ -24,7 +24,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use chaos_core::prelude::*;
-use chaos_core::slo::parse_duration;
+use chaos_examples::{
+    OrdersArgs, create_orders_table, exit_code, init_tracing, kill_primary_under_orders,
+};
 use clap::Parser;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
@@ -32,20 +34,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 #[derive(Parser, Debug)]
 #[command(name = "sqlx_orders")]
 struct Args {
-    /// Failovers to run on the cluster, one after the other.
-    #[arg(long, default_value_t = 1)]
-    runs: usize,
-    /// Longest acceptable RTO of the orders.
-    #[arg(long, default_value = "30s", value_parser = duration)]
-    max_rto: Duration,
-    /// How long the probe and the orders run before the fault.
-    #[arg(long, default_value = "3s", value_parser = duration)]
-    warmup: Duration,
-}
-
-fn duration(text: &str) -> std::result::Result<Duration, String> {
-    parse_duration("duration", text)
-        .map_err(|_| "expected a duration such as \"10s\", \"1500ms\" or \"2m\"".to_string())
+    #[command(flatten)]
+    orders: OrdersArgs,
 }
 
 /// The pool, with the settings that decide how it lives through a failover.
@@ -117,21 +107,8 @@ fn orders(pool: PgPool) -> Workload {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run(Args::parse()).await {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
-        }
-    }
+    init_tracing("error");
+    exit_code(run(Args::parse()).await)
 }
 
 async fn run(args: Args) -> Result<bool> {
@@ -139,74 +116,19 @@ async fn run(args: Args) -> Result<bool> {
     let cluster = LocalCluster::builder().proxy(true).start().await?;
     let dsn = cluster.proxy_dsn()?;
     println!("sqlx pool on: {dsn}");
-    chaos_core::pg::connect(&cluster.rw_dsn(), Duration::from_secs(5))
-        .await?
-        .batch_execute(
-            "CREATE TABLE IF NOT EXISTS orders (id bigserial PRIMARY KEY, item text NOT NULL, \
-             created_at timestamptz NOT NULL DEFAULT now())",
-        )
-        .await?;
+    create_orders_table(&cluster.rw_dsn()).await?;
     let pool = pool(&dsn)?;
-    let mut runs = Vec::new();
-    for run in 1..=args.runs {
-        if run > 1 {
-            // Back to full health (the killed node rejoined) before the next.
-            Target::repair(&cluster, Duration::from_secs(90)).await?;
-        }
-        let report = Scenario::new(format!("sqlx_orders_{run}"))
-            .slo(Slo::max_rto(args.max_rto).max_lost_writes(0))
-            .warmup(args.warmup)
-            .configure(|e| {
-                e.workload(orders(pool.clone()))
-                    .slo_on("orders")
-                    .print_summary(false)
-            })
-            .run(&cluster, DeletePrimary::kill())
-            .await?;
-        println!("{report}");
-        runs.push(report);
-    }
-    print_comparison("sqlx pool through HAProxy", &runs);
+    let passed = kill_primary_under_orders(
+        &cluster,
+        "sqlx_orders",
+        "sqlx pool through HAProxy",
+        &args.orders,
+        || {
+            let pool = pool.clone();
+            async move { Ok(orders(pool)) }
+        },
+    )
+    .await?;
     cluster.stop();
-    Ok(runs.iter().all(Report::passed))
-}
-
-/// The probe's RTO and the pool's, run by run, and their medians.
-fn print_comparison(what: &str, runs: &[Report]) {
-    println!("\nrun  probe RTO   {what} RTO   orders acknowledged / failed / indeterminate / lost");
-    let (mut probe, mut pool) = (Vec::new(), Vec::new());
-    for (i, r) in runs.iter().enumerate() {
-        let Some(w) = r.workloads.iter().find(|w| w.name == "orders") else {
-            continue;
-        };
-        let ms = |v: Option<f64>| v.map_or("none".to_string(), |v| format!("{v:.0} ms"));
-        println!(
-            "{:>3}  {:>9}   {:>9}   {} / {} / {} / {}{}",
-            i + 1,
-            ms(r.rto_ms),
-            ms(w.rto_ms),
-            w.writes.acknowledged,
-            w.writes.failed,
-            w.writes.indeterminate,
-            w.lost.len(),
-            if r.passed { "" } else { "   FAILED" }
-        );
-        probe.extend(r.rto_ms);
-        pool.extend(w.rto_ms);
-    }
-    println!(
-        "median of {}: probe {}, {what} {}",
-        runs.len(),
-        median(&mut probe),
-        median(&mut pool)
-    );
-}
-
-fn median(v: &mut [f64]) -> String {
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => "none".into(),
-        n if n % 2 == 1 => format!("{:.0} ms", v[n / 2]),
-        n => format!("{:.0} ms", (v[n / 2 - 1] + v[n / 2]) / 2.0),
-    }
+    Ok(passed)
 }
