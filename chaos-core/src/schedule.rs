@@ -14,7 +14,7 @@
 //!         Box::pin(async move { ctx.run_schedule(&s).await })
 //!     })
 //!     .map_err(|e| e.to_string())?;
-//!     if report.measurement.writes.lost == 0 { Ok(()) } else { Err(report.to_string()) }
+//!     if report.writes.lost == 0 { Ok(()) } else { Err(report.to_string()) }
 //! });
 //! ```
 
