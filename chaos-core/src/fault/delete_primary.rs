@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::{Fault, FaultGuard, FaultInfo, FaultKind, Healed};
 use crate::Result;
+use crate::cluster::Role;
 use crate::cluster::local::LocalCluster;
 use crate::timeline::Timestamp;
 
@@ -155,13 +156,34 @@ impl FaultGuard for DeletePrimaryGuard {
         self.injected_at
     }
 
+    /// Restarts the node and waits until it serves again: as a streaming
+    /// replica of the new primary — or as the primary, when it was restarted
+    /// before its leader key expired and kept the lead (no failover happened).
     async fn heal(mut self) -> Result<Healed> {
         self.healed = true;
         self.wait_stopped().await;
         self.cluster.start_node(&self.node)?;
-        self.cluster
-            .wait_replica(&self.node, self.rejoin_timeout)
-            .await?;
+        let deadline = Instant::now() + self.rejoin_timeout;
+        loop {
+            let leads = self.cluster.topology().await.is_ok_and(|t| {
+                t.members
+                    .iter()
+                    .any(|m| m.name == self.node && m.role == Role::Primary)
+            });
+            if leads {
+                break;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self
+                .cluster
+                .wait_replica(&self.node, left.min(Duration::from_secs(2)))
+                .await
+            {
+                Ok(_) => break,
+                Err(e) if Instant::now() >= deadline => return Err(e),
+                Err(_) => {}
+            }
+        }
         Ok(Healed {
             event: "node rejoined".into(),
             at: Timestamp::now(),
