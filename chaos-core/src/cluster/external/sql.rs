@@ -136,6 +136,27 @@ async fn node_state(dsn: &str) -> Result<NodeState> {
     })
 }
 
+impl NodeState {
+    /// The member called `name` (`host:port`) in `role`, as this node sees itself.
+    fn member(&self, name: String, role: Role) -> Member {
+        let (host, port) = split(&name);
+        Member {
+            name,
+            role,
+            state: if self.in_recovery {
+                "in recovery"
+            } else {
+                "read-write"
+            }
+            .into(),
+            host,
+            port,
+            timeline: self.timeline,
+            lag: None,
+        }
+    }
+}
+
 /// `application_name` in a conninfo as PostgreSQL shows it (`k=v k='v w'`).
 fn application_name_of(conninfo: &str) -> Option<String> {
     conninfo.split_whitespace().find_map(|kv| {
@@ -158,26 +179,13 @@ pub(super) async fn topology(rw_dsn: &str, nodes: &[Node]) -> Result<Topology> {
     if nodes.is_empty() {
         let s = node_state(rw_dsn).await?;
         let name = s.server.clone().unwrap_or_else(|| "rw".into());
-        let (host, port) = split(&name);
+        let role = if s.in_recovery {
+            Role::Replica
+        } else {
+            Role::Primary
+        };
         return Ok(Topology {
-            members: vec![Member {
-                name,
-                role: if s.in_recovery {
-                    Role::Replica
-                } else {
-                    Role::Primary
-                },
-                state: if s.in_recovery {
-                    "in recovery"
-                } else {
-                    "read-write"
-                }
-                .into(),
-                host,
-                port,
-                timeline: s.timeline,
-                lag: None,
-            }],
+            members: vec![s.member(name, role)],
         });
     }
     let states = futures::future::join_all(nodes.iter().map(|n| node_state(&n.dsn))).await;
@@ -202,10 +210,10 @@ pub(super) async fn topology(rw_dsn: &str, nodes: &[Node]) -> Result<Topology> {
     let mut members: Vec<Member> = nodes
         .iter()
         .zip(states)
-        .map(|(n, s)| {
-            let (host, port) = split(&n.name);
-            match s {
-                Err(_) => Member {
+        .map(|(n, s)| match s {
+            Err(_) => {
+                let (host, port) = split(&n.name);
+                Member {
                     name: n.name.clone(),
                     role: Role::Down,
                     state: "unreachable".into(),
@@ -213,34 +221,21 @@ pub(super) async fn topology(rw_dsn: &str, nodes: &[Node]) -> Result<Topology> {
                     port,
                     timeline: None,
                     lag: None,
-                },
-                Ok(s) => {
-                    let role = if !s.in_recovery {
-                        Role::Primary
-                    } else if s
-                        .application_name
-                        .as_ref()
-                        .is_some_and(|a| sync_names.contains(a))
-                    {
-                        Role::SyncStandby
-                    } else {
-                        Role::Replica
-                    };
-                    Member {
-                        name: n.name.clone(),
-                        role,
-                        state: if s.in_recovery {
-                            "in recovery"
-                        } else {
-                            "read-write"
-                        }
-                        .into(),
-                        host,
-                        port,
-                        timeline: s.timeline,
-                        lag: None,
-                    }
                 }
+            }
+            Ok(s) => {
+                let role = if !s.in_recovery {
+                    Role::Primary
+                } else if s
+                    .application_name
+                    .as_ref()
+                    .is_some_and(|a| sync_names.contains(a))
+                {
+                    Role::SyncStandby
+                } else {
+                    Role::Replica
+                };
+                s.member(n.name.clone(), role)
             }
         })
         .collect();
