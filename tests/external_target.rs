@@ -21,15 +21,7 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const MAX_RTO: Duration = Duration::from_secs(30);
 
-fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_test_writer()
-        .try_init();
-}
+use chaos_tests::init_tracing;
 
 async fn boot(sync: bool) -> Pair {
     tokio::task::spawn_blocking(move || Pair::start(sync))

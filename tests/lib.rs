@@ -61,3 +61,15 @@ pub fn processes_of(dir: &Path) -> Vec<i32> {
     ours.retain(|&p| !matches!(process_state(p), None | Some('Z') | Some('X')));
     ours
 }
+
+/// Logs of the library to the test's captured output, filtered by `RUST_LOG`
+/// (default `warn`); later calls do nothing.
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_test_writer()
+        .try_init();
+}

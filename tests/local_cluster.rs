@@ -21,15 +21,7 @@ async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
     CLUSTER_LOCK.lock().await
 }
 
-fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_test_writer()
-        .try_init();
-}
+use chaos_tests::init_tracing;
 
 /// A private work directory for tests that inspect what is left behind.
 fn scratch(name: &str) -> PathBuf {
