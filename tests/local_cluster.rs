@@ -1177,3 +1177,79 @@ async fn without_a_proxy_the_proxy_dsn_says_how_to_get_one() {
     );
     assert!(cluster.primary_dsn().await.unwrap().is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_template_serves_the_next_boot_and_steps_aside_after_it() {
+    use chaos_core::cluster::local::TemplateSource;
+    init_tracing();
+    let _serial = serial().await;
+    let cache = scratch("template-cache");
+    let _ = std::fs::remove_dir_all(&cache);
+    // The template of another PostgreSQL (another key) is replaced, not used.
+    std::fs::create_dir_all(cache.join("pgdata-postgres-postgresql-9.6-v1/data")).unwrap();
+    let boot = || {
+        LocalCluster::builder()
+            .nodes(2)
+            .proxy(false)
+            .template_cache_dir(&cache)
+            .start()
+    };
+
+    let first = boot().await.expect("a cold boot");
+    let t = first.boot_timings().expect("boot timings").clone();
+    assert_eq!(t.template, TemplateSource::Created);
+    assert!(
+        t.leader_running <= t.sync_standby
+            && t.replicas_streaming <= t.first_write
+            && t.sync_standby <= t.first_write
+            && t.first_write <= t.total,
+        "{t:?}"
+    );
+    let templates: Vec<String> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(templates.len(), 1, "{templates:?}");
+    assert!(
+        templates[0].starts_with("pgdata-") && !templates[0].contains("9.6"),
+        "{templates:?}"
+    );
+    // The boot is over: no staged copy is left, and a replica made now comes
+    // from pg_basebackup, not from the template.
+    assert!(!first.dir().join("staged-data").exists());
+    let replica = first
+        .topology()
+        .await
+        .unwrap()
+        .standbys()
+        .next()
+        .expect("a standby")
+        .name
+        .clone();
+    first
+        .stop_node(&replica, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let node = first.node(&replica).unwrap().clone();
+    std::fs::remove_dir_all(node.data_dir()).unwrap();
+    first.start_node(&replica).unwrap();
+    first
+        .wait_replica(&replica, Duration::from_secs(60))
+        .await
+        .expect("the wiped replica is re-created");
+    let log = std::fs::read_to_string(first.dir().join(&replica).join("patroni.log")).unwrap();
+    assert!(
+        log.contains("replica has been created using basebackup"),
+        "the re-created replica should come from pg_basebackup:\n{log}"
+    );
+    first.wait_healthy(Duration::from_secs(60)).await.unwrap();
+    drop(first);
+
+    let second = boot().await.expect("a warm boot");
+    assert_eq!(
+        second.boot_timings().unwrap().template,
+        TemplateSource::Cached
+    );
+    drop(second);
+    let _ = std::fs::remove_dir_all(&cache);
+}

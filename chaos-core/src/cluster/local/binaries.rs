@@ -1,7 +1,10 @@
 //! Finding the programs the local cluster runs.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{LazyLock, Mutex};
+use std::time::SystemTime;
 
 use crate::{Error, Result};
 
@@ -197,7 +200,26 @@ fn search_program(
     Ok(None)
 }
 
+/// Patroni's version; asked once per executable (and modification time) per
+/// process: `patroni --version` starts Python, a fifth of a second.
 fn patroni_version(patroni: &Path) -> Result<(u32, u32, u32)> {
+    type Seen = HashMap<(PathBuf, Option<SystemTime>), (u32, u32, u32)>;
+    static SEEN: LazyLock<Mutex<Seen>> = LazyLock::new(Mutex::default);
+    let key = (
+        patroni.to_path_buf(),
+        std::fs::metadata(patroni).and_then(|m| m.modified()).ok(),
+    );
+    if let Some(v) = SEEN.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        return Ok(*v);
+    }
+    let version = ask_patroni_version(patroni)?;
+    SEEN.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(key, version);
+    Ok(version)
+}
+
+fn ask_patroni_version(patroni: &Path) -> Result<(u32, u32, u32)> {
     let out = Command::new(patroni)
         .arg("--version")
         .output()

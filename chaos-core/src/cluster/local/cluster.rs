@@ -6,7 +6,7 @@ use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
@@ -14,9 +14,11 @@ use futures::stream::BoxStream;
 use nix::sys::signal::Signal;
 
 use super::binaries::{self, Binaries, Overrides};
-use super::config::{NodeConfig, PatroniTimings};
+use super::boot::{self, BootTimings};
+use super::config::{NodeConfig, PG_HBA, PatroniTimings};
 use super::process::{self, RunAs};
 use super::proxy::{self, Backend, Proxy};
+use super::template::{self, TemplateSource};
 use crate::cluster::{Member, Role, Target, Topology, topology};
 use crate::timeline::Event;
 use crate::{Error, Result};
@@ -33,6 +35,8 @@ pub struct LocalClusterBuilder {
     parameters: Vec<(String, String)>,
     overrides: Overrides,
     proxy: Option<bool>,
+    template_cache: bool,
+    cache_dir: Option<PathBuf>,
 }
 
 impl Default for LocalClusterBuilder {
@@ -45,6 +49,8 @@ impl Default for LocalClusterBuilder {
             parameters: Vec::new(),
             overrides: Overrides::default(),
             proxy: None,
+            template_cache: true,
+            cache_dir: None,
         }
     }
 }
@@ -122,9 +128,28 @@ impl LocalClusterBuilder {
         self
     }
 
-    /// Boots the cluster and waits until it has a leader and a streaming synchronous
-    /// standby, and, with a proxy, until the proxy routes to the leader.
-    /// Clusters left behind by killed runs are swept first.
+    /// Whether to keep the initialised data directory between runs (default on):
+    /// a warm boot copies it instead of running `initdb`. It lives in
+    /// `$CHAOS_CACHE_DIR`, else `$XDG_CACHE_HOME/chaos`, else `~/.cache/chaos`,
+    /// under a name made of the PostgreSQL version and the `initdb` options,
+    /// so a new PostgreSQL makes a new one. `CHAOS_NO_CACHE=1` turns it off too.
+    pub fn template_cache(mut self, enabled: bool) -> Self {
+        self.template_cache = enabled;
+        self
+    }
+
+    /// Where the template cache lives (instead of `$CHAOS_CACHE_DIR` or the
+    /// user's cache directory).
+    pub fn template_cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// Boots the cluster and waits until it has a leader, every replica
+    /// streams, Patroni has chosen a synchronous standby and a synchronous
+    /// commit on the leader was acknowledged, and, with a proxy, until the
+    /// proxy routes to the leader. [`LocalCluster::boot_timings`] tells where
+    /// the time went. Clusters left behind by killed runs are swept first.
     ///
     /// # Errors
     /// [`Error::BinaryNotFound`] when PostgreSQL, Patroni or etcd is missing
@@ -167,24 +192,55 @@ impl LocalClusterBuilder {
                     .map(PathBuf::from)
             })
             .unwrap_or_else(default_work_dir);
-        let cluster = tokio::task::spawn_blocking({
+        let started = Instant::now();
+        let cache = match self.cache_dir {
+            Some(dir) if self.template_cache => Some(dir),
+            _ => self.template_cache.then(template::cache_root).flatten(),
+        };
+        let (cluster, staging) = tokio::task::spawn_blocking({
             let timings = self
                 .timings
                 .unwrap_or_else(|| PatroniTimings::for_version(binaries.patroni_version));
             let nodes = self.nodes;
             let parameters = self.parameters;
-            move || Inner::create(root, binaries, run_as, timings, nodes, &parameters, proxy)
+            move || {
+                Inner::create(
+                    root,
+                    binaries,
+                    run_as,
+                    timings,
+                    nodes,
+                    &parameters,
+                    proxy,
+                    cache,
+                )
+            }
         })
         .await
         .map_err(|e| Error::ClusterState(format!("cluster start-up task failed: {e}")))??;
         let cluster = LocalCluster {
             inner: Arc::new(cluster),
         };
-        let started = Instant::now();
-        cluster.wait_healthy(self.ready_timeout).await?;
+        cluster.inner.wait_etcd(self.ready_timeout).await?;
+        let etcd_ready = started.elapsed();
+        for i in 0..cluster.inner.nodes.len() {
+            cluster.inner.start_node(i)?;
+        }
+        cluster.inner.start_proxy()?;
+        let staging = tokio::task::spawn_blocking(move || {
+            staging
+                .join()
+                .map_err(|_| Error::ClusterState("staging the data directory panicked".into()))?
+        });
+        let mut timings =
+            boot::wait_booted(&cluster, started, etcd_ready, staging, self.ready_timeout).await?;
+        template::close(&cluster.inner.dir);
         cluster
             .wait_proxy_routes_to_primary(self.ready_timeout.saturating_sub(started.elapsed()))
             .await?;
+        timings.total = started.elapsed();
+        tracing::info!(total = ?timings.total, template = ?timings.template, "local cluster booted");
+        let _ = cluster.inner.boot.set(timings);
         tracing::info!(
             dir = %cluster.dir().display(),
             rw_dsn = %cluster.rw_dsn(),
@@ -194,6 +250,9 @@ impl LocalClusterBuilder {
         Ok(cluster)
     }
 }
+
+/// The thread staging the nodes' first data directories.
+type Staging = std::thread::JoinHandle<Result<(TemplateSource, Instant)>>;
 
 /// Whether the cluster gets a proxy, and if not, why not.
 #[derive(Debug, Clone, Copy)]
@@ -283,6 +342,7 @@ struct Inner {
     proxy: std::result::Result<Arc<Proxy>, &'static str>,
     children: Mutex<Children>,
     http: reqwest::Client,
+    boot: OnceLock<BootTimings>,
 }
 
 struct Children {
@@ -350,6 +410,9 @@ pub(crate) fn tail(path: &Path, lines: usize) -> String {
 }
 
 impl Inner {
+    /// Creates the cluster directory, starts staging the nodes' data
+    /// directories (returned: it runs while Patroni starts), etcd and Patroni.
+    #[allow(clippy::too_many_arguments)]
     fn create(
         root: PathBuf,
         binaries: Binaries,
@@ -358,7 +421,8 @@ impl Inner {
         n: usize,
         parameters: &[(String, String)],
         proxy: ProxyChoice,
-    ) -> Result<Inner> {
+        cache: Option<PathBuf>,
+    ) -> Result<(Inner, Staging)> {
         fs::create_dir_all(&root).map_err(|e| work_dir_error(&root, "cannot create it", e))?;
         process::sweep(&root);
 
@@ -417,10 +481,12 @@ impl Inner {
                 stopped: false,
             }),
             http,
+            boot: OnceLock::new(),
         };
         // From here on, dropping `inner` cleans up whatever was started.
-        inner.start_etcd(&etcd_peer)?;
-        for (i, node) in inner.nodes.iter().enumerate() {
+        let bin = template::write_bin_dir(&inner.dir, &inner.binaries.pg_bin)?;
+        let script = bin.join("pg_ctl");
+        for node in &inner.nodes {
             mkdir(&node.dir)?;
             mkdir(&node.dir.join("pglog"))?;
             let cfg = NodeConfig {
@@ -431,11 +497,15 @@ impl Inner {
                 api_port: node.api_port,
                 etcd_client: &inner.etcd_client,
                 node_dir: &node.dir,
-                pg_bin: &inner.binaries.pg_bin,
+                pg_bin: &bin,
                 timings,
                 extra_parameters: parameters,
+                template_script: &script,
             }
             .render();
+            let hba = node.dir.join("pg_hba.conf");
+            fs::write(&hba, PG_HBA)
+                .map_err(|e| Error::io(format!("writing {}", hba.display()), e))?;
             let text = serde_json::to_string_pretty(&cfg)?;
             let path = node.config_path();
             let mut f = fs::File::create(&path)
@@ -443,10 +513,53 @@ impl Inner {
             f.write_all(text.as_bytes())
                 .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
             inner.run_as.own(&node.dir)?;
-            inner.start_node(i)?;
         }
-        inner.start_proxy()?;
-        Ok(inner)
+        let staging = std::thread::Builder::new()
+            .name("chaos-template".into())
+            .spawn({
+                let dir = inner.dir.clone();
+                let nodes = inner.nodes.len();
+                let pg_bin = inner.binaries.pg_bin.clone();
+                move || {
+                    let source = template::stage(&dir, nodes, &pg_bin, run_as, cache.as_deref())?;
+                    Ok((source, Instant::now()))
+                }
+            })
+            .map_err(|e| Error::io("starting the template thread", e))?;
+        inner.start_etcd(&etcd_peer)?;
+        Ok((inner, staging))
+    }
+
+    /// Waits until etcd serves with its cluster version decided: Patroni
+    /// started before that waits 5 s before it tries again.
+    async fn wait_etcd(&self, timeout: Duration) -> Result<()> {
+        let url = format!("http://{}/version", self.etcd_client);
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            let version = async {
+                let r = self
+                    .http
+                    .get(&url)
+                    .timeout(Duration::from_millis(500))
+                    .send()
+                    .await?;
+                r.json::<serde_json::Value>().await
+            }
+            .await;
+            if let Ok(v) = version
+                && v["etcdcluster"]
+                    .as_str()
+                    .is_some_and(|c| c != "not_decided")
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Err(Error::Timeout {
+            what: "etcd to serve".into(),
+            waited: timeout,
+            logs: tail(&self.dir.join("etcd.log"), 20),
+        })
     }
 
     /// Starts HAProxy, if the cluster has a proxy, as the user Patroni runs as.
@@ -509,6 +622,11 @@ impl Inner {
             .arg("--initial-cluster")
             .arg(format!("chaos=http://{peer}"))
             .arg("--enable-v2=false")
+            // A single member elects itself after one to ten ticks; 10 ms ticks
+            // make that 10–100 ms instead of up to a second. Alone, it has no
+            // peers to send heartbeats to, so nothing else changes.
+            .arg("--heartbeat-interval=10")
+            .arg("--election-timeout=100")
             .env("ETCD_UNSUPPORTED_ARCH", "")
             .current_dir(&self.dir);
         let child = process::spawn(cmd, self.run_as, &self.dir.join("etcd.log"), "etcd")?;
@@ -822,6 +940,7 @@ impl LocalCluster {
     pub async fn wait_healthy(&self, timeout: Duration) -> Result<Topology> {
         let start = Instant::now();
         let mut last_state = String::from("no answer from Patroni yet");
+        let mut nudged = 0;
         while start.elapsed() < timeout {
             match self.topology().await {
                 Ok(t) if t.is_healthy(self.inner.nodes.len()) => {
@@ -830,16 +949,97 @@ impl LocalCluster {
                         Err(e) => last_state = e.to_string(),
                     }
                 }
-                Ok(t) => last_state = format!("{t:?}"),
+                Ok(t) => {
+                    // A leader without a synchronous standby picks one on its next
+                    // HA cycle; a running replica is worth waking it for.
+                    let running = boot::running_replicas(&t);
+                    if let Some(leader) = t.primary_name()
+                        && t.sync_standbys().next().is_none()
+                        && running > nudged
+                    {
+                        self.nudge(leader).await;
+                        nudged = running;
+                    }
+                    last_state = format!("{t:?}");
+                }
                 Err(e) => last_state = e.to_string(),
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Err(Error::Timeout {
             what: format!("a healthy cluster (last state: {last_state})"),
             waited: timeout,
             logs: self.inner.logs_tail(),
         })
+    }
+
+    /// How the boot went (set once [`LocalClusterBuilder::start`] returned it).
+    pub fn boot_timings(&self) -> Option<&BootTimings> {
+        self.inner.boot.get()
+    }
+
+    /// Wakes node `name`'s Patroni HA loop now instead of at its next
+    /// `loop_wait` tick, with a `PATCH /config` that changes nothing (Patroni
+    /// wakes its loop after every config patch). Best effort: errors are ignored.
+    pub(crate) async fn nudge(&self, name: &str) {
+        let Some(node) = self.node(name) else { return };
+        let body = serde_json::json!({ "loop_wait": self.inner.timings.loop_wait });
+        let res = self
+            .inner
+            .http
+            .patch(format!("{}/config", node.api_url()))
+            .json(&body)
+            .send()
+            .await;
+        tracing::debug!(node = name, ok = res.is_ok(), "woke Patroni's HA loop");
+    }
+
+    /// How many replicas stream from `leader`, if it answers.
+    pub(crate) async fn streaming_replicas(&self, leader: &str) -> Option<usize> {
+        let node = self.node(leader)?;
+        let client = crate::pg::connect(&node.dsn(), Duration::from_secs(1))
+            .await
+            .ok()?;
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'",
+                &[],
+            )
+            .await
+            .ok()?;
+        usize::try_from(row.get::<_, i64>(0)).ok()
+    }
+
+    /// Checks the cluster is healthy and a synchronous commit on the leader is
+    /// acknowledged (`txid_current()` writes a commit record and waits for the
+    /// synchronous standby).
+    pub(crate) async fn healthy_write(&self, t: &Topology) -> Result<()> {
+        if !t.is_healthy(self.inner.nodes.len()) {
+            return Err(Error::ClusterState(format!("not healthy yet: {t:?}")));
+        }
+        self.replication_ok(t).await?;
+        let leader = t
+            .primary_name()
+            .and_then(|n| self.node(n))
+            .ok_or_else(|| Error::ClusterState("no leader".into()))?;
+        let client = crate::pg::connect(&leader.dsn(), Duration::from_secs(2)).await?;
+        tokio::time::timeout(
+            Duration::from_secs(2),
+            client.execute("SELECT txid_current()", &[]),
+        )
+        .await
+        .map_err(|_| {
+            Error::ClusterState(
+                "the first synchronous commit was not acknowledged within 2 s".into(),
+            )
+        })?
+        .map_err(|e| Error::pg("the first synchronous commit", e))?;
+        Ok(())
+    }
+
+    /// The tails of every log of the cluster.
+    pub(crate) fn logs_tail(&self) -> String {
+        self.inner.logs_tail()
     }
 
     /// Checks on the leader that all replicas stream and one is synchronous.

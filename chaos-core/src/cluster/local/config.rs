@@ -44,6 +44,13 @@ impl PatroniTimings {
     }
 }
 
+/// Who may connect, for every node: the file `hba_file` names.
+pub(crate) const PG_HBA: &str = "\
+local all all trust
+host all all 127.0.0.0/8 trust
+host replication all 127.0.0.0/8 trust
+";
+
 /// Everything needed to render one node's `patroni.yml`.
 pub(crate) struct NodeConfig<'a> {
     pub scope: &'a str,
@@ -56,6 +63,9 @@ pub(crate) struct NodeConfig<'a> {
     pub pg_bin: &'a Path,
     pub timings: PatroniTimings,
     pub extra_parameters: &'a [(String, String)],
+    /// The `pg_ctl` shim that moves a staged template copy into place (see
+    /// `template::write_bin_dir`); also the first replica-creation method.
+    pub template_script: &'a Path,
 }
 
 impl NodeConfig<'_> {
@@ -76,21 +86,15 @@ impl NodeConfig<'_> {
             "synchronous_commit": "on",
             "fsync": "on",
             "logging_collector": "on",
-            "log_directory": format!("{dir}/pglog"),
             "log_filename": "postgresql.log",
             "log_line_prefix": "%m [%p] ",
-            "unix_socket_directories": dir,
         });
         if let Some(map) = parameters.as_object_mut() {
             for (k, v) in self.extra_parameters {
                 map.insert(k.clone(), Value::String(v.clone()));
             }
         }
-        let hba = [
-            "local all all trust",
-            "host all all 127.0.0.0/8 trust",
-            "host replication all 127.0.0.0/8 trust",
-        ];
+        let script = self.template_script.display().to_string();
         let PatroniTimings {
             ttl,
             loop_wait,
@@ -122,7 +126,7 @@ impl NodeConfig<'_> {
                         "parameters": parameters,
                     },
                 },
-                "initdb": [{ "encoding": "UTF8" }, { "locale": "C" }, "data-checksums"],
+                "initdb": initdb_options(),
             },
             "postgresql": {
                 "listen": format!("{}:{}", self.host, self.pg_port),
@@ -130,17 +134,42 @@ impl NodeConfig<'_> {
                 "data_dir": format!("{dir}/data"),
                 "bin_dir": self.pg_bin.display().to_string(),
                 "pgpass": format!("{dir}/pgpass"),
-                "pg_hba": hba,
+                // Replicas of the first boot copy the template too; the script
+                // refuses after the boot, and pg_basebackup takes over.
+                "create_replica_methods": ["chaos_template", "basebackup"],
+                "chaos_template": { "command": script },
+                "basebackup": [{ "checkpoint": "fast" }],
                 "authentication": {
                     "superuser": { "username": "postgres" },
                     "replication": { "username": "replicator" },
                     "rewind": { "username": "rewinder" },
                 },
-                "parameters": { "unix_socket_directories": dir },
+                // Node-local paths stay out of the DCS, which all nodes share.
+                // With `hba_file` Patroni leaves pg_hba alone (we write it once,
+                // see `PG_HBA`).
+                "parameters": {
+                    "unix_socket_directories": dir,
+                    "log_directory": format!("{dir}/pglog"),
+                    "hba_file": format!("{dir}/pg_hba.conf"),
+                },
             },
             "tags": { "nofailover": false, "noloadbalance": false, "clonefrom": false, "nosync": false },
         })
     }
+}
+
+/// Patroni's `bootstrap.initdb` list, from the options the template is made
+/// with (Patroni adds the superuser name itself).
+fn initdb_options() -> Value {
+    super::template::INITDB_ARGS
+        .iter()
+        .filter_map(|a| a.strip_prefix("--"))
+        .filter(|a| !a.starts_with("username="))
+        .map(|a| match a.split_once('=') {
+            Some((k, v)) => json!({ k: v }),
+            None => json!(a),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -170,6 +199,7 @@ mod tests {
             pg_bin: Path::new("/usr/lib/postgresql/15/bin"),
             timings: PatroniTimings::for_version((3, 0, 2)),
             extra_parameters: &extra,
+            template_script: Path::new("/tmp/x/bin/pg_ctl"),
         }
         .render();
         let dcs = &cfg["bootstrap"]["dcs"];
@@ -181,5 +211,17 @@ mod tests {
         );
         assert_eq!(cfg["postgresql"]["listen"], "127.0.0.11:5000");
         assert_eq!(cfg["postgresql"]["data_dir"], "/tmp/x/n1/data");
+        assert_eq!(
+            cfg["postgresql"]["chaos_template"]["command"],
+            "/tmp/x/bin/pg_ctl"
+        );
+        assert_eq!(
+            cfg["bootstrap"]["initdb"],
+            json!([{ "encoding": "UTF8" }, { "locale": "C" }, "data-checksums", { "auth": "trust" }])
+        );
+        assert_eq!(
+            cfg["postgresql"]["create_replica_methods"],
+            json!(["chaos_template", "basebackup"])
+        );
     }
 }

@@ -27,11 +27,15 @@
 //! drivers that take a single host only (see [`LocalClusterBuilder::proxy`]).
 
 mod binaries;
+mod boot;
 mod cluster;
 mod config;
 pub(crate) mod process;
 mod proxy;
+mod template;
 
 pub use binaries::{Binaries, Overrides};
+pub use boot::BootTimings;
 pub use cluster::{LocalCluster, LocalClusterBuilder, NodeInfo};
 pub use config::PatroniTimings;
+pub use template::TemplateSource;

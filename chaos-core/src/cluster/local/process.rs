@@ -51,12 +51,13 @@ impl RunAs {
         if !self.switch {
             return Ok(());
         }
+        // lchown: a symbolic link is changed itself, never what it points to.
         let chown = |p: &Path| {
-            std::os::unix::fs::chown(p, Some(self.uid.as_raw()), Some(self.gid.as_raw()))
+            std::os::unix::fs::lchown(p, Some(self.uid.as_raw()), Some(self.gid.as_raw()))
                 .map_err(|e| Error::io(format!("chown {}", p.display()), e))
         };
         chown(path)?;
-        if path.is_dir() {
+        if path.is_dir() && !path.is_symlink() {
             for entry in fs::read_dir(path)
                 .map_err(|e| Error::io(format!("reading {}", path.display()), e))?
             {
