@@ -3,7 +3,11 @@
 //!
 //! * measurement accuracy — controlled outages (a frozen primary) of 1, 2 and
 //!   3 s: median of measured write gap / true outage;
-//! * cluster boot time — median of several boots of a 3-node cluster;
+//! * cluster boot time — cold (no cached template), warm (cached template) and
+//!   the hand-made floor (the same PostgreSQL without an HA agent), with the
+//!   ratios to the floor and where a warm boot's time went;
+//! * between two tests — a killed primary restarted until the cluster is
+//!   healthy again;
 //! * failover RTO — median of several kills of the primary.
 //!
 //! `cargo bench -p chaos-core --bench failover` (add `-- --runs N` to change the
@@ -11,7 +15,11 @@
 
 use std::time::{Duration, Instant};
 
+use chaos_core::cluster::local::Binaries;
 use chaos_core::prelude::*;
+
+#[path = "support/floor.rs"]
+mod floor;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -43,21 +51,64 @@ async fn main() -> Result<()> {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
 
-    // Boot time.
-    let mut boots = Vec::new();
+    // Boot: cold (no template cache), warm (cache primed), and the hand-made
+    // floor: the same PostgreSQL, no HA agent.
+    let mut cold = Vec::new();
+    let mut warm = Vec::new();
+    let mut floors = Vec::new();
+    let mut steps: Vec<Vec<(&'static str, f64)>> = Vec::new();
     for _ in 0..runs {
-        let t = Instant::now();
-        let cluster = LocalCluster::start().await?;
-        boots.push(t.elapsed().as_secs_f64());
-        cluster.stop();
+        cold.push(boot(LocalCluster::builder().template_cache(false), None).await?);
+        // Primes the cache on the first round.
+        boot(LocalCluster::builder(), None).await?;
+        warm.push(boot(LocalCluster::builder(), Some(&mut steps)).await?);
+        floors.push(floor::boot(&Binaries::discover()?.pg_bin).await?);
     }
+    let floor = median(floors.clone());
     println!(
-        "cluster boot (3 nodes, healthy with sync standby): median {:.2} s  runs {:?}",
-        median(boots.clone()),
-        rounded(&boots)
+        "boot to healthy (3 nodes, sync standby streaming, a write acknowledged), medians:\n  \
+         cold (initdb) {:.2} s  ({:.1}x the floor)  runs {:?}\n  \
+         warm (cached template) {:.2} s  ({:.1}x)  runs {:?}\n  \
+         floor (hand-made: initdb, start, 2 parallel pg_basebackup, start standbys, first sync commit) {:.2} s  runs {:?}",
+        median(cold.clone()),
+        median(cold.clone()) / floor,
+        rounded(&cold),
+        median(warm.clone()),
+        median(warm.clone()) / floor,
+        rounded(&warm),
+        floor,
+        rounded(&floors),
     );
+    println!("warm boot, where the time went (median time since start of each step):");
+    if let Some(first) = steps.first() {
+        for (i, (name, _)) in first.iter().enumerate() {
+            let at = median(steps.iter().map(|s| s[i].1).collect());
+            println!("  {name:<26} {at:>6.2} s");
+        }
+    }
 
     let cluster = LocalCluster::start().await?;
+
+    // Between two failover tests on a shared cluster: the primary is killed,
+    // the cluster fails over and takes writes again (where a test's fault
+    // ends); then the node is restarted (the heal), rejoins and the cluster is
+    // back to full health, ready for the next test.
+    let mut between = Vec::new();
+    for _ in 0..runs {
+        cluster.wait_healthy(Duration::from_secs(90)).await?;
+        let old = cluster.primary().await?;
+        cluster.kill_node(&old)?;
+        wait_writable(&cluster.rw_dsn(), Duration::from_secs(60)).await?;
+        let t = Instant::now();
+        cluster.start_node(&old)?;
+        cluster.wait_healthy(Duration::from_secs(90)).await?;
+        between.push(t.elapsed().as_secs_f64());
+    }
+    println!(
+        "between tests (after a failover: restart the killed primary → rejoined → healthy): median {:.2} s  runs {:?}",
+        median(between.clone()),
+        rounded(&between)
+    );
 
     // Accuracy on controlled outages.
     for secs in [1u64, 2, 3] {
@@ -118,6 +169,50 @@ async fn main() -> Result<()> {
     );
     cluster.stop();
     Ok(())
+}
+
+/// Waits until a write through `dsn` commits.
+async fn wait_writable(dsn: &str, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        let attempt = tokio::time::timeout(Duration::from_secs(2), async {
+            let (client, conn) =
+                chaos_core::tokio_postgres::connect(dsn, chaos_core::tokio_postgres::NoTls).await?;
+            let conn = tokio::spawn(conn);
+            let res = client.execute("SELECT txid_current()", &[]).await;
+            conn.abort();
+            res
+        })
+        .await;
+        if matches!(attempt, Ok(Ok(_))) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Err(chaos_core::Error::ClusterState(format!(
+        "no write committed within {timeout:?}"
+    )))
+}
+
+/// Boots a cluster and stops it; returns the seconds to healthy, and keeps the
+/// steps of the boot if asked.
+async fn boot(
+    builder: chaos_core::cluster::local::LocalClusterBuilder,
+    steps: Option<&mut Vec<Vec<(&'static str, f64)>>>,
+) -> Result<f64> {
+    let t = Instant::now();
+    let cluster = builder.start().await?;
+    let took = t.elapsed().as_secs_f64();
+    if let (Some(steps), Some(b)) = (steps, cluster.boot_timings()) {
+        steps.push(
+            b.steps()
+                .iter()
+                .map(|(n, d)| (*n, d.as_secs_f64()))
+                .collect(),
+        );
+    }
+    cluster.stop();
+    Ok(took)
 }
 
 fn rounded(v: &[f64]) -> Vec<f64> {

@@ -6,7 +6,6 @@ use serde::Serialize;
 
 use super::cluster::LocalCluster;
 use super::template::TemplateSource;
-use crate::cluster::{Role, Topology};
 use crate::{Error, Result};
 
 /// How long each step of a cluster's boot took, each measured from the call to
@@ -92,18 +91,13 @@ pub(crate) async fn wait_booted(
                 if leader.is_some() && seen.leader.is_none() {
                     seen.leader = Some(since());
                 }
-                let running = running_replicas(&t);
-                if running == want && seen.replicas.is_none() {
-                    seen.replicas = Some(since());
+                if t.standbys().count() == want {
+                    seen.replicas.get_or_insert_with(since);
                 }
                 if t.sync_standbys().next().is_some() {
                     seen.sync.get_or_insert_with(since);
-                } else if let Some(leader) = &leader
-                    && running > nudged
-                {
-                    cluster.nudge(leader).await;
-                    nudged = running;
                 }
+                cluster.nudge_for_sync_standby(&t, &mut nudged).await;
                 if let Some(leader) = &leader
                     && seen.streaming.is_none()
                     && cluster.streaming_replicas(leader).await == Some(want)
@@ -128,14 +122,6 @@ pub(crate) async fn wait_booted(
         waited: timeout,
         logs: cluster.logs_tail(),
     })
-}
-
-/// Replicas whose PostgreSQL runs.
-pub(crate) fn running_replicas(t: &Topology) -> usize {
-    t.members
-        .iter()
-        .filter(|m| matches!(m.role, Role::Replica | Role::SyncStandby))
-        .count()
 }
 
 fn finish(seen: Seen, first_write: Duration) -> BootTimings {

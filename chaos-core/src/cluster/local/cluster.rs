@@ -950,16 +950,7 @@ impl LocalCluster {
                     }
                 }
                 Ok(t) => {
-                    // A leader without a synchronous standby picks one on its next
-                    // HA cycle; a running replica is worth waking it for.
-                    let running = boot::running_replicas(&t);
-                    if let Some(leader) = t.primary_name()
-                        && t.sync_standbys().next().is_none()
-                        && running > nudged
-                    {
-                        self.nudge(leader).await;
-                        nudged = running;
-                    }
+                    self.nudge_for_sync_standby(&t, &mut nudged).await;
                     last_state = format!("{t:?}");
                 }
                 Err(e) => last_state = e.to_string(),
@@ -978,10 +969,24 @@ impl LocalCluster {
         self.inner.boot.get()
     }
 
+    /// A leader without a synchronous standby picks one on its next HA cycle;
+    /// a replica that started running since the last call (`nudged` counts
+    /// them) is worth waking it for.
+    pub(crate) async fn nudge_for_sync_standby(&self, t: &Topology, nudged: &mut usize) {
+        let running = t.standbys().count();
+        if let Some(leader) = t.primary_name()
+            && t.sync_standbys().next().is_none()
+            && running > *nudged
+        {
+            self.nudge(leader).await;
+            *nudged = running;
+        }
+    }
+
     /// Wakes node `name`'s Patroni HA loop now instead of at its next
     /// `loop_wait` tick, with a `PATCH /config` that changes nothing (Patroni
     /// wakes its loop after every config patch). Best effort: errors are ignored.
-    pub(crate) async fn nudge(&self, name: &str) {
+    async fn nudge(&self, name: &str) {
         let Some(node) = self.node(name) else { return };
         let body = serde_json::json!({ "loop_wait": self.inner.timings.loop_wait });
         let res = self
