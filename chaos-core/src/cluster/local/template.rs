@@ -122,9 +122,8 @@ fn stage_inner(
     cache: Option<&Path>,
 ) -> Result<TemplateSource> {
     let key = key(pg_bin)?;
-    let cached = cache.map(|c| c.join(&key).join("data"));
-    let (source, from) = match cached.filter(|d| d.join("PG_VERSION").is_file()) {
-        Some(data) => (data, TemplateSource::Cached),
+    let (source, from) = match cache.map(|c| c.join(&key)).filter(|t| is_complete(t)) {
+        Some(template) => (template.join("data"), TemplateSource::Cached),
         None => {
             let dir = run_dir.join("template");
             fs::create_dir_all(&dir)
@@ -164,6 +163,12 @@ fn stage_inner(
         }
     }
     Ok(from)
+}
+
+/// Whether a cached template is whole: its `TEMPLATE` file is written last,
+/// before the directory is renamed into place.
+fn is_complete(template: &Path) -> bool {
+    template.join("TEMPLATE").is_file() && template.join("data").join("PG_VERSION").is_file()
 }
 
 /// Runs `initdb` as the database user.
@@ -235,7 +240,7 @@ fn store(cache: &Path, key: &str, data: &Path) -> Result<()> {
         match fs::rename(&staging, cache.join(key)) {
             Ok(()) => Ok(()),
             // Another run stored the same template first.
-            Err(_) if cache.join(key).join("data").join("PG_VERSION").is_file() => {
+            Err(_) if is_complete(&cache.join(key)) => {
                 let _ = fs::remove_dir_all(&staging);
                 Ok(())
             }
@@ -425,7 +430,11 @@ mod tests {
         fs::create_dir_all(cache.path().join("unrelated")).unwrap();
         store(cache.path(), "pgdata-new-v1", data.path()).unwrap();
         assert!(cache.path().join("pgdata-new-v1/data/PG_VERSION").is_file());
-        assert!(cache.path().join("pgdata-new-v1/TEMPLATE").is_file());
+        assert!(is_complete(&cache.path().join("pgdata-new-v1")));
+        // A directory without its TEMPLATE file (a copy cut short) is not used.
+        fs::create_dir_all(cache.path().join("pgdata-cut-v1/data")).unwrap();
+        fs::write(cache.path().join("pgdata-cut-v1/data/PG_VERSION"), "15\n").unwrap();
+        assert!(!is_complete(&cache.path().join("pgdata-cut-v1")));
         assert!(!cache.path().join("pgdata-old-v1").exists());
         assert!(
             cache.path().join("unrelated").exists(),
