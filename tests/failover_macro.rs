@@ -103,6 +103,27 @@ async fn short_freeze_is_tolerated(ctx: &mut FailoverCtx) {
     ctx.wait_recovered().await.unwrap();
 }
 
+/// A cut of the primary's replication links, shorter than the ttl, from a
+/// macro body: commits wait for it, nobody fails over (needs root).
+#[failover_test(max_rto = "30s", rpo = 0)]
+async fn a_replication_partition_from_the_macro(ctx: &mut FailoverCtx) -> chaos_core::Result<()> {
+    if !nix::unistd::Uid::effective().is_root() {
+        return Ok(());
+    }
+    let before = ctx.topology().await?.primary_name().map(String::from);
+    let handle = ctx
+        .inject(chaos_core::fault::PartitionNetwork::primary_from_replicas())
+        .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    ctx.heal(handle).await?;
+    ctx.wait_recovered().await?;
+    assert_eq!(
+        ctx.topology().await?.primary_name().map(String::from),
+        before
+    );
+    Ok(())
+}
+
 /// An impossible SLO fails through the macro, and the message names the RTO.
 #[failover_test(max_rto = "1ms")]
 #[should_panic(expected = "exceeds max_rto 0.001s")]

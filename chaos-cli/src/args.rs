@@ -341,6 +341,17 @@ fn fault_help(kind: FaultKind) -> &'static str {
         FaultKind::StopPrimary => "stop the primary cleanly (a hand-over)",
         FaultKind::FreezePrimary => "SIGSTOP the primary (a stalled machine); use with --hold",
         FaultKind::FreezeReplicas => "SIGSTOP every standby (synchronous commits wait)",
+        FaultKind::IsolatePrimary => {
+            "drop the primary's packets to and from the other nodes and etcd (root); use with --hold"
+        }
+        FaultKind::PartitionPrimaryFromReplicas => {
+            "drop the replication links of the primary (root); use with --hold"
+        }
+        FaultKind::PauseNode => {
+            "SIGSTOP the primary's Patroni and PostgreSQL (a paused VM); use with --hold"
+        }
+        FaultKind::StopDcs => "kill etcd, the DCS (the leader demotes itself); use with --hold",
+        FaultKind::Switchover => "planned switchover to the synchronous standby (Patroni API)",
         _ => "",
     }
 }

@@ -18,7 +18,8 @@
 //!
 //! ## Faults
 //!
-//! * `--fault kill-primary|stop-primary|freeze-primary|freeze-replicas`: the
+//! * `--fault kill-primary|stop-primary|freeze-primary|freeze-replicas|pause-primary|
+//!   stop-dcs|switchover|isolate-primary|partition-primary-from-replicas`: the
 //!   built-in faults (default `kill-primary`). An external cluster needs the
 //!   command that does it: `--fault-cmd 'shell'` (or `CHAOS_<FAULT>_CMD`), so
 //!   the report still calls the fault by its name.

@@ -12,7 +12,10 @@ use chaos_core::cluster::external::{ENV_NODE_DSNS, ENV_RW_DSN, ExternalCluster, 
 use chaos_core::cluster::local::LocalCluster;
 use chaos_core::dsn::redact;
 use chaos_core::experiment::{DEFAULT_RECOVERY_TIMEOUT, DEFAULT_TIMEOUT, RunOutcome};
-use chaos_core::fault::{DeletePrimary, FaultKind, FreezePrimary, FreezeReplicas, Shell};
+use chaos_core::fault::{
+    DeletePrimary, FaultKind, FreezePrimary, FreezeReplicas, PartitionNetwork, PauseNode, Shell,
+    StopDcs, Switchover,
+};
 use chaos_core::probe::ProbeConfig;
 use chaos_core::{Error, Experiment, FailoverCtx};
 
@@ -136,6 +139,17 @@ impl FaultPlan {
             FaultPlan::Builtin(FaultKind::FreezePrimary) => ctx.inject(FreezePrimary::new()).await,
             FaultPlan::Builtin(FaultKind::FreezeReplicas) => {
                 ctx.inject(FreezeReplicas::new()).await
+            }
+            FaultPlan::Builtin(FaultKind::PauseNode) => ctx.inject(PauseNode::primary()).await,
+            FaultPlan::Builtin(FaultKind::StopDcs) => ctx.inject(StopDcs::new()).await,
+            FaultPlan::Builtin(FaultKind::Switchover) => {
+                ctx.inject(Switchover::to_sync_standby()).await
+            }
+            FaultPlan::Builtin(FaultKind::IsolatePrimary) => {
+                ctx.inject(PartitionNetwork::isolate_primary()).await
+            }
+            FaultPlan::Builtin(FaultKind::PartitionPrimaryFromReplicas) => {
+                ctx.inject(PartitionNetwork::primary_from_replicas()).await
             }
             FaultPlan::Builtin(other) => Err(Error::Unsupported {
                 fault: other.name().to_string(),

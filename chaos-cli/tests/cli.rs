@@ -312,6 +312,39 @@ fn local_runs_exit_by_their_verdict_and_write_reports() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A network partition from the command line (needs root: iptables).
+#[test]
+fn a_partition_runs_from_the_command_line() {
+    if !nix::unistd::Uid::effective().is_root() {
+        return;
+    }
+    let dir = report_dir("partition");
+    let dir_arg = dir.display().to_string();
+    let (code, out, err) = run(chaos(&[
+        "run",
+        "--fault",
+        "partition-primary-from-replicas",
+        "--hold",
+        "1s",
+        "--max-rto",
+        "30s",
+        "--warmup",
+        "1s",
+        "--report-dir",
+        &dir_arg,
+        "--name",
+        "cli_partition",
+    ]));
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let json = read_json(&dir.join("cli_partition.json"));
+    assert_eq!(
+        json["faults"][0]["kind"], "partition-primary-from-replicas",
+        "{json}"
+    );
+    assert_eq!(json["writes"]["lost"], 0, "{json}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn an_external_cluster_is_measured_from_the_command_line() {
     let pair = Pair::start(true).expect("a primary and a synchronous standby");

@@ -131,6 +131,19 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A fault needs privileges or kernel features this process does not have.
+    #[error("{fault} needs {needs}, but here: {found}; {how}")]
+    Privilege {
+        /// The fault, e.g. `partition-network`.
+        fault: String,
+        /// What it needs.
+        needs: &'static str,
+        /// What is missing here.
+        found: String,
+        /// How to run it.
+        how: &'static str,
+    },
+
     /// A directory that should be private to the library is unusable.
     #[error("work directory {path}: {reason}")]
     WorkDir {

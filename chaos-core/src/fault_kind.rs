@@ -19,15 +19,30 @@ pub enum FaultKind {
     FreezePrimary,
     /// `FreezeReplicas`.
     FreezeReplicas,
+    /// `PartitionNetwork::isolate_primary()`.
+    IsolatePrimary,
+    /// `PartitionNetwork::primary_from_replicas()`.
+    PartitionPrimaryFromReplicas,
+    /// `PauseNode::primary()`.
+    PauseNode,
+    /// `StopDcs`.
+    StopDcs,
+    /// `Switchover::to_sync_standby()`.
+    Switchover,
 }
 
 impl FaultKind {
     /// Every built-in fault.
-    pub const ALL: [FaultKind; 4] = [
+    pub const ALL: [FaultKind; 9] = [
         FaultKind::KillPrimary,
         FaultKind::StopPrimary,
         FaultKind::FreezePrimary,
         FaultKind::FreezeReplicas,
+        FaultKind::IsolatePrimary,
+        FaultKind::PartitionPrimaryFromReplicas,
+        FaultKind::PauseNode,
+        FaultKind::StopDcs,
+        FaultKind::Switchover,
     ];
 
     /// The fault's name, e.g. `kill-primary`.
@@ -37,6 +52,11 @@ impl FaultKind {
             FaultKind::StopPrimary => "stop-primary",
             FaultKind::FreezePrimary => "freeze-primary",
             FaultKind::FreezeReplicas => "freeze-replicas",
+            FaultKind::IsolatePrimary => "isolate-primary",
+            FaultKind::PartitionPrimaryFromReplicas => "partition-primary-from-replicas",
+            FaultKind::PauseNode => "pause-primary",
+            FaultKind::StopDcs => "stop-dcs",
+            FaultKind::Switchover => "switchover",
         }
     }
 
@@ -56,7 +76,9 @@ impl FaultKind {
             .find(|k| k.name() == name)
             .ok_or_else(|| Error::Config {
                 field: "fault",
-                expected: "one of kill-primary, stop-primary, freeze-primary, freeze-replicas",
+                expected: "one of kill-primary, stop-primary, freeze-primary, freeze-replicas, \
+                           isolate-primary, partition-primary-from-replicas, \
+                           pause-primary, stop-dcs, switchover",
                 found: name.to_string(),
             })
     }

@@ -16,9 +16,13 @@
 //! RTO is measured from it, and a write that slips in before the fault took
 //! hold must not look like recovery.
 
+mod dcs;
 mod delete_primary;
 mod freeze;
+mod partition;
+mod pause;
 mod shell;
+mod switchover;
 
 use std::fmt;
 use std::future::Future;
@@ -28,9 +32,13 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 pub use crate::fault_kind::FaultKind;
+pub use dcs::{StopDcs, StopDcsGuard};
 pub use delete_primary::{DeleteMode, DeletePrimary, DeletePrimaryGuard};
 pub use freeze::{FreezeGuard, FreezePrimary, FreezeReplicas};
+pub use partition::{Direction, PartitionGuard, PartitionNetwork};
+pub use pause::{PauseGuard, PauseNode};
 pub use shell::{Shell, ShellGuard};
+pub use switchover::{Switchover, SwitchoverGuard};
 
 use crate::cluster::Target;
 use crate::timeline::Timestamp;
@@ -207,7 +215,15 @@ macro_rules! builtin_by_command {
     )*};
 }
 
-builtin_by_command!(DeletePrimary, FreezePrimary, FreezeReplicas);
+builtin_by_command!(
+    DeletePrimary,
+    FreezePrimary,
+    FreezeReplicas,
+    PartitionNetwork,
+    PauseNode,
+    StopDcs,
+    Switchover
+);
 
 macro_rules! builtin_on_any_target {
     ($($fault:ty),*) => {$(
@@ -222,4 +238,12 @@ macro_rules! builtin_on_any_target {
     )*};
 }
 
-builtin_on_any_target!(DeletePrimary, FreezePrimary, FreezeReplicas);
+builtin_on_any_target!(
+    DeletePrimary,
+    FreezePrimary,
+    FreezeReplicas,
+    PartitionNetwork,
+    PauseNode,
+    StopDcs,
+    Switchover
+);

@@ -16,6 +16,7 @@ use nix::sys::signal::Signal;
 use super::binaries::{self, Binaries, Overrides};
 use super::boot::{self, BootTimings};
 use super::config::{NodeConfig, PG_HBA, PatroniTimings};
+use super::netfilter::{self, Group, Net};
 use super::process::{self, RunAs};
 use super::proxy::{self, Backend, Proxy};
 use super::template::{self, TemplateSource};
@@ -337,12 +338,16 @@ struct Inner {
     run_as: RunAs,
     timings: PatroniTimings,
     etcd_client: String,
+    etcd_peer: String,
     nodes: Vec<NodeInfo>,
     /// The proxy, or why there is none.
     proxy: std::result::Result<Arc<Proxy>, &'static str>,
     children: Mutex<Children>,
     http: reqwest::Client,
     boot: OnceLock<BootTimings>,
+    /// Per-node cgroups and the marking chain for network faults, or why
+    /// there are none.
+    net: std::result::Result<Net, String>,
 }
 
 struct Children {
@@ -455,6 +460,32 @@ impl Inner {
             ProxyChoice::Off(why) => Err(why),
         };
         let scope = format!("chaos-{run_id}");
+        let net = match netfilter::unavailable() {
+            Some(why) => Err(why),
+            None => {
+                let mut groups: Vec<Group> = nodes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| Group {
+                        name: n.name.clone(),
+                        index: i,
+                        host: n.host.clone(),
+                        ports: vec![n.pg_port, n.api_port],
+                    })
+                    .collect();
+                groups.push(Group {
+                    name: "etcd".into(),
+                    index: netfilter::DCS,
+                    host: "127.0.0.1".into(),
+                    ports: vec![ports[0]],
+                });
+                Net::setup(&run_id, groups).map_err(|e| {
+                    tracing::warn!(error = %e, "network faults unavailable");
+                    netfilter::remove_run(&run_id);
+                    e.to_string()
+                })
+            }
+        };
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
             .no_proxy()
@@ -471,6 +502,7 @@ impl Inner {
             run_as,
             timings,
             etcd_client,
+            etcd_peer,
             nodes,
             proxy,
             children: Mutex::new(Children {
@@ -482,6 +514,7 @@ impl Inner {
             }),
             http,
             boot: OnceLock::new(),
+            net,
         };
         // From here on, dropping `inner` cleans up whatever was started.
         let bin = template::write_bin_dir(&inner.dir, &inner.binaries.pg_bin)?;
@@ -526,7 +559,7 @@ impl Inner {
                 }
             })
             .map_err(|e| Error::io("starting the template thread", e))?;
-        inner.start_etcd(&etcd_peer)?;
+        inner.start_etcd()?;
         Ok((inner, staging))
     }
 
@@ -602,7 +635,8 @@ impl Inner {
         self.children.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn start_etcd(&self, peer: &str) -> Result<()> {
+    fn start_etcd(&self) -> Result<()> {
+        let peer = &self.etcd_peer;
         let data = self.dir.join("etcd");
         mkdir(&data)?;
         self.run_as.own(&data)?;
@@ -630,7 +664,10 @@ impl Inner {
             .env("ETCD_UNSUPPORTED_ARCH", "")
             .current_dir(&self.dir);
         let child = process::spawn(cmd, self.run_as, &self.dir.join("etcd.log"), "etcd")?;
-        self.lock().etcd = Some(child);
+        self.place("etcd", &child);
+        if let Some(mut old) = self.lock().etcd.replace(child) {
+            process::reap(&mut old, Duration::from_millis(100));
+        }
         Ok(())
     }
 
@@ -644,12 +681,24 @@ impl Inner {
             // primary gives up after 2 s instead of hanging for minutes.
             .env("PGCONNECT_TIMEOUT", "2");
         let child = process::spawn(cmd, self.run_as, &node.log_path(), "patroni")?;
+        self.place(&node.name, &child);
         let mut children = self.lock();
         if let Some(mut old) = children.patroni[i].take() {
             process::reap(&mut old, Duration::from_millis(100));
         }
         children.patroni[i] = Some(child);
         Ok(())
+    }
+
+    /// Moves a just-spawned process into its group's cgroup (before it forks:
+    /// Patroni starts PostgreSQL a good half second later), when network
+    /// faults are available.
+    fn place(&self, group: &str, child: &Child) {
+        if let Ok(net) = &self.net
+            && let Err(e) = net.place(group, child.id())
+        {
+            tracing::warn!(group, error = %e, "could not place a process in its cgroup");
+        }
     }
 
     fn logs_tail(&self) -> String {
@@ -676,6 +725,9 @@ impl Inner {
             self.mark_kept();
         } else {
             process::stop_all_under(&self.dir);
+            if let Ok(net) = &self.net {
+                net.teardown();
+            }
             let Children {
                 patroni,
                 etcd,
@@ -1096,6 +1148,49 @@ impl LocalCluster {
                 ))
             })?;
         Ok(pid)
+    }
+
+    /// The cluster's network-fault machinery, or why it has none.
+    pub(crate) fn net(&self) -> std::result::Result<&Net, &str> {
+        self.inner.net.as_ref().map_err(String::as_str)
+    }
+
+    /// The PID of the cluster's etcd, if it runs.
+    pub fn etcd_pid(&self) -> Option<i32> {
+        let mut children = self.inner.lock();
+        let child = children.etcd.as_mut()?;
+        match child.try_wait() {
+            Ok(None) => Some(child.id() as i32),
+            _ => None,
+        }
+    }
+
+    /// Kills the cluster's etcd (SIGKILL: the DCS is lost, as a crashed or
+    /// unreachable etcd would be); returns once it has exited. Its data stays,
+    /// so [`start_dcs`](Self::start_dcs) brings the same DCS back.
+    ///
+    /// # Errors
+    /// [`Error::Process`] when the signal cannot be sent.
+    pub fn stop_dcs(&self) -> Result<()> {
+        let mut children = self.inner.lock();
+        if let Some(mut child) = children.etcd.take() {
+            process::signal(child.id() as i32, Signal::SIGKILL)?;
+            process::reap(&mut child, Duration::from_secs(5));
+        }
+        Ok(())
+    }
+
+    /// Starts the cluster's etcd again (same data, same addresses) and waits
+    /// until it serves.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when etcd cannot be spawned, [`Error::Timeout`] when it does
+    /// not serve within `timeout`.
+    pub async fn start_dcs(&self, timeout: Duration) -> Result<()> {
+        if self.etcd_pid().is_none() {
+            self.inner.start_etcd()?;
+        }
+        self.inner.wait_etcd(timeout).await
     }
 
     /// The PID of node `name`'s Patroni process, if it runs.

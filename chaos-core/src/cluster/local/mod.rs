@@ -30,6 +30,7 @@ mod binaries;
 mod boot;
 mod cluster;
 mod config;
+pub(crate) mod netfilter;
 pub(crate) mod process;
 mod proxy;
 mod template;

@@ -294,9 +294,13 @@ pkill -QUIT -f -- "-D $CHAOS_DIR/"
 i=0
 while pgrep -f -- "$ours" >/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
 pkill -KILL -f -- "$ours"
-rm -rf -- "$CHAOS_DIR"
+{}rm -rf -- "$CHAOS_DIR"
 "#,
-        shell_quote(&dir.display().to_string())
+        shell_quote(&dir.display().to_string()),
+        dir.file_name()
+            .and_then(|n| n.to_str())
+            .map(super::netfilter::remove_script_lines)
+            .unwrap_or_default()
     )
 }
 
@@ -356,6 +360,10 @@ pub(crate) fn sweep(root: &Path) -> Vec<PathBuf> {
         }
         tracing::warn!(dir = %dir.display(), "sweeping a local cluster left behind by a killed run");
         stop_all_under(&dir);
+        if let Some(id) = entry.file_name().to_str() {
+            let id = id.trim_start_matches('.').trim_end_matches(".staging");
+            super::netfilter::remove_run(id);
+        }
         let _ = fs::remove_dir_all(&dir);
         swept.push(dir);
     }

@@ -1,0 +1,271 @@
+//! Network partitions on the local cluster: packets dropped in the kernel.
+//!
+//! Needs root (iptables, and the per-node cgroups the cluster makes at boot;
+//! see [`crate::cluster::local`]). Other targets: `Fault<dyn Target>` says
+//! which can.
+
+use std::time::{Duration, Instant};
+
+use super::{Fault, FaultGuard, FaultInfo, FaultKind, Healed};
+use crate::cluster::local::LocalCluster;
+use crate::cluster::local::netfilter::{CLIENTS, DCS};
+use crate::timeline::Timestamp;
+use crate::{Error, Result};
+
+/// Which way packets are dropped, seen from the partitioned node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    /// Both ways (default).
+    #[default]
+    Both,
+    /// Only what the node sends to its peers.
+    Outbound,
+    /// Only what its peers send to it.
+    Inbound,
+}
+
+/// Cuts a node (by default the current primary) off from some of its peers:
+/// the other nodes, the DCS (etcd) and clients, one way or both. Packets are
+/// dropped, not refused, so timeouts behave as in a real partition. Healing
+/// lifts the cut and waits until the node serves again (a partitioned primary
+/// that was failed over rejoins as a replica).
+///
+/// ```no_run
+/// # async fn demo(cluster: &chaos_core::cluster::local::LocalCluster) -> chaos_core::Result<()> {
+/// use chaos_core::fault::{Fault, FaultGuard, PartitionNetwork};
+///
+/// // The primary loses the other nodes and etcd; clients still reach it.
+/// let guard = PartitionNetwork::isolate_primary().inject(cluster).await?;
+/// tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+/// guard.heal().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub struct PartitionNetwork {
+    node: Option<String>,
+    nodes: bool,
+    dcs: bool,
+    clients: bool,
+    direction: Direction,
+}
+
+impl PartitionNetwork {
+    /// The primary loses its links to the other nodes and to the DCS, both
+    /// ways; clients still reach it (the case where an old primary could go on
+    /// acknowledging).
+    pub fn isolate_primary() -> Self {
+        PartitionNetwork {
+            node: None,
+            nodes: true,
+            dcs: true,
+            clients: false,
+            direction: Direction::Both,
+        }
+    }
+
+    /// Only the replication links: the primary and the other nodes lose each
+    /// other, both keep the DCS and clients.
+    pub fn primary_from_replicas() -> Self {
+        PartitionNetwork {
+            dcs: false,
+            ..Self::isolate_primary()
+        }
+    }
+
+    /// Partitions node `name` instead of the primary.
+    pub fn node(mut self, name: impl Into<String>) -> Self {
+        self.node = Some(name.into());
+        self
+    }
+
+    /// Whether the node loses the other nodes.
+    pub fn from_nodes(mut self, cut: bool) -> Self {
+        self.nodes = cut;
+        self
+    }
+
+    /// Whether the node loses the DCS.
+    pub fn from_dcs(mut self, cut: bool) -> Self {
+        self.dcs = cut;
+        self
+    }
+
+    /// Whether the node loses its clients (every process outside the cluster,
+    /// HAProxy included).
+    pub fn from_clients(mut self, cut: bool) -> Self {
+        self.clients = cut;
+        self
+    }
+
+    /// Which way packets are dropped.
+    pub fn direction(mut self, direction: Direction) -> Self {
+        self.direction = direction;
+        self
+    }
+
+    /// The built-in fault this is.
+    pub fn kind(&self) -> FaultKind {
+        if !self.dcs && self.nodes && !self.clients {
+            FaultKind::PartitionPrimaryFromReplicas
+        } else {
+            FaultKind::IsolatePrimary
+        }
+    }
+
+    fn describe(&self) -> String {
+        let peers: Vec<&str> = [
+            (self.nodes, "nodes"),
+            (self.dcs, "dcs"),
+            (self.clients, "clients"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
+        let way = match self.direction {
+            Direction::Both => "both ways",
+            Direction::Outbound => "outbound",
+            Direction::Inbound => "inbound",
+        };
+        format!("drop {} {way}", peers.join("+"))
+    }
+}
+
+impl Fault<LocalCluster> for PartitionNetwork {
+    type Guard = PartitionGuard;
+
+    async fn inject(self, cluster: &LocalCluster) -> Result<PartitionGuard> {
+        let net = cluster.net().map_err(|why| Error::Privilege {
+            fault: "partition-network".into(),
+            needs: "root: CAP_NET_ADMIN for iptables and write access to the cgroup2 hierarchy",
+            found: why.to_string(),
+            how: "run as root (e.g. `sudo -E cargo test`); the cluster puts each node in a cgroup at boot",
+        })?;
+        let victim = match &self.node {
+            Some(n) => n.clone(),
+            None => cluster.primary().await?,
+        };
+        let me = net
+            .group(&victim)
+            .ok_or_else(|| Error::ClusterState(format!("no node called {victim}")))?
+            .index;
+        let mut peers = Vec::new();
+        if self.nodes {
+            peers.extend(
+                cluster
+                    .nodes()
+                    .iter()
+                    .filter(|n| n.name != victim)
+                    .filter_map(|n| net.group(&n.name).map(|g| g.index)),
+            );
+        }
+        if self.dcs {
+            peers.push(DCS);
+        }
+        if self.clients {
+            peers.push(CLIENTS);
+        }
+        if peers.is_empty() {
+            return Err(Error::Config {
+                field: "PartitionNetwork",
+                expected: "at least one of the nodes, the DCS or clients to cut",
+                found: "none".into(),
+            });
+        }
+        let mut pairs = Vec::new();
+        for &p in &peers {
+            if self.direction != Direction::Inbound {
+                pairs.push((me, p));
+            }
+            if self.direction != Direction::Outbound {
+                pairs.push((p, me));
+            }
+        }
+        let chain = net.cut(&pairs)?;
+        let info = FaultInfo {
+            kind: self.kind().name().into(),
+            mode: self.describe(),
+            victim: Some(victim.clone()),
+            injected_at: Timestamp::now(),
+        };
+        tracing::info!(node = %victim, mode = %info.mode, chain = %chain, "network partitioned");
+        Ok(PartitionGuard {
+            info,
+            cluster: cluster.clone(),
+            victim,
+            chain: Some(chain),
+            injected_at: Instant::now(),
+        })
+    }
+}
+
+/// Guard of [`PartitionNetwork`]: removes the iptables chain that drops the
+/// packets.
+#[derive(Debug)]
+pub struct PartitionGuard {
+    info: FaultInfo,
+    cluster: LocalCluster,
+    victim: String,
+    chain: Option<String>,
+    injected_at: Instant,
+}
+
+impl PartitionGuard {
+    /// The iptables chain holding the cut (`chaos-<run id>-<n>`), until healed.
+    pub fn chain(&self) -> Option<&str> {
+        self.chain.as_deref()
+    }
+
+    fn lift(&mut self) -> Result<()> {
+        match (self.chain.take(), self.cluster.net()) {
+            (Some(chain), Ok(net)) => net.lift(&chain),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl FaultGuard for PartitionGuard {
+    fn info(&self) -> &FaultInfo {
+        &self.info
+    }
+
+    fn injected_at(&self) -> Instant {
+        self.injected_at
+    }
+
+    /// Lifts the cut, then waits (up to 60 s) until the node serves again as
+    /// Patroni reports it.
+    async fn heal(mut self) -> Result<Healed> {
+        self.lift()?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(t) = self.cluster.topology().await
+                && t.members.iter().any(|m| m.name == self.victim && m.is_up())
+                && t.primary().is_some()
+            {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout {
+                    what: format!("{} to serve again after the partition", self.victim),
+                    waited: Duration::from_secs(60),
+                    logs: String::new(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(Healed {
+            event: "network healed".into(),
+            at: Timestamp::now(),
+            detail: Some(self.victim.clone()),
+        })
+    }
+}
+
+impl Drop for PartitionGuard {
+    fn drop(&mut self) {
+        if let Err(e) = self.lift() {
+            tracing::error!(error = %e, "fault guard dropped: could not lift the partition");
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! Pausing a whole node: SIGSTOP of its Patroni, its PostgreSQL postmaster and
+//! every backend, like a paused VM or a stalled host. Unlike
+//! [`FreezePrimary`](super::FreezePrimary), which stops PostgreSQL only, the
+//! node's HA agent stops too: it cannot renew the leader lock, so a pause longer
+//! than Patroni's `ttl` makes the other nodes fail over.
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use super::{Fault, FaultGuard, FaultInfo, FaultKind, Healed};
+use crate::cluster::local::{LocalCluster, process};
+use crate::timeline::Timestamp;
+use crate::{Error, Result};
+
+/// Which node to pause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Victim {
+    Primary,
+    Node(String),
+}
+
+/// Pauses every process of a node (Patroni, the postmaster, all backends) with
+/// SIGSTOP. Held below Patroni's `ttl`, the node merely stalls and keeps its
+/// role; held beyond it, another node takes over the leader lock. Healing sends
+/// SIGCONT to everything and waits until the processes run and the node's
+/// Patroni answers again; it does not wait for the node to rejoin.
+///
+/// Local target only (it needs the PIDs); on an external target it runs the
+/// command given for [`FaultKind::PauseNode`].
+///
+/// ```no_run
+/// # async fn demo(cluster: &chaos_core::cluster::local::LocalCluster) -> chaos_core::Result<()> {
+/// use chaos_core::fault::{Fault, FaultGuard, PauseNode};
+///
+/// let guard = PauseNode::primary().inject(cluster).await?;
+/// tokio::time::sleep(cluster.timings().ttl() * 2).await; // another node takes over
+/// guard.heal().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub struct PauseNode {
+    victim: Victim,
+    resume_timeout: Duration,
+}
+
+impl PauseNode {
+    /// A pause of the node that is primary when the fault is injected.
+    pub fn primary() -> Self {
+        PauseNode {
+            victim: Victim::Primary,
+            resume_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// A pause of node `name`, whatever its role.
+    pub fn node(name: impl Into<String>) -> Self {
+        PauseNode {
+            victim: Victim::Node(name.into()),
+            ..Self::primary()
+        }
+    }
+
+    /// How long healing waits for the node's processes and Patroni to run
+    /// again (default 30 s).
+    pub fn resume_timeout(mut self, timeout: Duration) -> Self {
+        self.resume_timeout = timeout;
+        self
+    }
+
+    /// The built-in fault this is.
+    pub fn kind(&self) -> FaultKind {
+        FaultKind::PauseNode
+    }
+}
+
+impl Fault<LocalCluster> for PauseNode {
+    type Guard = PauseGuard;
+
+    async fn inject(self, cluster: &LocalCluster) -> Result<PauseGuard> {
+        let (name, mode) = match self.victim {
+            Victim::Primary => (cluster.primary().await?, "sigstop-primary"),
+            Victim::Node(n) => {
+                if cluster.node(&n).is_none() {
+                    return Err(Error::ClusterState(format!("no node called {n}")));
+                }
+                (n, "sigstop-node")
+            }
+        };
+        let patroni = cluster
+            .patroni_pid(&name)
+            .ok_or_else(|| Error::ClusterState(format!("Patroni of {name} is not running")))?;
+        // A node whose PostgreSQL is down is paused all the same (Patroni alone).
+        let postmaster = match cluster.postmaster_pid(&name) {
+            Ok(pid) => Some(pid),
+            Err(e) => {
+                tracing::warn!(node = %name, error = %e, "pausing a node without PostgreSQL");
+                None
+            }
+        };
+        let mut guard = PauseGuard {
+            info: FaultInfo {
+                kind: "pause-node".into(),
+                mode: mode.into(),
+                victim: Some(name.clone()),
+                injected_at: Timestamp::now(),
+            },
+            cluster: cluster.clone(),
+            node: name.clone(),
+            pids: Vec::new(),
+            injected_at: Instant::now(),
+            resume_timeout: self.resume_timeout,
+            resumed: false,
+        };
+        // Patroni first, so that it cannot react to its PostgreSQL stopping;
+        // then the postmaster, so that it forks no new backend; then everything
+        // below either of them (the postmaster may or may not be a descendant of
+        // Patroni: Patroni 3.0 starts it through a helper process that exits).
+        // Twice: processes forked between the first scan and their parent's stop
+        // are caught by the second. On error the guard's Drop resumes what was
+        // stopped.
+        let roots: Vec<i32> = std::iter::once(patroni).chain(postmaster).collect();
+        for &pid in &roots {
+            guard.stop(pid)?;
+        }
+        for _ in 0..2 {
+            for &root in &roots {
+                for pid in process::descendants(root) {
+                    guard.stop(pid)?;
+                }
+            }
+        }
+        // In effect once every process is stopped (SIGSTOP takes hold when the
+        // process is next scheduled: wait for it, briefly).
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline
+            && guard
+                .pids
+                .iter()
+                .any(|&p| !process::is_dead(p) && !process::is_stopped(p))
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        guard.injected_at = Instant::now();
+        guard.info.injected_at = Timestamp::now();
+        tracing::info!(
+            node = %name,
+            patroni,
+            postmaster = ?postmaster,
+            processes = guard.pids.len(),
+            "node paused"
+        );
+        Ok(guard)
+    }
+}
+
+/// Guard of [`PauseNode`]: SIGCONT to every paused process.
+#[derive(Debug)]
+pub struct PauseGuard {
+    info: FaultInfo,
+    cluster: LocalCluster,
+    node: String,
+    /// In the order they were stopped: Patroni, postmaster, the rest.
+    pids: Vec<i32>,
+    injected_at: Instant,
+    resume_timeout: Duration,
+    resumed: bool,
+}
+
+impl PauseGuard {
+    /// The paused node.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The paused processes, in the order they were stopped (Patroni first,
+    /// then the postmaster, then their descendants).
+    pub fn pids(&self) -> &[i32] {
+        &self.pids
+    }
+
+    fn stop(&mut self, pid: i32) -> Result<()> {
+        if !self.pids.contains(&pid) {
+            process::signal(pid, Signal::SIGSTOP)?;
+            self.pids.push(pid);
+        }
+        Ok(())
+    }
+
+    /// SIGCONT in the reverse order of the stop: backends, then the postmaster,
+    /// Patroni last, so that Patroni wakes up to a PostgreSQL that runs again
+    /// (and does not take it for hung), and the postmaster does not see its
+    /// backends stopped. The signals follow each other within microseconds.
+    fn resume(&mut self) -> Result<()> {
+        self.resumed = true;
+        let mut first_error = None;
+        for &pid in self.pids.iter().rev() {
+            if let Err(e) = process::signal(pid, Signal::SIGCONT) {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl FaultGuard for PauseGuard {
+    fn info(&self) -> &FaultInfo {
+        &self.info
+    }
+
+    fn injected_at(&self) -> Instant {
+        self.injected_at
+    }
+
+    /// Resumes every paused process, then waits until each runs again and the
+    /// node's Patroni answers its REST API. Whatever role Patroni then gives the
+    /// node (it demotes a former primary that lost its lock) is left to it.
+    async fn heal(mut self) -> Result<Healed> {
+        self.resume()?;
+        let deadline = Instant::now() + self.resume_timeout;
+        while self.pids.iter().any(|&p| process::is_stopped(p)) {
+            if Instant::now() >= deadline {
+                return Err(Error::ClusterState(format!(
+                    "processes of {} still stopped {:?} after SIGCONT",
+                    self.node, self.resume_timeout
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if let Some(node) = self.cluster.node(&self.node) {
+            let url = format!("{}/patroni", node.api_url());
+            let http = reqwest::Client::builder()
+                .timeout(Duration::from_secs(2))
+                .no_proxy()
+                .build()
+                .map_err(|e| Error::Patroni {
+                    url: url.clone(),
+                    source: e,
+                })?;
+            // Any answer will do (503 while PostgreSQL restarts): Patroni runs.
+            while http.get(&url).send().await.is_err() {
+                if Instant::now() >= deadline {
+                    return Err(Error::Timeout {
+                        what: format!("Patroni of {} to answer after being resumed", self.node),
+                        waited: self.resume_timeout,
+                        logs: String::new(),
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        tracing::info!(node = %self.node, "node resumed");
+        Ok(Healed {
+            event: "node resumed".into(),
+            at: Timestamp::now(),
+            detail: Some(self.node.clone()),
+        })
+    }
+}
+
+impl Drop for PauseGuard {
+    fn drop(&mut self) {
+        if !self.resumed
+            && let Err(e) = self.resume()
+        {
+            tracing::error!(error = %e, node = %self.node, "fault guard dropped: could not resume the node");
+        }
+    }
+}

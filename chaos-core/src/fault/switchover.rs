@@ -1,0 +1,352 @@
+//! A planned switchover through Patroni's REST API: the primary hands over to a
+//! standby, as for maintenance. Nothing fails; writes pause while the old
+//! primary is demoted and the candidate promoted.
+
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinHandle;
+
+use super::{Fault, FaultGuard, FaultInfo, FaultKind, Healed};
+use crate::cluster::local::LocalCluster;
+use crate::timeline::Timestamp;
+use crate::{Error, Result};
+
+/// Which standby takes over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Candidate {
+    SyncStandby,
+    Node(String),
+}
+
+/// Switches the primary over to a standby with Patroni's `POST /switchover`
+/// (`{"leader": <primary>, "candidate": <standby>}`), sent to the leader.
+/// Injection returns once Patroni has accepted the request (the failover key
+/// is in the DCS, the old primary is being demoted); a refusal (HTTP 412:
+/// in synchronous mode only the synchronous standby may take over) is an
+/// [`Error::ClusterState`] with Patroni's answer. Healing waits until the
+/// candidate leads and the old primary streams from it as a replica; it does
+/// not switch back.
+///
+/// Local target only; on an external target it runs the command given for
+/// [`FaultKind::Switchover`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub struct Switchover {
+    candidate: Candidate,
+    rejoin_timeout: Duration,
+}
+
+impl Default for Switchover {
+    fn default() -> Self {
+        Self::to_sync_standby()
+    }
+}
+
+impl Switchover {
+    /// A switchover to the current synchronous standby (the only candidate
+    /// Patroni accepts in synchronous mode).
+    pub fn to_sync_standby() -> Self {
+        Switchover {
+            candidate: Candidate::SyncStandby,
+            rejoin_timeout: Duration::from_secs(90),
+        }
+    }
+
+    /// A switchover to node `name`.
+    pub fn to(name: impl Into<String>) -> Self {
+        Switchover {
+            candidate: Candidate::Node(name.into()),
+            ..Self::to_sync_standby()
+        }
+    }
+
+    /// How long healing waits for the new primary and the old one's rejoining
+    /// (default 90 s).
+    pub fn rejoin_timeout(mut self, timeout: Duration) -> Self {
+        self.rejoin_timeout = timeout;
+        self
+    }
+
+    /// The built-in fault this is.
+    pub fn kind(&self) -> FaultKind {
+        FaultKind::Switchover
+    }
+}
+
+/// Patroni's answer to the switchover request: status and body.
+type Answer = std::result::Result<(u16, String), String>;
+
+impl Fault<LocalCluster> for Switchover {
+    type Guard = SwitchoverGuard;
+
+    async fn inject(self, cluster: &LocalCluster) -> Result<SwitchoverGuard> {
+        let topology = cluster.topology().await?;
+        let leader = topology
+            .primary_name()
+            .ok_or_else(|| Error::ClusterState("the cluster has no primary to switch over".into()))?
+            .to_string();
+        let (candidate, mode) = match self.candidate {
+            Candidate::SyncStandby => {
+                let sync = topology.sync_standbys().next().ok_or_else(|| {
+                    Error::ClusterState(format!(
+                        "no synchronous standby to switch over to: {topology:?}"
+                    ))
+                })?;
+                (sync.name.clone(), "to-sync-standby")
+            }
+            Candidate::Node(n) => {
+                if n == leader {
+                    return Err(Error::ClusterState(format!(
+                        "{n} is the primary already: no switchover to it"
+                    )));
+                }
+                if cluster.node(&n).is_none() {
+                    return Err(Error::ClusterState(format!("no node called {n}")));
+                }
+                (n, "to-node")
+            }
+        };
+        let api = cluster
+            .node(&leader)
+            .ok_or_else(|| Error::ClusterState(format!("no node called {leader}")))?
+            .api_url();
+        let url = format!("{api}/switchover");
+        let key = format!("/chaos/{}/failover", cluster.scope());
+        let etcd = format!("http://{}/v3/kv/range", cluster.etcd_endpoint());
+        let probe = client(&etcd)?;
+        // The key is how acceptance is seen: one left pending by an earlier
+        // request would make this one look accepted at once.
+        if key_exists(&probe, &etcd, &key).await {
+            return Err(Error::ClusterState(format!(
+                "a switchover or failover is pending already (DCS key {key})"
+            )));
+        }
+        let body = serde_json::json!({ "leader": leader, "candidate": candidate });
+        // Patroni answers only once the switchover is done (or after 20 s):
+        // send the request on a task, and take the fault as in effect when
+        // Patroni has written the failover key, the moment it accepted it.
+        let http = client(&url)?;
+        let request = {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let r = http
+                    .post(&url)
+                    .json(&body)
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let status = r.status().as_u16();
+                Ok((status, r.text().await.unwrap_or_default()))
+            })
+        };
+        let sent = Instant::now();
+        let deadline = sent + Duration::from_secs(30);
+        let mut request = Some(request);
+        loop {
+            if let Some(done) = request.take_if(|r| r.is_finished()) {
+                let answer = done.await.unwrap_or_else(|e| Err(e.to_string()));
+                check(&url, &answer)?;
+                // Accepted and done before the key was seen.
+                break;
+            }
+            if key_exists(&probe, &etcd, &key).await {
+                break;
+            }
+            if Instant::now() >= deadline {
+                if let Some(r) = request {
+                    r.abort();
+                }
+                return Err(Error::Timeout {
+                    what: format!("Patroni to accept the switchover from {leader} to {candidate}"),
+                    waited: Duration::from_secs(30),
+                    logs: String::new(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let injected_at = Instant::now();
+        tracing::info!(from = %leader, to = %candidate, "switchover accepted");
+        Ok(SwitchoverGuard {
+            info: FaultInfo {
+                kind: "switchover".into(),
+                mode: format!("{mode} {candidate}"),
+                victim: Some(leader.clone()),
+                injected_at: Timestamp::now(),
+            },
+            cluster: cluster.clone(),
+            url,
+            request,
+            old_primary: leader,
+            candidate,
+            injected_at,
+            rejoin_timeout: self.rejoin_timeout,
+        })
+    }
+}
+
+/// An HTTP client that ignores proxy settings (the cluster is on loopback).
+fn client(url: &str) -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(40))
+        .no_proxy()
+        .build()
+        .map_err(|e| Error::Patroni {
+            url: url.to_string(),
+            source: e,
+        })
+}
+
+/// An error unless Patroni answered 2xx.
+fn check(url: &str, answer: &Answer) -> Result<()> {
+    match answer {
+        Ok((status, _)) if (200..300).contains(status) => Ok(()),
+        Ok((status, body)) => Err(Error::ClusterState(format!(
+            "Patroni refused the switchover (POST {url}: HTTP {status}): {}",
+            body.trim()
+        ))),
+        Err(e) => Err(Error::ClusterState(format!(
+            "switchover request failed (POST {url}): {e}"
+        ))),
+    }
+}
+
+/// Whether etcd (v3 JSON gateway) has `key` with a value: once a switchover
+/// is done Patroni leaves the failover key as `{}` (or empty), not deleted.
+async fn key_exists(http: &reqwest::Client, url: &str, key: &str) -> bool {
+    let body = serde_json::json!({ "key": base64(key.as_bytes()) });
+    let Ok(r) = http
+        .post(url)
+        .json(&body)
+        .timeout(Duration::from_millis(500))
+        .send()
+        .await
+    else {
+        return false;
+    };
+    r.json::<serde_json::Value>().await.is_ok_and(|v| {
+        v["kvs"][0]["value"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty() && s != base64(b"{}"))
+    })
+}
+
+/// Standard base64 with padding (what etcd's JSON gateway expects for keys).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Guard of [`Switchover`]: waits for the switchover to complete. There is
+/// nothing to undo; dropping it leaves Patroni to finish.
+#[derive(Debug)]
+pub struct SwitchoverGuard {
+    info: FaultInfo,
+    cluster: LocalCluster,
+    url: String,
+    request: Option<JoinHandle<Answer>>,
+    old_primary: String,
+    candidate: String,
+    injected_at: Instant,
+    rejoin_timeout: Duration,
+}
+
+impl SwitchoverGuard {
+    /// The primary that was switched away from.
+    pub fn old_primary(&self) -> &str {
+        &self.old_primary
+    }
+
+    /// The standby asked to take over.
+    pub fn candidate(&self) -> &str {
+        &self.candidate
+    }
+}
+
+impl FaultGuard for SwitchoverGuard {
+    fn info(&self) -> &FaultInfo {
+        &self.info
+    }
+
+    fn injected_at(&self) -> Instant {
+        self.injected_at
+    }
+
+    /// Waits for Patroni's answer to the request, until another node is
+    /// primary, then until the old primary streams from it as a replica.
+    async fn heal(mut self) -> Result<Healed> {
+        let start = Instant::now();
+        if let Some(request) = self.request.take() {
+            let answer = request.await.unwrap_or_else(|e| Err(e.to_string()));
+            check(&self.url, &answer)?;
+        }
+        let new_primary = loop {
+            if let Ok(t) = self.cluster.topology().await
+                && let Some(p) = t.primary()
+                && p.name != self.old_primary
+            {
+                break p.name.clone();
+            }
+            if start.elapsed() >= self.rejoin_timeout {
+                return Err(Error::Timeout {
+                    what: format!("a primary other than {}", self.old_primary),
+                    waited: self.rejoin_timeout,
+                    logs: String::new(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        if new_primary != self.candidate {
+            tracing::warn!(candidate = %self.candidate, new_primary = %new_primary, "switched over to another node than asked");
+        }
+        let left = self.rejoin_timeout.saturating_sub(start.elapsed());
+        self.cluster.wait_replica(&self.old_primary, left).await?;
+        tracing::info!(old = %self.old_primary, new = %new_primary, "switchover complete");
+        Ok(Healed {
+            event: "switched over".into(),
+            at: Timestamp::now(),
+            detail: Some(format!("{} -> {new_primary}", self.old_primary)),
+        })
+    }
+}
+
+impl Drop for SwitchoverGuard {
+    fn drop(&mut self) {
+        if self.request.is_some() {
+            tracing::info!(
+                from = %self.old_primary,
+                to = %self.candidate,
+                "switchover guard dropped: Patroni finishes the switchover on its own"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_pads_like_the_standard() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"/chaos/x/failover"), "L2NoYW9zL3gvZmFpbG92ZXI=");
+    }
+}
