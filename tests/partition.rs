@@ -23,6 +23,14 @@ async fn cluster() -> &'static LocalCluster {
         .await
 }
 
+/// This test's turn on the shared cluster, once it is healthy.
+async fn healthy_turn() -> (tokio::sync::MutexGuard<'static, ()>, &'static LocalCluster) {
+    let turn = TURN.lock().await;
+    let c = cluster().await;
+    c.wait_healthy(Duration::from_secs(90)).await.unwrap();
+    (turn, c)
+}
+
 fn is_root() -> bool {
     nix::unistd::Uid::effective().is_root()
 }
@@ -47,9 +55,7 @@ async fn isolating_the_primary_fails_over_and_the_old_primary_acknowledges_nothi
     if !is_root() {
         return;
     }
-    let _turn = TURN.lock().await;
-    let c = cluster().await;
-    c.wait_healthy(Duration::from_secs(90)).await.unwrap();
+    let (_turn, c) = healthy_turn().await;
     let old = c.primary().await.unwrap();
     let old_dsn = c.node(&old).unwrap().dsn();
 
@@ -145,9 +151,7 @@ async fn cutting_replication_below_the_ttl_blocks_commits_without_a_failover() {
     if !is_root() {
         return;
     }
-    let _turn = TURN.lock().await;
-    let c = cluster().await;
-    c.wait_healthy(Duration::from_secs(90)).await.unwrap();
+    let (_turn, c) = healthy_turn().await;
     let before = c.primary().await.unwrap();
     let hold = Duration::from_secs(2);
     let report = Scenario::new("primary_from_replicas")
@@ -173,9 +177,7 @@ async fn cutting_replication_below_the_ttl_blocks_commits_without_a_failover() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_drops_packets_and_its_guard_removes_every_rule() {
     init_tracing();
-    let _turn = TURN.lock().await;
-    let c = cluster().await;
-    c.wait_healthy(Duration::from_secs(90)).await.unwrap();
+    let (_turn, c) = healthy_turn().await;
     let replica = c
         .topology()
         .await

@@ -148,13 +148,7 @@ impl FreezeGuard {
     fn thaw(&mut self) -> Result<()> {
         self.thawed = true;
         // Backends first, postmasters last.
-        let mut first_error = None;
-        for &pid in self.pids.iter().rev() {
-            if let Err(e) = process::signal(pid, Signal::SIGCONT) {
-                first_error.get_or_insert(e);
-            }
-        }
-        first_error.map_or(Ok(()), Err)
+        process::resume_all(&self.pids)
     }
 }
 
@@ -172,14 +166,11 @@ impl FaultGuard for FreezeGuard {
     async fn heal(mut self) -> Result<Healed> {
         self.thaw()?;
         let deadline = Instant::now() + Duration::from_secs(30);
-        while self.pids.iter().any(|&p| process::is_stopped(p)) {
-            if Instant::now() >= deadline {
-                return Err(Error::ClusterState(format!(
-                    "processes of {} still stopped 30 s after SIGCONT",
-                    self.nodes.join(",")
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+        if !process::wait_not_stopped(&self.pids, deadline).await {
+            return Err(Error::ClusterState(format!(
+                "processes of {} still stopped 30 s after SIGCONT",
+                self.nodes.join(",")
+            )));
         }
         for name in &self.nodes {
             let Some(node) = self.cluster.node(name) else {

@@ -194,13 +194,7 @@ impl PauseGuard {
     /// backends stopped. The signals follow each other within microseconds.
     fn resume(&mut self) -> Result<()> {
         self.resumed = true;
-        let mut first_error = None;
-        for &pid in self.pids.iter().rev() {
-            if let Err(e) = process::signal(pid, Signal::SIGCONT) {
-                first_error.get_or_insert(e);
-            }
-        }
-        first_error.map_or(Ok(()), Err)
+        process::resume_all(&self.pids)
     }
 }
 
@@ -219,14 +213,11 @@ impl FaultGuard for PauseGuard {
     async fn heal(mut self) -> Result<Healed> {
         self.resume()?;
         let deadline = Instant::now() + self.resume_timeout;
-        while self.pids.iter().any(|&p| process::is_stopped(p)) {
-            if Instant::now() >= deadline {
-                return Err(Error::ClusterState(format!(
-                    "processes of {} still stopped {:?} after SIGCONT",
-                    self.node, self.resume_timeout
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+        if !process::wait_not_stopped(&self.pids, deadline).await {
+            return Err(Error::ClusterState(format!(
+                "processes of {} still stopped {:?} after SIGCONT",
+                self.node, self.resume_timeout
+            )));
         }
         if let Some(node) = self.cluster.node(&self.node) {
             let url = format!("{}/patroni", node.api_url());

@@ -104,6 +104,30 @@ fn cmdline(pid: i32) -> Option<String> {
     )
 }
 
+/// SIGCONT to `pids` in reverse order, undoing a SIGSTOP sweep that stopped
+/// them in order (parents first): children run again before their parents
+/// notice. Every process is signalled; the first error is returned.
+pub(crate) fn resume_all(pids: &[i32]) -> Result<()> {
+    let mut first_error = None;
+    for &pid in pids.iter().rev() {
+        if let Err(e) = signal(pid, Signal::SIGCONT) {
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Waits until none of `pids` is stopped; false if some still are at `deadline`.
+pub(crate) async fn wait_not_stopped(pids: &[i32], deadline: Instant) -> bool {
+    while pids.iter().any(|&p| is_stopped(p)) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    true
+}
+
 /// Fields of `/proc/<pid>/stat` after the command name.
 fn stat_fields(pid: i32) -> Option<Vec<String>> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
