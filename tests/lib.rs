@@ -27,6 +27,41 @@ fn ppid(pid: i32) -> Option<i32> {
 /// Live processes whose command line mentions `dir`, plus their descendants
 /// (PostgreSQL backends do not mention it).
 pub fn processes_of(dir: &Path) -> Vec<i32> {
+    let mut ours = processes_and_zombies_of(dir);
+    ours.retain(|&p| !matches!(process_state(p), None | Some('Z') | Some('X')));
+    ours
+}
+
+/// The kernel start time of `pid` (clock ticks since boot): with the PID it
+/// names a process even after PID reuse.
+pub fn start_time(pid: i32) -> Option<u64> {
+    stat_after_name(pid)?
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()
+}
+
+/// Every process of `dir` ([`processes_of`], zombies included) with its
+/// start time, to check later with [`still_present`].
+pub fn every_process_of(dir: &Path) -> Vec<(i32, u64)> {
+    processes_and_zombies_of(dir)
+        .into_iter()
+        .filter_map(|p| Some((p, start_time(p)?)))
+        .collect()
+}
+
+/// Those of `procs` that still have a `/proc` entry, as `pid state`: a zombie
+/// counts, since its PID is not free until its parent reaps it.
+pub fn still_present(procs: &[(i32, u64)]) -> Vec<String> {
+    procs
+        .iter()
+        .filter(|&&(p, st)| start_time(p) == Some(st))
+        .map(|&(p, _)| format!("{p} {}", process_state(p).unwrap_or('?')))
+        .collect()
+}
+
+fn processes_and_zombies_of(dir: &Path) -> Vec<i32> {
     let needle = format!("{}/", dir.display());
     let pids: Vec<i32> = std::fs::read_dir("/proc")
         .into_iter()
@@ -58,7 +93,6 @@ pub fn processes_of(dir: &Path) -> Vec<i32> {
         }
         ours.extend(more);
     }
-    ours.retain(|&p| !matches!(process_state(p), None | Some('Z') | Some('X')));
     ours
 }
 

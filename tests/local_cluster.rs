@@ -337,6 +337,27 @@ async fn graceful_delete_hands_over_and_rejoins() {
         .wait_healthy(Duration::from_secs(60))
         .await
         .expect("the stopped node rejoined and the cluster is healthy again");
+
+    // `stop` returns only once every process of the cluster is gone, zombies
+    // included (orphaned postmasters and loggers wait for init to reap them).
+    let dir = cluster.dir().to_path_buf();
+    let before = chaos_tests::every_process_of(&dir);
+    assert!(
+        before.len() >= 7,
+        "etcd, 3 Patroni, 3 postmasters: {before:?}"
+    );
+    cluster.stop();
+    let left = chaos_tests::still_present(&before);
+    assert!(
+        left.is_empty(),
+        "present after stop: {left:?} of {before:?}"
+    );
+    let mentioning = chaos_tests::every_process_of(&dir);
+    assert!(
+        mentioning.is_empty(),
+        "{mentioning:?} name {}",
+        dir.display()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,11 +8,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chaos_core::experiment::{DEFAULT_RECOVERY_TIMEOUT, DEFAULT_WARMUP};
-use chaos_core::fault::FaultKind;
+use chaos_core::fault::{FaultKind, FaultSpec};
 use chaos_core::probe::{DEFAULT_INTERVAL, DEFAULT_WRITERS};
 use chaos_core::report::default_report_dir;
 use chaos_core::slo::{Rpo, Slo, parse_duration};
-use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+use clap::builder::{PossibleValue, TypedValueParser};
 use clap::error::ErrorKind;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
@@ -44,8 +44,9 @@ Examples:
     --fault-cmd 'ssh db1 sudo systemctl stop patroni' --heal-cmd 'ssh db1 sudo systemctl start patroni'
 
 Fault and heal commands run with `sh -c` and see CHAOS_PRIMARY (the current
-primary, when the target knows it) and CHAOS_TARGET_KIND. The fault is in
-effect when the command exits 0.
+primary, when the target knows it), CHAOS_TARGET_KIND and, for a fault given
+with a value (--fault primary-packet-loss=30%), CHAOS_FAULT_ARG. The fault is
+in effect when the command exits 0.
 
 The JSON and JUnit XML reports go to --report-dir as <name>.json and <name>.xml.
 
@@ -136,8 +137,9 @@ pub struct RunArgs {
     pub ready_timeout: Option<Dur>,
 
     /// The fault to inject [default: kill-primary, unless --fault-cmd is given].
-    #[arg(long, value_name = "FAULT", value_parser = fault_kind_parser(), help_heading = "Fault")]
-    pub fault: Option<FaultKind>,
+    /// Some take a value: `--fault throttle-primary-disk=1MiB/s`.
+    #[arg(long, value_name = "FAULT[=VALUE]", value_parser = FaultParser, help_heading = "Fault")]
+    pub fault: Option<FaultSpec>,
 
     /// Shell command that injects the fault. With --fault, it is how that fault is
     /// done (on an external cluster, its only way); alone, a fault named `shell`.
@@ -327,12 +329,45 @@ fn parse_rpo(s: &str) -> Result<Rpo, String> {
         })
 }
 
-/// `--fault`: the built-in faults by the names chaos-core gives them.
-fn fault_kind_parser() -> impl TypedValueParser<Value = FaultKind> {
-    PossibleValuesParser::new(
-        FaultKind::ALL.map(|k| PossibleValue::new(k.name()).help(fault_help(k))),
-    )
-    .try_map(|name| FaultKind::parse(&name))
+/// `--fault`: the built-in faults by the names chaos-core gives them, some
+/// with a value (`NAME=VALUE`, parsed by [`FaultSpec`]).
+#[derive(Clone, Copy)]
+struct FaultParser;
+
+impl TypedValueParser for FaultParser {
+    type Value = FaultSpec;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<FaultSpec, clap::Error> {
+        let text = value.to_str().ok_or_else(|| {
+            clap::Error::raw(ErrorKind::InvalidUtf8, "--fault must be UTF-8\n").with_cmd(cmd)
+        })?;
+        FaultSpec::parse(text).map_err(|e| {
+            let flag = arg.map_or("--fault".to_string(), |a| a.to_string());
+            clap::Error::raw(
+                ErrorKind::InvalidValue,
+                format!("invalid value '{text}' for '{flag}': {e}\n"),
+            )
+            .with_cmd(cmd)
+        })
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(FaultKind::ALL.into_iter().map(|k| {
+            let name = match k {
+                FaultKind::ThrottlePrimaryDisk => "throttle-primary-disk=RATE",
+                FaultKind::PrimaryBandwidth => "primary-bandwidth=RATE",
+                FaultKind::PrimaryPacketLoss => "primary-packet-loss=PERCENT",
+                FaultKind::PrimaryLatency => "primary-latency=DELAY",
+                _ => k.name(),
+            };
+            PossibleValue::new(name).help(fault_help(k))
+        })))
+    }
 }
 
 fn fault_help(kind: FaultKind) -> &'static str {
@@ -352,6 +387,18 @@ fn fault_help(kind: FaultKind) -> &'static str {
         }
         FaultKind::StopDcs => "kill etcd, the DCS (the leader demotes itself); use with --hold",
         FaultKind::Switchover => "planned switchover to the synchronous standby (Patroni API)",
+        FaultKind::ThrottlePrimaryDisk => {
+            "throttle the primary's disk writes (RATE like 1MiB/s, or 100iops; root); use with --hold"
+        }
+        FaultKind::PrimaryPacketLoss => {
+            "drop PERCENT of the primary's packets at random (root); use with --hold"
+        }
+        FaultKind::PrimaryBandwidth => {
+            "limit the primary's links to RATE each way, e.g. 1MiB/s (root); use with --hold"
+        }
+        FaultKind::PrimaryLatency => {
+            "delay the primary's packets by DELAY (root, needs the kernel's netem)"
+        }
         _ => "",
     }
 }
@@ -400,11 +447,17 @@ mod tests {
     #[test]
     fn faults_are_named_as_in_the_library() {
         for kind in FaultKind::ALL {
-            let a = parse_args(&["--fault", kind.name()]).expect("a built-in fault");
-            assert_eq!(a.fault, Some(kind));
+            let spec = FaultSpec::from(kind).to_string();
+            let a = parse_args(&["--fault", &spec]).expect("a built-in fault");
+            assert_eq!(a.fault.map(|f| f.kind()), Some(kind));
         }
+        let a = parse_args(&["--fault", "throttle-primary-disk=256KiB/s"]).expect("a rate");
+        assert_eq!(a.fault.unwrap().arg(), Some("256KiB/s"));
         let e = parse_args(&["--fault", "bogus"]).expect_err("unknown fault");
         assert_eq!(e.kind(), ErrorKind::InvalidValue);
+        assert!(e.to_string().contains("kill-primary"), "{e}");
+        let e = parse_args(&["--fault", "primary-packet-loss=200%"]).expect_err("bad value");
+        assert!(e.to_string().contains("at most 100"), "{e}");
     }
 
     #[test]

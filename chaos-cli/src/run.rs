@@ -12,10 +12,7 @@ use chaos_core::cluster::external::{ENV_NODE_DSNS, ENV_RW_DSN, ExternalCluster, 
 use chaos_core::cluster::local::LocalCluster;
 use chaos_core::dsn::redact;
 use chaos_core::experiment::{DEFAULT_RECOVERY_TIMEOUT, DEFAULT_TIMEOUT, RunOutcome};
-use chaos_core::fault::{
-    DeletePrimary, FaultKind, FreezePrimary, FreezeReplicas, PartitionNetwork, PauseNode, Shell,
-    StopDcs, Switchover,
-};
+use chaos_core::fault::{FaultKind, FaultSpec, Shell};
 use chaos_core::probe::ProbeConfig;
 use chaos_core::{Error, Experiment, FailoverCtx};
 
@@ -98,7 +95,7 @@ fn scrub(msg: &str, secrets: &[String]) -> String {
 enum FaultPlan {
     /// A built-in fault: the target does it its own way (on an external
     /// cluster, with the command registered for it).
-    Builtin(FaultKind),
+    Builtin(FaultSpec),
     /// Shell commands.
     Shell(Shell),
 }
@@ -113,15 +110,15 @@ impl FaultPlan {
                 None => s,
             }
         };
-        match (args.fault, args.fault_cmd.as_deref(), args.target) {
-            (None, None, _) => FaultPlan::Builtin(FaultKind::KillPrimary),
-            (Some(kind), None, _) => FaultPlan::Builtin(kind),
+        match (args.fault.clone(), args.fault_cmd.as_deref(), args.target) {
+            (None, None, _) => FaultPlan::Builtin(FaultKind::KillPrimary.into()),
+            (Some(spec), None, _) => FaultPlan::Builtin(spec),
             (None, Some(cmd), _) => FaultPlan::Shell(shell(cmd)),
             // The external cluster gets the command as that fault's own.
-            (Some(kind), Some(_), TargetKind::External) => FaultPlan::Builtin(kind),
+            (Some(spec), Some(_), TargetKind::External) => FaultPlan::Builtin(spec),
             // Elsewhere the command does the fault, under the fault's name.
-            (Some(kind), Some(cmd), TargetKind::Local) => {
-                FaultPlan::Shell(shell(cmd).name(kind.name()))
+            (Some(spec), Some(cmd), TargetKind::Local) => {
+                FaultPlan::Shell(shell(cmd).name(spec.kind().name()))
             }
         }
     }
@@ -132,31 +129,7 @@ impl FaultPlan {
         ctx: &mut FailoverCtx,
     ) -> chaos_core::Result<chaos_core::experiment::FaultHandle> {
         match self {
-            FaultPlan::Builtin(FaultKind::KillPrimary) => ctx.inject(DeletePrimary::kill()).await,
-            FaultPlan::Builtin(FaultKind::StopPrimary) => {
-                ctx.inject(DeletePrimary::graceful()).await
-            }
-            FaultPlan::Builtin(FaultKind::FreezePrimary) => ctx.inject(FreezePrimary::new()).await,
-            FaultPlan::Builtin(FaultKind::FreezeReplicas) => {
-                ctx.inject(FreezeReplicas::new()).await
-            }
-            FaultPlan::Builtin(FaultKind::PauseNode) => ctx.inject(PauseNode::primary()).await,
-            FaultPlan::Builtin(FaultKind::StopDcs) => ctx.inject(StopDcs::new()).await,
-            FaultPlan::Builtin(FaultKind::Switchover) => {
-                ctx.inject(Switchover::to_sync_standby()).await
-            }
-            FaultPlan::Builtin(FaultKind::IsolatePrimary) => {
-                ctx.inject(PartitionNetwork::isolate_primary()).await
-            }
-            FaultPlan::Builtin(FaultKind::PartitionPrimaryFromReplicas) => {
-                ctx.inject(PartitionNetwork::primary_from_replicas()).await
-            }
-            FaultPlan::Builtin(other) => Err(Error::Unsupported {
-                fault: other.name().to_string(),
-                target: ctx.target().kind().to_string(),
-                supported_by: "a newer `chaos` command line (this one does not know the fault)"
-                    .into(),
-            }),
+            FaultPlan::Builtin(spec) => ctx.inject(spec).await,
             FaultPlan::Shell(shell) => ctx.inject(shell).await,
         }
     }
@@ -239,6 +212,12 @@ async fn connect(
                 args.nodes
             ));
             let mut builder = LocalCluster::builder().nodes(args.nodes);
+            if let FaultPlan::Builtin(spec) = fault
+                && spec.kind() == FaultKind::ThrottlePrimaryDisk
+            {
+                // The primary's disk must be a device of its own to be throttled.
+                builder = builder.disk_faults(true);
+            }
             if let Some(t) = args.ready_timeout {
                 builder = builder.ready_timeout(t.0);
             }
@@ -283,7 +262,8 @@ fn external(args: &RunArgs, fault: &FaultPlan) -> Result<ExternalCluster, String
     let mut builder = ExternalCluster::builder(rw).node_dsns(args.node_dsns.iter().cloned());
     // A built-in fault needs its command: --fault-cmd, else CHAOS_<FAULT>_CMD
     // read the way the library reads it.
-    if let FaultPlan::Builtin(kind) = *fault {
+    if let FaultPlan::Builtin(spec) = fault {
+        let kind = spec.kind();
         let cmd = match &args.fault_cmd {
             Some(inject) => FaultCommand {
                 inject: inject.clone(),

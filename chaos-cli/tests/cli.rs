@@ -346,6 +346,42 @@ fn a_partition_runs_from_the_command_line() {
 }
 
 #[test]
+fn a_disk_throttle_with_its_rate_runs_from_the_command_line() {
+    if !nix::unistd::Uid::effective().is_root() {
+        return;
+    }
+    let dir = report_dir("throttle");
+    let dir_arg = dir.display().to_string();
+    let (code, out, err) = run(chaos(&[
+        "run",
+        "--fault",
+        "throttle-primary-disk=64KiB/s",
+        "--hold",
+        "2s",
+        "--max-rto",
+        "30s",
+        "--warmup",
+        "1s",
+        "--nodes",
+        "2",
+        "--report-dir",
+        &dir_arg,
+        "--name",
+        "cli_throttle",
+    ]));
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let json = read_json(&dir.join("cli_throttle.json"));
+    let fault = &json["faults"][0];
+    assert_eq!(fault["kind"], "throttle-primary-disk", "{json}");
+    assert!(
+        fault["mode"].as_str().unwrap_or("").contains("64 KiB/s"),
+        "{json}"
+    );
+    assert_eq!(json["writes"]["lost"], 0, "{json}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn an_external_cluster_is_measured_from_the_command_line() {
     let pair = Pair::start(true).expect("a primary and a synchronous standby");
     let dir = report_dir("external");

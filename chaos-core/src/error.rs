@@ -144,6 +144,19 @@ pub enum Error {
         how: &'static str,
     },
 
+    /// The kernel lacks a feature a fault needs (e.g. the netem qdisc).
+    #[error("{fault} needs the kernel feature {feature}, which this kernel lacks ({found}); {how}")]
+    KernelFeature {
+        /// The fault, e.g. `primary-latency`.
+        fault: String,
+        /// The feature, e.g. `netem (sch_netem)`.
+        feature: &'static str,
+        /// What probing for it found.
+        found: String,
+        /// What to do instead.
+        how: &'static str,
+    },
+
     /// A directory that should be private to the library is unusable.
     #[error("work directory {path}: {reason}")]
     WorkDir {

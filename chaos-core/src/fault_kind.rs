@@ -29,11 +29,19 @@ pub enum FaultKind {
     StopDcs,
     /// `Switchover::to_sync_standby()`.
     Switchover,
+    /// `ThrottleDisk::primary()`; takes a rate (`throttle-primary-disk=1MiB/s`).
+    ThrottlePrimaryDisk,
+    /// `PacketLoss` on the primary's links; takes a percentage (`primary-packet-loss=30%`).
+    PrimaryPacketLoss,
+    /// `Bandwidth` on the primary's links; takes a rate (`primary-bandwidth=1MiB/s`).
+    PrimaryBandwidth,
+    /// `Latency` on the primary's links; takes a delay (`primary-latency=100ms`).
+    PrimaryLatency,
 }
 
 impl FaultKind {
     /// Every built-in fault.
-    pub const ALL: [FaultKind; 9] = [
+    pub const ALL: [FaultKind; 13] = [
         FaultKind::KillPrimary,
         FaultKind::StopPrimary,
         FaultKind::FreezePrimary,
@@ -43,6 +51,10 @@ impl FaultKind {
         FaultKind::PauseNode,
         FaultKind::StopDcs,
         FaultKind::Switchover,
+        FaultKind::ThrottlePrimaryDisk,
+        FaultKind::PrimaryPacketLoss,
+        FaultKind::PrimaryBandwidth,
+        FaultKind::PrimaryLatency,
     ];
 
     /// The fault's name, e.g. `kill-primary`.
@@ -57,6 +69,10 @@ impl FaultKind {
             FaultKind::PauseNode => "pause-primary",
             FaultKind::StopDcs => "stop-dcs",
             FaultKind::Switchover => "switchover",
+            FaultKind::ThrottlePrimaryDisk => "throttle-primary-disk",
+            FaultKind::PrimaryPacketLoss => "primary-packet-loss",
+            FaultKind::PrimaryBandwidth => "primary-bandwidth",
+            FaultKind::PrimaryLatency => "primary-latency",
         }
     }
 
@@ -78,7 +94,8 @@ impl FaultKind {
                 field: "fault",
                 expected: "one of kill-primary, stop-primary, freeze-primary, freeze-replicas, \
                            isolate-primary, partition-primary-from-replicas, \
-                           pause-primary, stop-dcs, switchover",
+                           pause-primary, stop-dcs, switchover, throttle-primary-disk, \
+                           primary-packet-loss, primary-bandwidth, primary-latency",
                 found: name.to_string(),
             })
     }

@@ -183,8 +183,8 @@ pub mod prelude {
     pub use crate::experiment::{Experiment, FailoverCtx, FaultHandle, WorkloadHandle};
     pub use crate::failover_test;
     pub use crate::fault::{
-        DeletePrimary, Fault, FaultGuard, FaultKind, FreezePrimary, FreezeReplicas,
-        PartitionNetwork, PauseNode, Shell, StopDcs, Switchover,
+        Bandwidth, DeletePrimary, Fault, FaultGuard, FaultKind, FreezePrimary, FreezeReplicas,
+        Latency, PacketLoss, PartitionNetwork, PauseNode, Shell, StopDcs, Switchover, ThrottleDisk,
     };
     pub use crate::probe::{ProbeConfig, WriteProbe};
     pub use crate::report::Report;

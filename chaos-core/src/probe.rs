@@ -111,7 +111,8 @@ pub const DEFAULT_WRITERS: u32 = 2;
 pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Settings of a [`WriteProbe`]. `Default`: [`DEFAULT_WRITERS`] writers, one
-/// write every [`DEFAULT_INTERVAL`] each.
+/// write every [`DEFAULT_INTERVAL`] each, each writer on one connection it
+/// keeps until a write fails, hosts of a multi-host DSN tried in order.
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct ProbeConfig {
@@ -119,6 +120,8 @@ pub struct ProbeConfig {
     interval: Duration,
     connect_timeout: Duration,
     commit_timeout: Duration,
+    reconnect_each_write: bool,
+    load_balance_hosts: bool,
 }
 
 impl Default for ProbeConfig {
@@ -128,6 +131,8 @@ impl Default for ProbeConfig {
             interval: DEFAULT_INTERVAL,
             connect_timeout: Duration::from_secs(2),
             commit_timeout: Duration::from_secs(5),
+            reconnect_each_write: false,
+            load_balance_hosts: false,
         }
     }
 }
@@ -155,6 +160,33 @@ impl ProbeConfig {
     /// indeterminate (default 5 s).
     pub fn commit_timeout(mut self, timeout: Duration) -> Self {
         self.commit_timeout = timeout;
+        self
+    }
+
+    /// Whether each write opens a connection of its own and closes it after
+    /// the reply, as applications without a connection pool do (CGI and PHP
+    /// pages, serverless functions, cron jobs, shell scripts) (default off:
+    /// a writer keeps its connection until a write fails). Every write then
+    /// goes through host selection again: with a multi-host DSN it reaches
+    /// whichever server accepts writes *now*, so if two do at once (a
+    /// split-brain), writes reach both, and the report counts the
+    /// acknowledgements on the older timeline. Each write's latency includes
+    /// the connection set-up.
+    pub fn reconnect_each_write(mut self, enabled: bool) -> Self {
+        self.reconnect_each_write = enabled;
+        self
+    }
+
+    /// Whether a writer tries the hosts of a multi-host DSN in random order
+    /// whenever it connects, instead of in the order listed (default off):
+    /// libpq's `load_balance_hosts=random` (PostgreSQL 16 clients, pgJDBC's
+    /// `loadBalanceHosts`), which the probe adds to the DSN. With
+    /// `target_session_attrs=read-write` a connection still ends on a server
+    /// that accepts writes, but on any of them when there are several.
+    /// Combine with [`reconnect_each_write`](Self::reconnect_each_write) to
+    /// spread every write.
+    pub fn load_balance_hosts(mut self, enabled: bool) -> Self {
+        self.load_balance_hosts = enabled;
         self
     }
 
@@ -297,6 +329,11 @@ impl WriteProbe {
         check_probe_table(&client).await?;
         drop(client);
 
+        let dsn = if config.load_balance_hosts {
+            with_random_host_order(rw_dsn)
+        } else {
+            rw_dsn.to_string()
+        };
         let run_id = crate::run_id::new_run_id();
         let stop = Arc::new(AtomicBool::new(false));
         let origin = (Instant::now(), SystemTime::now());
@@ -306,7 +343,7 @@ impl WriteProbe {
                 let writer = Writer {
                     id: w,
                     run_id: run_id.clone(),
-                    dsn: rw_dsn.to_string(),
+                    dsn: dsn.clone(),
                     config: config.clone(),
                     stop: stop.clone(),
                     counters: counters.clone(),
@@ -463,11 +500,23 @@ impl Writer {
                 },
             },
         };
-        if !matches!(outcome, Outcome::Acknowledged { .. }) {
+        if self.config.reconnect_each_write || !matches!(outcome, Outcome::Acknowledged { .. }) {
             // Start afresh: the connection may point at a demoted or dead server.
             *session = None;
         }
         outcome
+    }
+}
+
+/// `dsn` with `load_balance_hosts=random` added, in its own syntax (URL or
+/// `key=value` pairs).
+fn with_random_host_order(dsn: &str) -> String {
+    const PARAM: &str = "load_balance_hosts=random";
+    if dsn.contains("://") {
+        let sep = if dsn.contains('?') { '&' } else { '?' };
+        format!("{dsn}{sep}{PARAM}")
+    } else {
+        format!("{} {PARAM}", dsn.trim_end())
     }
 }
 
@@ -517,4 +566,41 @@ fn ack_from(messages: &[tokio_postgres::SimpleQueryMessage]) -> Option<Outcome> 
         }
         _ => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_postgres::config::LoadBalanceHosts;
+
+    #[test]
+    fn random_host_order_is_added_in_the_dsn_s_own_syntax() {
+        for (dsn, want) in [
+            (
+                "postgresql://u@h1:1,h2:2/db?target_session_attrs=read-write",
+                "postgresql://u@h1:1,h2:2/db?target_session_attrs=read-write&load_balance_hosts=random",
+            ),
+            (
+                "postgresql://u@h1:1,h2:2/db",
+                "postgresql://u@h1:1,h2:2/db?load_balance_hosts=random",
+            ),
+            (
+                "host=h1,h2 port=1,2 user=u",
+                "host=h1,h2 port=1,2 user=u load_balance_hosts=random",
+            ),
+        ] {
+            let out = with_random_host_order(dsn);
+            assert_eq!(out, want);
+            let parsed: tokio_postgres::Config = out.parse().unwrap();
+            assert_eq!(parsed.get_load_balance_hosts(), LoadBalanceHosts::Random);
+        }
+    }
+
+    #[test]
+    fn the_default_probe_keeps_its_connections_and_host_order() {
+        let c = ProbeConfig::default();
+        assert!(!c.reconnect_each_write && !c.load_balance_hosts);
+        let c = c.reconnect_each_write(true).load_balance_hosts(true);
+        assert!(c.reconnect_each_write && c.load_balance_hosts);
+    }
 }

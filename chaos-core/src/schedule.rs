@@ -25,7 +25,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 
 use crate::Result;
-use crate::fault::{DeletePrimary, FreezePrimary};
+use crate::fault::{DeletePrimary, FreezePrimary, PartitionNetwork, PauseNode, Switchover};
 use crate::harness::FailoverCtx;
 
 /// One fault of a schedule.
@@ -40,6 +40,19 @@ pub enum ScheduledFault {
         /// How long the primary stays frozen.
         hold: Duration,
     },
+    /// `PauseNode::primary()` (Patroni stopped too) held for the given time.
+    PausePrimary {
+        /// How long the node stays paused.
+        hold: Duration,
+    },
+    /// `PartitionNetwork::isolate_primary()` held for the given time (needs
+    /// root; only generated where network faults are available).
+    IsolatePrimary {
+        /// How long the partition lasts.
+        hold: Duration,
+    },
+    /// `Switchover::to_sync_standby()`.
+    Switchover,
 }
 
 /// A fault after a delay.
@@ -70,6 +83,13 @@ impl fmt::Display for Schedule {
                     ScheduledFault::FreezePrimary { hold } => {
                         format!("freeze the primary for {}ms", hold.as_millis())
                     }
+                    ScheduledFault::PausePrimary { hold } => {
+                        format!("pause the primary's node for {}ms", hold.as_millis())
+                    }
+                    ScheduledFault::IsolatePrimary { hold } => {
+                        format!("isolate the primary for {}ms", hold.as_millis())
+                    }
+                    ScheduledFault::Switchover => "switch over".to_string(),
                 };
                 format!("after {}ms {what}", s.delay.as_millis())
             })
@@ -78,16 +98,34 @@ impl fmt::Display for Schedule {
     }
 }
 
-/// Schedules of 1 to `max_steps` faults, delays of 0–2 s and freezes of
-/// 0.2–2 s (below the local cluster's 5 s ttl), in 100 ms steps.
+/// Schedules of 1 to `max_steps` faults, delays of 0–2 s, in 100 ms steps:
+/// kills, clean stops, switchovers, freezes and node pauses of 0.2–2 s (below
+/// the local cluster's 5 s ttl) and — where network faults are available
+/// (root) — primary isolations of 0.5–8 s (below and above the ttl). A seed
+/// replays the same schedules on a machine of the same kind (root or not).
 pub fn schedules(max_steps: usize) -> impl Strategy<Value = Schedule> {
-    let fault = prop_oneof![
-        Just(ScheduledFault::KillPrimary),
-        Just(ScheduledFault::StopPrimary),
-        (2u64..=20).prop_map(|h| ScheduledFault::FreezePrimary {
-            hold: Duration::from_millis(h * 100)
-        }),
+    let short = || (2u64..=20).prop_map(|h| Duration::from_millis(h * 100));
+    let mut faults = vec![
+        Just(ScheduledFault::KillPrimary).boxed(),
+        Just(ScheduledFault::StopPrimary).boxed(),
+        Just(ScheduledFault::Switchover).boxed(),
+        short()
+            .prop_map(|hold| ScheduledFault::FreezePrimary { hold })
+            .boxed(),
+        short()
+            .prop_map(|hold| ScheduledFault::PausePrimary { hold })
+            .boxed(),
     ];
+    if crate::cluster::local::netfilter::unavailable().is_none() {
+        faults.push(
+            (1u64..=16)
+                .prop_map(|h| ScheduledFault::IsolatePrimary {
+                    hold: Duration::from_millis(h * 500),
+                })
+                .boxed(),
+        );
+    }
+    let fault = proptest::strategy::Union::new(faults);
     let step = (0u64..=20, fault).prop_map(|(d, fault)| Step {
         delay: Duration::from_millis(d * 100),
         fault,
@@ -183,6 +221,23 @@ impl FailoverCtx {
                     self.heal(handle).await?;
                     self.wait_recovered().await?;
                 }
+                ScheduledFault::PausePrimary { hold } => {
+                    let handle = self.inject(PauseNode::primary()).await?;
+                    tokio::time::sleep(*hold).await;
+                    self.heal(handle).await?;
+                    self.wait_recovered().await?;
+                }
+                ScheduledFault::IsolatePrimary { hold } => {
+                    let handle = self.inject(PartitionNetwork::isolate_primary()).await?;
+                    tokio::time::sleep(*hold).await;
+                    self.heal(handle).await?;
+                    self.wait_recovered().await?;
+                }
+                ScheduledFault::Switchover => {
+                    let handle = self.inject(Switchover::to_sync_standby()).await?;
+                    self.wait_recovered().await?;
+                    self.heal(handle).await?;
+                }
             }
             self.target().wait_healthy(Duration::from_secs(90)).await?;
         }
@@ -215,8 +270,19 @@ mod tests {
             assert!((1..=2).contains(&s.steps.len()));
             for step in &s.steps {
                 assert!(step.delay <= Duration::from_secs(2));
-                if let ScheduledFault::FreezePrimary { hold } = step.fault {
-                    assert!(hold >= Duration::from_millis(200) && hold <= Duration::from_secs(2));
+                match step.fault {
+                    ScheduledFault::FreezePrimary { hold }
+                    | ScheduledFault::PausePrimary { hold } => {
+                        assert!(
+                            hold >= Duration::from_millis(200) && hold <= Duration::from_secs(2)
+                        );
+                    }
+                    ScheduledFault::IsolatePrimary { hold } => {
+                        assert!(
+                            hold >= Duration::from_millis(500) && hold <= Duration::from_secs(8)
+                        );
+                    }
+                    _ => {}
                 }
             }
         }

@@ -19,10 +19,13 @@
 mod dcs;
 mod delete_primary;
 mod freeze;
+mod link;
 mod partition;
 mod pause;
 mod shell;
+mod spec;
 mod switchover;
+mod throttle;
 
 use std::fmt;
 use std::future::Future;
@@ -35,10 +38,13 @@ pub use crate::fault_kind::FaultKind;
 pub use dcs::{StopDcs, StopDcsGuard};
 pub use delete_primary::{DeleteMode, DeletePrimary, DeletePrimaryGuard};
 pub use freeze::{FreezeGuard, FreezePrimary, FreezeReplicas};
+pub use link::{Bandwidth, Latency, LinkGuard, PacketLoss};
 pub use partition::{Direction, PartitionGuard, PartitionNetwork};
 pub use pause::{PauseGuard, PauseNode};
 pub use shell::{Shell, ShellGuard};
+pub use spec::FaultSpec;
 pub use switchover::{Switchover, SwitchoverGuard};
+pub use throttle::{ThrottleDisk, ThrottleGuard};
 
 use crate::cluster::Target;
 use crate::timeline::Timestamp;
@@ -174,12 +180,12 @@ where
     })
 }
 
-/// Injects built-in fault `kind` into an external cluster by running the
-/// command it was given for it.
-async fn by_command(
+/// The command an external cluster was given for built-in fault `kind`, as a
+/// [`Shell`] fault under the fault's name.
+fn command_for(
     target: &crate::cluster::external::ExternalCluster,
     kind: FaultKind,
-) -> Result<ShellGuard> {
+) -> Result<Shell> {
     let Some(cmd) = target.fault_command_for(kind) else {
         return Err(Error::Unsupported {
             fault: kind.name().to_string(),
@@ -197,7 +203,17 @@ async fn by_command(
     if let Some(h) = &cmd.heal {
         shell = shell.heal(h.clone());
     }
-    Fault::<crate::cluster::external::ExternalCluster>::inject(shell, target).await
+    Ok(shell)
+}
+
+/// Injects built-in fault `kind` into an external cluster by running the
+/// command it was given for it.
+async fn by_command(
+    target: &crate::cluster::external::ExternalCluster,
+    kind: FaultKind,
+) -> Result<ShellGuard> {
+    Fault::<crate::cluster::external::ExternalCluster>::inject(command_for(target, kind)?, target)
+        .await
 }
 
 macro_rules! builtin_by_command {
@@ -216,13 +232,17 @@ macro_rules! builtin_by_command {
 }
 
 builtin_by_command!(
+    Bandwidth,
     DeletePrimary,
     FreezePrimary,
     FreezeReplicas,
+    Latency,
+    PacketLoss,
     PartitionNetwork,
     PauseNode,
     StopDcs,
-    Switchover
+    Switchover,
+    ThrottleDisk
 );
 
 macro_rules! builtin_on_any_target {
@@ -239,11 +259,15 @@ macro_rules! builtin_on_any_target {
 }
 
 builtin_on_any_target!(
+    Bandwidth,
     DeletePrimary,
     FreezePrimary,
     FreezeReplicas,
+    Latency,
+    PacketLoss,
     PartitionNetwork,
     PauseNode,
     StopDcs,
-    Switchover
+    Switchover,
+    ThrottleDisk
 );

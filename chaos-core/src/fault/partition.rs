@@ -6,13 +6,14 @@
 
 use std::time::{Duration, Instant};
 
+use super::link::Links;
 use super::{Fault, FaultGuard, FaultInfo, FaultKind, Healed};
 use crate::cluster::local::LocalCluster;
-use crate::cluster::local::netfilter::{CLIENTS, DCS};
 use crate::timeline::Timestamp;
 use crate::{Error, Result};
 
-/// Which way packets are dropped, seen from the partitioned node.
+/// Which way a network fault acts (packets dropped, lost or limited), seen
+/// from the node it hits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Direction {
     /// Both ways (default).
@@ -43,11 +44,7 @@ pub enum Direction {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use]
 pub struct PartitionNetwork {
-    node: Option<String>,
-    nodes: bool,
-    dcs: bool,
-    clients: bool,
-    direction: Direction,
+    links: Links,
 }
 
 impl PartitionNetwork {
@@ -56,11 +53,7 @@ impl PartitionNetwork {
     /// acknowledging).
     pub fn isolate_primary() -> Self {
         PartitionNetwork {
-            node: None,
-            nodes: true,
-            dcs: true,
-            clients: false,
-            direction: Direction::Both,
+            links: Links::all().with_clients(false),
         }
     }
 
@@ -68,45 +61,44 @@ impl PartitionNetwork {
     /// other, both keep the DCS and clients.
     pub fn primary_from_replicas() -> Self {
         PartitionNetwork {
-            dcs: false,
-            ..Self::isolate_primary()
+            links: Self::isolate_primary().links.with_dcs(false),
         }
     }
 
     /// Partitions node `name` instead of the primary.
     pub fn node(mut self, name: impl Into<String>) -> Self {
-        self.node = Some(name.into());
+        self.links = self.links.node(name);
         self
     }
 
     /// Whether the node loses the other nodes.
     pub fn from_nodes(mut self, cut: bool) -> Self {
-        self.nodes = cut;
+        self.links = self.links.with_nodes(cut);
         self
     }
 
     /// Whether the node loses the DCS.
     pub fn from_dcs(mut self, cut: bool) -> Self {
-        self.dcs = cut;
+        self.links = self.links.with_dcs(cut);
         self
     }
 
     /// Whether the node loses its clients (every process outside the cluster,
     /// HAProxy included).
     pub fn from_clients(mut self, cut: bool) -> Self {
-        self.clients = cut;
+        self.links = self.links.with_clients(cut);
         self
     }
 
     /// Which way packets are dropped.
     pub fn direction(mut self, direction: Direction) -> Self {
-        self.direction = direction;
+        self.links = self.links.direction(direction);
         self
     }
 
     /// The built-in fault this is.
     pub fn kind(&self) -> FaultKind {
-        if !self.dcs && self.nodes && !self.clients {
+        if !self.links.dcs() && self.links.nodes() && !self.links.clients() {
             FaultKind::PartitionPrimaryFromReplicas
         } else {
             FaultKind::IsolatePrimary
@@ -114,20 +106,7 @@ impl PartitionNetwork {
     }
 
     fn describe(&self) -> String {
-        let peers: Vec<&str> = [
-            (self.nodes, "nodes"),
-            (self.dcs, "dcs"),
-            (self.clients, "clients"),
-        ]
-        .into_iter()
-        .filter_map(|(on, name)| on.then_some(name))
-        .collect();
-        let way = match self.direction {
-            Direction::Both => "both ways",
-            Direction::Outbound => "outbound",
-            Direction::Inbound => "inbound",
-        };
-        format!("drop {} {way}", peers.join("+"))
+        format!("drop {}", self.links.describe())
     }
 }
 
@@ -141,46 +120,7 @@ impl Fault<LocalCluster> for PartitionNetwork {
             found: why.to_string(),
             how: "run as root (e.g. `sudo -E cargo test`); the cluster puts each node in a cgroup at boot",
         })?;
-        let victim = match &self.node {
-            Some(n) => n.clone(),
-            None => cluster.primary().await?,
-        };
-        let me = net
-            .group(&victim)
-            .ok_or_else(|| Error::ClusterState(format!("no node called {victim}")))?
-            .index;
-        let mut peers = Vec::new();
-        if self.nodes {
-            peers.extend(
-                cluster
-                    .nodes()
-                    .iter()
-                    .filter(|n| n.name != victim)
-                    .filter_map(|n| net.group(&n.name).map(|g| g.index)),
-            );
-        }
-        if self.dcs {
-            peers.push(DCS);
-        }
-        if self.clients {
-            peers.push(CLIENTS);
-        }
-        if peers.is_empty() {
-            return Err(Error::Config {
-                field: "PartitionNetwork",
-                expected: "at least one of the nodes, the DCS or clients to cut",
-                found: "none".into(),
-            });
-        }
-        let mut pairs = Vec::new();
-        for &p in &peers {
-            if self.direction != Direction::Inbound {
-                pairs.push((me, p));
-            }
-            if self.direction != Direction::Outbound {
-                pairs.push((p, me));
-            }
-        }
+        let (victim, _, pairs) = self.links.resolve(cluster, net, "PartitionNetwork").await?;
         let chain = net.cut(&pairs)?;
         let info = FaultInfo {
             kind: self.kind().name().into(),

@@ -38,6 +38,7 @@ pub struct Shell {
     heal: Option<String>,
     name: String,
     timeout: Duration,
+    env: Vec<(&'static str, String)>,
 }
 
 impl Shell {
@@ -48,6 +49,7 @@ impl Shell {
             heal: None,
             name: "shell".into(),
             timeout: Duration::from_secs(120),
+            env: Vec::new(),
         }
     }
 
@@ -60,6 +62,13 @@ impl Shell {
     /// The fault's kind in the report (default `shell`).
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
+        self
+    }
+
+    /// An environment variable both commands see, beside `CHAOS_PRIMARY` and
+    /// `CHAOS_TARGET_KIND`.
+    pub(crate) fn env(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.env.push((name, value.into()));
         self
     }
 
@@ -127,7 +136,8 @@ impl<T: Target + ?Sized> Fault<T> for Shell {
             Ok(Ok(t)) => t.primary_name().map(str::to_string),
             _ => None,
         };
-        let mut env = vec![("CHAOS_TARGET_KIND", target.kind().to_string())];
+        let mut env = self.env;
+        env.push(("CHAOS_TARGET_KIND", target.kind().to_string()));
         if let Some(p) = &primary {
             env.push(("CHAOS_PRIMARY", p.clone()));
         }

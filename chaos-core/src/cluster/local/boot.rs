@@ -26,7 +26,9 @@ pub struct BootTimings {
     pub replicas_running: Duration,
     /// Every replica streams from the leader (`pg_stat_replication`).
     pub replicas_streaming: Duration,
-    /// Patroni has chosen a synchronous standby (its `/sync` key).
+    /// Patroni has chosen a synchronous standby (its `/sync` key). With
+    /// [`SynchronousMode::Off`](super::SynchronousMode::Off) there is none:
+    /// the same as `first_write`.
     pub sync_standby: Duration,
     /// A synchronous commit on the leader was acknowledged: the cluster is healthy.
     pub first_write: Duration,
@@ -61,8 +63,9 @@ struct Seen {
     sync: Option<Duration>,
 }
 
-/// Waits for a freshly started cluster to be healthy, and for a synchronous
-/// commit on its leader; records when each step was reached.
+/// Waits for a freshly started cluster to be healthy, and for a commit on its
+/// leader (synchronous, unless the cluster replicates asynchronously); records
+/// when each step was reached.
 pub(crate) async fn wait_booted(
     cluster: &LocalCluster,
     started: Instant,
@@ -104,7 +107,8 @@ pub(crate) async fn wait_booted(
                 {
                     seen.streaming = Some(since());
                 }
-                if seen.sync.is_some() && seen.streaming.is_some() && seen.staged.is_some() {
+                let sync_ok = seen.sync.is_some() || !cluster.synchronous_mode().is_synchronous();
+                if sync_ok && seen.streaming.is_some() && seen.staged.is_some() {
                     match cluster.healthy_write(&t).await {
                         Ok(()) => return Ok(finish(seen, since())),
                         Err(e) => last_state = e.to_string(),

@@ -15,11 +15,12 @@ use nix::sys::signal::Signal;
 
 use super::binaries::{self, Binaries, Overrides};
 use super::boot::{self, BootTimings};
-use super::config::{NodeConfig, PG_HBA, PatroniTimings};
+use super::config::{NodeConfig, PG_HBA, PatroniTimings, SynchronousMode};
+use super::disk::{self, Disks};
 use super::netfilter::{self, Group, Net};
 use super::process::{self, RunAs};
 use super::proxy::{self, Backend, Proxy};
-use super::template::{self, TemplateSource};
+use super::template::{self, StageAt, TemplateSource};
 use crate::cluster::{Member, Role, Target, Topology, topology};
 use crate::timeline::Event;
 use crate::{Error, Result};
@@ -33,11 +34,14 @@ pub struct LocalClusterBuilder {
     work_dir: Option<PathBuf>,
     ready_timeout: Duration,
     timings: Option<PatroniTimings>,
+    synchronous_mode: SynchronousMode,
     parameters: Vec<(String, String)>,
     overrides: Overrides,
     proxy: Option<bool>,
     template_cache: bool,
     cache_dir: Option<PathBuf>,
+    disk_faults: bool,
+    separate_wal: bool,
 }
 
 impl Default for LocalClusterBuilder {
@@ -47,11 +51,14 @@ impl Default for LocalClusterBuilder {
             work_dir: None,
             ready_timeout: Duration::from_secs(90),
             timings: None,
+            synchronous_mode: SynchronousMode::default(),
             parameters: Vec::new(),
             overrides: Overrides::default(),
             proxy: None,
             template_cache: true,
             cache_dir: None,
+            disk_faults: false,
+            separate_wal: false,
         }
     }
 }
@@ -79,6 +86,15 @@ impl LocalClusterBuilder {
     /// Overrides Patroni's timings (default: chosen from the installed version).
     pub fn timings(mut self, timings: PatroniTimings) -> Self {
         self.timings = Some(timings);
+        self
+    }
+
+    /// How commits wait for standbys (default [`SynchronousMode::Strict`]).
+    /// With [`SynchronousMode::Off`] the cluster replicates asynchronously,
+    /// and boot and [`LocalCluster::wait_healthy`] wait for streaming
+    /// replicas only, not for a synchronous standby.
+    pub fn synchronous_mode(mut self, mode: SynchronousMode) -> Self {
+        self.synchronous_mode = mode;
         self
     }
 
@@ -146,15 +162,45 @@ impl LocalClusterBuilder {
         self
     }
 
+    /// Whether each node's data directory lives on an ext4 filesystem of its
+    /// own, on a loop device over a sparse 1 GiB file in the cluster
+    /// directory, with the node's processes in a blkio cgroup: what
+    /// [`ThrottleDisk`](crate::fault::ThrottleDisk) throttles (default off; it
+    /// adds a few tens of milliseconds to the boot). Needs root, `losetup` and
+    /// `mkfs.ext4` (Debian packages `util-linux`, `e2fsprogs`) and the cgroup
+    /// v1 blkio controller; [`start`](Self::start) fails with
+    /// [`Error::Privilege`] otherwise. The filesystems are unmounted and the
+    /// loop devices detached at teardown (and by the watchdog and later
+    /// sweeps after a killed run).
+    pub fn disk_faults(mut self, enabled: bool) -> Self {
+        self.disk_faults = enabled;
+        self
+    }
+
+    /// Whether each node's WAL (`pg_wal`) lives on a second loop-device
+    /// filesystem of its own, like CNPG's `walStorage`; `pg_wal` is then a
+    /// symbolic link to it, and replicas re-created later by `pg_basebackup`
+    /// get `--waldir`. Implies [`disk_faults`](Self::disk_faults); lets
+    /// [`ThrottleDisk::wal_only`](crate::fault::ThrottleDisk::wal_only)
+    /// throttle the WAL alone (default off).
+    pub fn separate_wal(mut self, enabled: bool) -> Self {
+        self.separate_wal = enabled;
+        self
+    }
+
     /// Boots the cluster and waits until it has a leader, every replica
     /// streams, Patroni has chosen a synchronous standby and a synchronous
-    /// commit on the leader was acknowledged, and, with a proxy, until the
+    /// commit on the leader was acknowledged (with [`SynchronousMode::Off`]:
+    /// every replica streams and a commit was acknowledged), and, with a proxy, until the
     /// proxy routes to the leader. [`LocalCluster::boot_timings`] tells where
     /// the time went. Clusters left behind by killed runs are swept first.
     ///
     /// # Errors
     /// [`Error::BinaryNotFound`] when PostgreSQL, Patroni or etcd is missing
     /// (or HAProxy, with [`proxy(true)`](Self::proxy)),
+    /// [`Error::Privilege`] when [`disk_faults`](Self::disk_faults) or
+    /// [`separate_wal`](Self::separate_wal) is asked for without root, loop
+    /// devices, `mkfs.ext4` or the blkio controller,
     /// [`Error::Config`] for an invalid node count, [`Error::WorkDir`] when the
     /// work directory cannot be created or written in, [`Error::Timeout`] (with
     /// log tails) when the cluster does not become healthy in time or the proxy
@@ -184,6 +230,23 @@ impl LocalClusterBuilder {
             }
             (None, None) => ProxyChoice::Off("no haproxy was found on PATH, /usr/bin or /usr/sbin"),
         };
+        let disks = match (self.disk_faults, self.separate_wal) {
+            (_, true) => DiskChoice::DataAndWal,
+            (true, false) => DiskChoice::Data,
+            (false, false) => DiskChoice::Off,
+        };
+        if disks != DiskChoice::Off
+            && let Some(why) = disk::unavailable()
+        {
+            return Err(Error::Privilege {
+                fault: "LocalClusterBuilder::disk_faults (loop-device filesystems per node)".into(),
+                needs: "root, losetup and mkfs.ext4 (Debian packages util-linux, e2fsprogs), \
+                        loop devices and the cgroup v1 blkio controller",
+                found: why,
+                how: "run as root (e.g. `sudo -E cargo test`) on a host with cgroup v1 blkio \
+                      mounted (/sys/fs/cgroup/blkio), or build the cluster without disk_faults",
+            });
+        }
         let run_as = RunAs::detect()?;
         let root = self
             .work_dir
@@ -204,16 +267,19 @@ impl LocalClusterBuilder {
                 .unwrap_or_else(|| PatroniTimings::for_version(binaries.patroni_version));
             let nodes = self.nodes;
             let parameters = self.parameters;
+            let synchronous_mode = self.synchronous_mode;
             move || {
                 Inner::create(
                     root,
                     binaries,
                     run_as,
                     timings,
+                    synchronous_mode,
                     nodes,
                     &parameters,
                     proxy,
                     cache,
+                    disks,
                 )
             }
         })
@@ -235,7 +301,10 @@ impl LocalClusterBuilder {
         });
         let mut timings =
             boot::wait_booted(&cluster, started, etcd_ready, staging, self.ready_timeout).await?;
-        template::close(&cluster.inner.dir);
+        template::close(
+            &cluster.inner.dir,
+            cluster.inner.nodes.iter().map(|n| n.data.as_path()),
+        );
         cluster
             .wait_proxy_routes_to_primary(self.ready_timeout.saturating_sub(started.elapsed()))
             .await?;
@@ -254,6 +323,14 @@ impl LocalClusterBuilder {
 
 /// The thread staging the nodes' first data directories.
 type Staging = std::thread::JoinHandle<Result<(TemplateSource, Instant)>>;
+
+/// Whether the nodes get filesystems of their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DiskChoice {
+    Off,
+    Data,
+    DataAndWal,
+}
 
 /// Whether the cluster gets a proxy, and if not, why not.
 #[derive(Debug, Clone, Copy)]
@@ -274,6 +351,7 @@ pub struct NodeInfo {
     /// Patroni REST API port.
     pub api_port: u16,
     dir: PathBuf,
+    data: PathBuf,
 }
 
 impl NodeInfo {
@@ -291,9 +369,11 @@ impl NodeInfo {
     }
 
     /// The node's PostgreSQL data directory (owned by the user PostgreSQL
-    /// runs as; see [`LocalCluster::command`]).
+    /// runs as; see [`LocalCluster::command`]). With
+    /// [`LocalClusterBuilder::disk_faults`] it is `data-disk/data` below the
+    /// node's directory, on the node's own filesystem.
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.join("data")
+        self.data.clone()
     }
 
     fn config_path(&self) -> PathBuf {
@@ -337,6 +417,7 @@ struct Inner {
     binaries: Binaries,
     run_as: RunAs,
     timings: PatroniTimings,
+    synchronous_mode: SynchronousMode,
     etcd_client: String,
     etcd_peer: String,
     nodes: Vec<NodeInfo>,
@@ -348,6 +429,8 @@ struct Inner {
     /// Per-node cgroups and the marking chain for network faults, or why
     /// there are none.
     net: std::result::Result<Net, String>,
+    /// The nodes' own filesystems and blkio groups, with disk faults.
+    disks: Option<Disks>,
 }
 
 struct Children {
@@ -423,10 +506,12 @@ impl Inner {
         binaries: Binaries,
         run_as: RunAs,
         timings: PatroniTimings,
+        synchronous_mode: SynchronousMode,
         n: usize,
         parameters: &[(String, String)],
         proxy: ProxyChoice,
         cache: Option<PathBuf>,
+        disk_choice: DiskChoice,
     ) -> Result<(Inner, Staging)> {
         fs::create_dir_all(&root).map_err(|e| work_dir_error(&root, "cannot create it", e))?;
         process::sweep(&root);
@@ -447,12 +532,19 @@ impl Inner {
         let etcd_client = format!("127.0.0.1:{}", ports[0]);
         let etcd_peer = format!("127.0.0.1:{}", ports[1]);
         let nodes: Vec<NodeInfo> = (0..n)
-            .map(|i| NodeInfo {
-                name: format!("node{}", i + 1),
-                host: format!("127.0.0.{}", 11 + i),
-                pg_port: ports[2 + 2 * i],
-                api_port: ports[3 + 2 * i],
-                dir: dir.join(format!("node{}", i + 1)),
+            .map(|i| {
+                let node_dir = dir.join(format!("node{}", i + 1));
+                NodeInfo {
+                    name: format!("node{}", i + 1),
+                    host: format!("127.0.0.{}", 11 + i),
+                    pg_port: ports[2 + 2 * i],
+                    api_port: ports[3 + 2 * i],
+                    data: match disk_choice {
+                        DiskChoice::Off => node_dir.join("data"),
+                        _ => disk::data_dir(&node_dir),
+                    },
+                    dir: node_dir,
+                }
             })
             .collect();
         let proxy = match proxy {
@@ -486,6 +578,31 @@ impl Inner {
                 })
             }
         };
+        let disks = match disk_choice {
+            DiskChoice::Off => None,
+            _ => {
+                let named: Vec<(String, PathBuf)> = nodes
+                    .iter()
+                    .map(|n| (n.name.clone(), n.dir.clone()))
+                    .collect();
+                let made = Disks::setup(
+                    &run_id,
+                    &dir,
+                    &named,
+                    disk_choice == DiskChoice::DataAndWal,
+                    run_as,
+                );
+                match made {
+                    Ok(d) => Some(d),
+                    Err(e) => {
+                        if let Ok(net) = &net {
+                            net.teardown();
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+        };
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
             .no_proxy()
@@ -501,6 +618,7 @@ impl Inner {
             binaries,
             run_as,
             timings,
+            synchronous_mode,
             etcd_client,
             etcd_peer,
             nodes,
@@ -515,6 +633,7 @@ impl Inner {
             http,
             boot: OnceLock::new(),
             net,
+            disks,
         };
         // From here on, dropping `inner` cleans up whatever was started.
         let bin = template::write_bin_dir(&inner.dir, &inner.binaries.pg_bin)?;
@@ -522,7 +641,7 @@ impl Inner {
         for node in &inner.nodes {
             mkdir(&node.dir)?;
             mkdir(&node.dir.join("pglog"))?;
-            let cfg = NodeConfig {
+            let mut cfg = NodeConfig {
                 scope: &inner.scope,
                 name: &node.name,
                 host: &node.host,
@@ -532,10 +651,14 @@ impl Inner {
                 node_dir: &node.dir,
                 pg_bin: &bin,
                 timings,
+                synchronous_mode,
                 extra_parameters: parameters,
                 template_script: &script,
             }
             .render();
+            if let Some(d) = inner.disks.as_ref().and_then(|d| d.node(&node.name)) {
+                d.patch_config(&mut cfg);
+            }
             let hba = node.dir.join("pg_hba.conf");
             fs::write(&hba, PG_HBA)
                 .map_err(|e| Error::io(format!("writing {}", hba.display()), e))?;
@@ -551,16 +674,28 @@ impl Inner {
             .name("chaos-template".into())
             .spawn({
                 let dir = inner.dir.clone();
-                let nodes = inner.nodes.len();
+                let copies: Vec<StageAt> = inner.nodes.iter().map(|n| inner.stage_at(n)).collect();
                 let pg_bin = inner.binaries.pg_bin.clone();
                 move || {
-                    let source = template::stage(&dir, nodes, &pg_bin, run_as, cache.as_deref())?;
+                    let source = template::stage(&dir, &copies, &pg_bin, run_as, cache.as_deref())?;
                     Ok((source, Instant::now()))
                 }
             })
             .map_err(|e| Error::io("starting the template thread", e))?;
         inner.start_etcd()?;
         Ok((inner, staging))
+    }
+
+    /// Where `node`'s copy of the data-directory template is staged: on its
+    /// own filesystem with disk faults, else in the shared pool.
+    fn stage_at(&self, node: &NodeInfo) -> StageAt {
+        match self.disks.as_ref().and_then(|d| d.node(&node.name)) {
+            Some(d) => StageAt {
+                pool: template::node_pool(&node.data),
+                wal: d.wal.as_ref().map(|_| disk::wal_dir(&node.dir)),
+            },
+            None => StageAt::shared(&self.dir),
+        }
     }
 
     /// Waits until etcd serves with its cluster version decided: Patroni
@@ -699,6 +834,11 @@ impl Inner {
         {
             tracing::warn!(group, error = %e, "could not place a process in its cgroup");
         }
+        if let Some(disks) = &self.disks
+            && let Err(e) = disks.place(group, child.id())
+        {
+            tracing::warn!(group, error = %e, "could not place a process in its blkio cgroup");
+        }
     }
 
     fn logs_tail(&self) -> String {
@@ -727,6 +867,9 @@ impl Inner {
             process::stop_all_under(&self.dir);
             if let Ok(net) = &self.net {
                 net.teardown();
+            }
+            if let Some(disks) = &self.disks {
+                disks.teardown();
             }
             let Children {
                 patroni,
@@ -804,6 +947,12 @@ impl LocalCluster {
     /// The Patroni timings in force.
     pub fn timings(&self) -> PatroniTimings {
         self.inner.timings
+    }
+
+    /// How commits wait for standbys (see
+    /// [`LocalClusterBuilder::synchronous_mode`]).
+    pub fn synchronous_mode(&self) -> SynchronousMode {
+        self.inner.synchronous_mode
     }
 
     /// The programs the cluster runs.
@@ -946,8 +1095,10 @@ impl LocalCluster {
     /// # Errors
     /// [`Error::Patroni`] when no node answers.
     pub async fn topology(&self) -> Result<Topology> {
-        let mut last = None;
-        for node in &self.inner.nodes {
+        // Every node is asked at once: a node cut off from the DCS still
+        // answers, with the view it had before the cut. Of the answers, the
+        // one whose leader is on the newest timeline is the current one.
+        let answers = futures::future::join_all(self.inner.nodes.iter().map(|node| async move {
             let url = format!("{}/cluster", node.api_url());
             let res = async {
                 self.inner
@@ -961,12 +1112,28 @@ impl LocalCluster {
                     .await
             }
             .await;
-            match res {
-                Ok(t) => return Ok(t.into_topology(&self.inner.nodes)),
-                Err(e) => last = Some(Error::Patroni { url, source: e }),
+            res.map_err(|e| Error::Patroni { url, source: e })
+        }))
+        .await;
+        let mut best: Option<PatroniCluster> = None;
+        let mut last = None;
+        for answer in answers {
+            match answer {
+                Ok(c)
+                    if best
+                        .as_ref()
+                        .is_none_or(|b| c.leader_timeline() > b.leader_timeline()) =>
+                {
+                    best = Some(c);
+                }
+                Ok(_) => {}
+                Err(e) => last = Some(e),
             }
         }
-        Err(last.unwrap_or_else(|| Error::ClusterState("cluster has no nodes".into())))
+        match best {
+            Some(c) => Ok(c.into_topology(&self.inner.nodes)),
+            None => Err(last.unwrap_or_else(|| Error::ClusterState("cluster has no nodes".into()))),
+        }
     }
 
     /// The name of the node that leads now.
@@ -984,8 +1151,9 @@ impl LocalCluster {
             })
     }
 
-    /// Waits until every node runs, one leads, a synchronous standby streams, and
-    /// the leader accepts writes; returns the topology then.
+    /// Waits until every node runs, one leads, a synchronous standby streams
+    /// (every replica streams, with [`SynchronousMode::Off`]), and the leader
+    /// accepts writes; returns the topology then.
     ///
     /// # Errors
     /// [`Error::Timeout`] with the tail of the logs.
@@ -995,12 +1163,10 @@ impl LocalCluster {
         let mut nudged = 0;
         while start.elapsed() < timeout {
             match self.topology().await {
-                Ok(t) if t.is_healthy(self.inner.nodes.len()) => {
-                    match self.replication_ok(&t).await {
-                        Ok(()) => return Ok(t),
-                        Err(e) => last_state = e.to_string(),
-                    }
-                }
+                Ok(t) if self.is_healthy(&t) => match self.replication_ok(&t).await {
+                    Ok(()) => return Ok(t),
+                    Err(e) => last_state = e.to_string(),
+                },
                 Ok(t) => {
                     self.nudge_for_sync_standby(&t, &mut nudged).await;
                     last_state = format!("{t:?}");
@@ -1027,6 +1193,7 @@ impl LocalCluster {
     pub(crate) async fn nudge_for_sync_standby(&self, t: &Topology, nudged: &mut usize) {
         let running = t.standbys().count();
         if let Some(leader) = t.primary_name()
+            && self.inner.synchronous_mode.is_synchronous()
             && t.sync_standbys().next().is_none()
             && running > *nudged
         {
@@ -1071,7 +1238,7 @@ impl LocalCluster {
     /// acknowledged (`txid_current()` writes a commit record and waits for the
     /// synchronous standby).
     pub(crate) async fn healthy_write(&self, t: &Topology) -> Result<()> {
-        if !t.is_healthy(self.inner.nodes.len()) {
+        if !self.is_healthy(t) {
             return Err(Error::ClusterState(format!("not healthy yet: {t:?}")));
         }
         self.replication_ok(t).await?;
@@ -1099,7 +1266,21 @@ impl LocalCluster {
         self.inner.logs_tail()
     }
 
-    /// Checks on the leader that all replicas stream and one is synchronous.
+    /// [`Topology::is_healthy`], without the synchronous standby when the
+    /// cluster replicates asynchronously.
+    fn is_healthy(&self, t: &Topology) -> bool {
+        let expected = self.inner.nodes.len();
+        if self.inner.synchronous_mode.is_synchronous() {
+            t.is_healthy(expected)
+        } else {
+            t.members.len() == expected
+                && t.members.iter().all(Member::is_up)
+                && t.primary().is_some()
+        }
+    }
+
+    /// Checks on the leader that all replicas stream and one is synchronous
+    /// (unless the cluster replicates asynchronously).
     async fn replication_ok(&self, t: &Topology) -> Result<()> {
         let leader = t
             .primary_name()
@@ -1120,7 +1301,8 @@ impl LocalCluster {
         let sync: i64 = row.get(1);
         let in_recovery: bool = row.get(2);
         let want = self.inner.nodes.len() as i64 - 1;
-        if !in_recovery && streaming == want && sync >= 1 {
+        let sync_ok = sync >= 1 || !self.inner.synchronous_mode.is_synchronous();
+        if !in_recovery && streaming == want && sync_ok {
             Ok(())
         } else {
             Err(Error::ClusterState(format!(
@@ -1140,7 +1322,7 @@ impl LocalCluster {
         let pid = fs::read_to_string(&path)
             .ok()
             .and_then(|t| t.lines().next()?.trim().parse::<i32>().ok())
-            .filter(|&pid| process::start_time(pid).is_some())
+            .filter(|&pid| process::start_time(pid).is_some() && !process::is_dead(pid))
             .ok_or_else(|| {
                 Error::ClusterState(format!(
                     "PostgreSQL of {name} is not running ({} unreadable)",
@@ -1148,6 +1330,12 @@ impl LocalCluster {
                 ))
             })?;
         Ok(pid)
+    }
+
+    /// The nodes' own filesystems and blkio groups, when the cluster was built
+    /// with [`LocalClusterBuilder::disk_faults`].
+    pub(crate) fn disks(&self) -> Option<&Disks> {
+        self.inner.disks.as_ref()
     }
 
     /// The cluster's network-fault machinery, or why it has none.
@@ -1351,6 +1539,15 @@ fn lag<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<u64
 }
 
 impl PatroniCluster {
+    /// The timeline of the leader this view names (`None` without one).
+    fn leader_timeline(&self) -> Option<u32> {
+        self.members
+            .iter()
+            .filter(|m| matches!(m.role.as_str(), "leader" | "master" | "primary"))
+            .map(|m| m.timeline.unwrap_or(0))
+            .max()
+    }
+
     /// Neutral roles; every node of the cluster appears, those Patroni does not
     /// list (its member key expired) as down.
     fn into_topology(self, nodes: &[NodeInfo]) -> Topology {

@@ -44,6 +44,46 @@ impl PatroniTimings {
     }
 }
 
+/// How commits wait for standbys: Patroni's `synchronous_mode` and
+/// `synchronous_mode_strict`. `Default` is [`Strict`](Self::Strict).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SynchronousMode {
+    /// Every commit waits for a synchronous standby, and the primary stops
+    /// accepting writes rather than commit without one (`synchronous_mode`
+    /// and `synchronous_mode_strict` on). No acknowledged write is lost in a
+    /// failover. The cluster boots and counts as healthy only with a
+    /// synchronous standby streaming.
+    #[default]
+    Strict,
+    /// Commits wait for a synchronous standby while there is one; without one
+    /// Patroni lets the primary commit alone (`synchronous_mode` on,
+    /// `synchronous_mode_strict` off): writes go on when the last standby is
+    /// lost, at the risk of losing them in the next failover. Boot and health
+    /// still wait for a synchronous standby.
+    NonStrict,
+    /// Asynchronous replication (`synchronous_mode` off): commits never wait
+    /// for a standby, so a failover can lose acknowledged writes. The cluster
+    /// boots and counts as healthy once every replica streams.
+    Off,
+}
+
+impl SynchronousMode {
+    /// Whether commits wait for a synchronous standby when one is there.
+    pub fn is_synchronous(self) -> bool {
+        self != SynchronousMode::Off
+    }
+
+    /// Patroni's `(synchronous_mode, synchronous_mode_strict)`.
+    fn patroni_flags(self) -> (bool, bool) {
+        match self {
+            SynchronousMode::Strict => (true, true),
+            SynchronousMode::NonStrict => (true, false),
+            SynchronousMode::Off => (false, false),
+        }
+    }
+}
+
 /// Who may connect, for every node: the file `hba_file` names.
 pub(crate) const PG_HBA: &str = "\
 local all all trust
@@ -62,6 +102,7 @@ pub(crate) struct NodeConfig<'a> {
     pub node_dir: &'a Path,
     pub pg_bin: &'a Path,
     pub timings: PatroniTimings,
+    pub synchronous_mode: SynchronousMode,
     pub extra_parameters: &'a [(String, String)],
     /// The `pg_ctl` shim that moves a staged template copy into place (see
     /// `template::write_bin_dir`); also the first replica-creation method.
@@ -100,6 +141,7 @@ impl NodeConfig<'_> {
             loop_wait,
             retry_timeout,
         } = self.timings;
+        let (synchronous_mode, synchronous_mode_strict) = self.synchronous_mode.patroni_flags();
         json!({
             "scope": self.scope,
             "namespace": "/chaos/",
@@ -116,8 +158,8 @@ impl NodeConfig<'_> {
                     "loop_wait": loop_wait,
                     "retry_timeout": retry_timeout,
                     "maximum_lag_on_failover": 16_777_216,
-                    "synchronous_mode": true,
-                    "synchronous_mode_strict": true,
+                    "synchronous_mode": synchronous_mode,
+                    "synchronous_mode_strict": synchronous_mode_strict,
                     "synchronous_node_count": 1,
                     "primary_start_timeout": 0,
                     "postgresql": {
@@ -185,10 +227,11 @@ mod tests {
         assert!(newer.loop_wait + 2 * newer.retry_timeout <= newer.ttl);
     }
 
-    #[test]
-    fn renders_strict_synchronous_replication() {
-        let extra = [("checkpoint_timeout".to_string(), "1min".to_string())];
-        let cfg = NodeConfig {
+    fn node_config<'a>(
+        extra: &'a [(String, String)],
+        synchronous_mode: SynchronousMode,
+    ) -> NodeConfig<'a> {
+        NodeConfig {
             scope: "s",
             name: "n1",
             host: "127.0.0.11",
@@ -198,10 +241,37 @@ mod tests {
             node_dir: Path::new("/tmp/x/n1"),
             pg_bin: Path::new("/usr/lib/postgresql/15/bin"),
             timings: PatroniTimings::for_version((3, 0, 2)),
-            extra_parameters: &extra,
+            synchronous_mode,
+            extra_parameters: extra,
             template_script: Path::new("/tmp/x/bin/pg_ctl"),
         }
-        .render();
+    }
+
+    #[test]
+    fn the_synchronous_mode_renders_into_the_bootstrap_dcs_config() {
+        let flags = |mode| {
+            let cfg = node_config(&[], mode).render();
+            let dcs = &cfg["bootstrap"]["dcs"];
+            (
+                dcs["synchronous_mode"].clone(),
+                dcs["synchronous_mode_strict"].clone(),
+            )
+        };
+        assert_eq!(SynchronousMode::default(), SynchronousMode::Strict);
+        assert_eq!(flags(SynchronousMode::Strict), (json!(true), json!(true)));
+        assert_eq!(
+            flags(SynchronousMode::NonStrict),
+            (json!(true), json!(false))
+        );
+        assert_eq!(flags(SynchronousMode::Off), (json!(false), json!(false)));
+        assert!(!SynchronousMode::Off.is_synchronous());
+        assert!(SynchronousMode::NonStrict.is_synchronous());
+    }
+
+    #[test]
+    fn renders_strict_synchronous_replication() {
+        let extra = [("checkpoint_timeout".to_string(), "1min".to_string())];
+        let cfg = node_config(&extra, SynchronousMode::default()).render();
         let dcs = &cfg["bootstrap"]["dcs"];
         assert_eq!(dcs["synchronous_mode_strict"], true);
         assert_eq!(dcs["ttl"], 5);

@@ -212,10 +212,18 @@ pub(crate) fn signal(pid: i32, sig: Signal) -> Result<()> {
 
 /// Stops every process belonging to `dir`: Patroni and etcd are killed, PostgreSQL
 /// gets an immediate shutdown (so it frees its shared memory), stragglers are
-/// killed after 5 s. Returns once all of them are gone (zombies count as gone),
-/// or after 10 s with a warning.
+/// killed after 5 s. Returns once all of them are gone from `/proc`, or after
+/// 10 s with a warning.
+///
+/// A zombie is not gone: it keeps its PID and `/proc` entry until its parent
+/// reaps it. Patroni starts each postmaster through a helper that exits at
+/// once, so postmasters (and the logger, which outlives its postmaster) are
+/// orphans, reaped by init, which on some hosts polls only every second or
+/// two. Only a zombie whose parent is this process counts as gone: the
+/// caller reaps it (its [`Child`]) right after.
 pub(crate) fn stop_all_under(dir: &Path) {
     let needle = format!("{}/", dir.display());
+    let me = std::process::id() as i32;
     // Every process seen, with its start time: a backend whose postmaster died is
     // no longer a descendant, and a PID may be reused.
     let mut seen: Vec<(i32, u64)> = Vec::new();
@@ -231,7 +239,7 @@ pub(crate) fn stop_all_under(dir: &Path) {
         }
         let alive: Vec<i32> = seen
             .iter()
-            .filter(|&&(p, st)| start_time(p) == Some(st) && !is_dead(p))
+            .filter(|&&(p, st)| start_time(p) == Some(st) && !(is_dead(p) && ppid(p) == Some(me)))
             .map(|&(p, _)| p)
             .collect();
         if alive.is_empty() {
@@ -318,12 +326,16 @@ pkill -QUIT -f -- "-D $CHAOS_DIR/"
 i=0
 while pgrep -f -- "$ours" >/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
 pkill -KILL -f -- "$ours"
-{}rm -rf -- "$CHAOS_DIR"
+{}{}rm -rf -- "$CHAOS_DIR"
 "#,
         shell_quote(&dir.display().to_string()),
         dir.file_name()
             .and_then(|n| n.to_str())
             .map(super::netfilter::remove_script_lines)
+            .unwrap_or_default(),
+        dir.file_name()
+            .and_then(|n| n.to_str())
+            .map(super::disk::remove_script_lines)
             .unwrap_or_default()
     )
 }
@@ -387,6 +399,7 @@ pub(crate) fn sweep(root: &Path) -> Vec<PathBuf> {
         if let Some(id) = entry.file_name().to_str() {
             let id = id.trim_start_matches('.').trim_end_matches(".staging");
             super::netfilter::remove_run(id);
+            super::disk::remove_run(id);
         }
         let _ = fs::remove_dir_all(&dir);
         swept.push(dir);

@@ -95,19 +95,49 @@ fn key_for(version: &str, args: &[&str]) -> String {
     out.trim_end_matches('-').to_string()
 }
 
+/// Where one node's copy of the template is staged.
+#[derive(Debug, Clone)]
+pub(crate) struct StageAt {
+    /// The pool it is renamed into when complete: the shared
+    /// `<run_dir>/staged-data`, or for a node whose data directory has a
+    /// filesystem of its own, [`node_pool`] on that filesystem (the shim
+    /// renames the copy into place, which cannot cross filesystems).
+    pub pool: PathBuf,
+    /// With a WAL filesystem of its own: the WAL directory on it, which gets
+    /// the copy's `pg_wal`, left as a symbolic link to it.
+    pub wal: Option<PathBuf>,
+}
+
+impl StageAt {
+    /// A copy in the shared pool of `run_dir`.
+    pub(crate) fn shared(run_dir: &Path) -> Self {
+        StageAt {
+            pool: run_dir.join(STAGED),
+            wal: None,
+        }
+    }
+}
+
+/// The pool of copies for the node with data directory `data_dir`, beside it
+/// (so on its filesystem). The shim looks there, then in the shared pool.
+pub(crate) fn node_pool(data_dir: &Path) -> PathBuf {
+    data_dir.parent().unwrap_or(data_dir).join(STAGED)
+}
+
 /// Makes (or takes from the cache) the template, and stages a copy of it per
-/// node, in `<run_dir>/staged-data/<i>`, for the shim to move into place.
+/// node, in `<run_dir>/staged-data/<i>` (or the pool `copies` names), for the
+/// shim to move into place.
 ///
 /// Blocking; runs beside the starting Patroni processes. On failure it leaves a
 /// `template-failed` marker so the scripts give up at once.
 pub(crate) fn stage(
     run_dir: &Path,
-    nodes: usize,
+    copies: &[StageAt],
     pg_bin: &Path,
     run_as: RunAs,
     cache: Option<&Path>,
 ) -> Result<TemplateSource> {
-    let res = stage_inner(run_dir, nodes, pg_bin, run_as, cache);
+    let res = stage_inner(run_dir, copies, pg_bin, run_as, cache);
     if res.is_err() {
         let _ = fs::write(run_dir.join("template-failed"), b"");
     }
@@ -116,7 +146,7 @@ pub(crate) fn stage(
 
 fn stage_inner(
     run_dir: &Path,
-    nodes: usize,
+    copies: &[StageAt],
     pg_bin: &Path,
     run_as: RunAs,
     cache: Option<&Path>,
@@ -136,13 +166,18 @@ fn stage_inner(
     };
     // One copy per node, into a pool: the first node to ask (the one that
     // bootstraps the leader) takes the first copy ready.
-    let pool = run_dir.join(STAGED);
-    fs::create_dir_all(&pool).map_err(|e| Error::io(format!("creating {}", pool.display()), e))?;
-    // The shim, running as the database user, renames copies out of it.
-    run_as.own(&pool)?;
-    for i in 0..nodes {
+    for (i, copy) in copies.iter().enumerate() {
+        let pool = &copy.pool;
+        fs::create_dir_all(pool)
+            .map_err(|e| Error::io(format!("creating {}", pool.display()), e))?;
+        // The shim, running as the database user, renames copies out of it.
+        run_as.own(pool)?;
         let tmp = pool.join(format!(".{i}.tmp"));
         copy_tree(&source, &tmp)?;
+        if let Some(wal) = &copy.wal {
+            move_wal(&tmp, wal)?;
+            run_as.own(wal)?;
+        }
         run_as.own(&tmp)?;
         let staged = pool.join(i.to_string());
         fs::rename(&tmp, &staged).map_err(|e| {
@@ -163,6 +198,21 @@ fn stage_inner(
         }
     }
     Ok(from)
+}
+
+/// Moves `data`'s `pg_wal` to `wal` (on another filesystem) and leaves a
+/// symbolic link to it, as `initdb --waldir` does.
+fn move_wal(data: &Path, wal: &Path) -> Result<()> {
+    let pg_wal = data.join("pg_wal");
+    copy_tree(&pg_wal, wal)?;
+    fs::remove_dir_all(&pg_wal)
+        .map_err(|e| Error::io(format!("removing {}", pg_wal.display()), e))?;
+    std::os::unix::fs::symlink(wal, &pg_wal).map_err(|e| {
+        Error::io(
+            format!("linking {} to {}", pg_wal.display(), wal.display()),
+            e,
+        )
+    })
 }
 
 /// Whether a cached template is whole: its `TEMPLATE` file is written last,
@@ -317,9 +367,11 @@ take() {{
   rmdir "$1" 2>/dev/null
   [ ! -e "$1" ] || {{ echo "$1 exists and is not empty" >&2; return 1; }}
   tries=0
+  # A node on a filesystem of its own has its copy beside its data directory.
+  own="$(dirname "$1")/{STAGED}"
   while :; do
     # Copies are renamed into the pool when complete; a rename takes one whole.
-    for staged in "$run/{STAGED}"/[0-9]*; do
+    for staged in "$own"/[0-9]* "$run/{STAGED}"/[0-9]*; do
       [ -d "$staged" ] && mv -T "$staged" "$1" 2>/dev/null && return 0
     done
     [ -e "$run/template-failed" ] && return 1
@@ -380,10 +432,14 @@ fn write_executable(path: &Path, text: &str) -> Result<()> {
 }
 
 /// Ends the template's use: later data directories come from `initdb` and
-/// `pg_basebackup`. Removes copies no node took.
-pub(crate) fn close(run_dir: &Path) {
+/// `pg_basebackup`. Removes copies no node took, also from the pools beside
+/// `data_dirs` ([`node_pool`]).
+pub(crate) fn close<'a>(run_dir: &Path, data_dirs: impl IntoIterator<Item = &'a Path>) {
     let _ = fs::write(run_dir.join("template-closed"), b"");
     let _ = fs::remove_dir_all(run_dir.join(STAGED));
+    for data in data_dirs {
+        let _ = fs::remove_dir_all(node_pool(data));
+    }
     let _ = fs::remove_dir_all(run_dir.join("template"));
 }
 

@@ -1,0 +1,354 @@
+//! Disk throttling on the local cluster: a node's I/O limited in the kernel
+//! (blkio cgroup throttles on its loop-device filesystems).
+//!
+//! Needs a cluster built with
+//! [`LocalClusterBuilder::disk_faults`](crate::cluster::local::LocalClusterBuilder::disk_faults)
+//! (each node's data directory on a filesystem of its own), hence root. Other
+//! targets: `Fault<dyn Target>` says which can.
+
+use std::time::{Duration, Instant};
+
+use super::{Fault, FaultGuard, FaultInfo, FaultKind, Healed};
+use crate::cluster::local::LocalCluster;
+use crate::cluster::local::disk::{Dev, Limits};
+use crate::timeline::Timestamp;
+use crate::{Error, Result};
+
+/// Limits a node's disk I/O (by default the current primary's): bytes or
+/// operations per second, reads or writes, on its data and WAL filesystems
+/// or on the WAL alone. Commits slow down as the WAL flush at each commit
+/// waits for the throttled device; a low enough limit stalls the node
+/// without killing it, the gray failure a health check may not notice.
+/// Healing lifts the limits and waits until the node serves again in
+/// Patroni's topology.
+///
+/// The node's processes run in a blkio cgroup; the limits are its
+/// `blkio.throttle.*_device` settings for the node's loop devices. Kernel
+/// background writeback is not throttled (cgroup v1), what PostgreSQL writes
+/// and syncs itself is: WAL flushes, checkpoints' syncs, reads.
+///
+/// ```no_run
+/// # async fn demo() -> chaos_core::Result<()> {
+/// use chaos_core::cluster::local::LocalCluster;
+/// use chaos_core::fault::{Fault, FaultGuard, ThrottleDisk};
+///
+/// let cluster = LocalCluster::builder().separate_wal(true).start().await?;
+/// // The primary's WAL device takes 50 writes per second.
+/// let guard = ThrottleDisk::primary()
+///     .write_iops(50)
+///     .wal_only()
+///     .inject(&cluster)
+///     .await?;
+/// println!("{}", guard.info().mode); // "write 50 IOPS on the WAL"
+/// tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+/// guard.heal().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub struct ThrottleDisk {
+    node: Option<String>,
+    limits: Limits,
+    wal_only: bool,
+}
+
+impl ThrottleDisk {
+    /// Throttles the node that is primary when the fault is injected. Set at
+    /// least one limit.
+    pub fn primary() -> Self {
+        ThrottleDisk {
+            node: None,
+            limits: Limits::default(),
+            wal_only: false,
+        }
+    }
+
+    /// Throttles node `name`, whatever its role.
+    pub fn node(name: impl Into<String>) -> Self {
+        ThrottleDisk {
+            node: Some(name.into()),
+            ..Self::primary()
+        }
+    }
+
+    /// At most `bytes` written per second.
+    pub fn write_bps(mut self, bytes: u64) -> Self {
+        self.limits.write_bps = Some(bytes);
+        self
+    }
+
+    /// At most `bytes` read per second.
+    pub fn read_bps(mut self, bytes: u64) -> Self {
+        self.limits.read_bps = Some(bytes);
+        self
+    }
+
+    /// At most `ops` write operations per second.
+    pub fn write_iops(mut self, ops: u64) -> Self {
+        self.limits.write_iops = Some(ops);
+        self
+    }
+
+    /// At most `ops` read operations per second.
+    pub fn read_iops(mut self, ops: u64) -> Self {
+        self.limits.read_iops = Some(ops);
+        self
+    }
+
+    /// Throttles the WAL's filesystem only, not the data directory's; needs a
+    /// cluster built with
+    /// [`LocalClusterBuilder::separate_wal`](crate::cluster::local::LocalClusterBuilder::separate_wal).
+    pub fn wal_only(mut self) -> Self {
+        self.wal_only = true;
+        self
+    }
+
+    /// The built-in fault this is.
+    pub fn kind(&self) -> FaultKind {
+        FaultKind::ThrottlePrimaryDisk
+    }
+
+    /// What is limited, e.g. `write 1 MiB/s, write 50 IOPS on the WAL`.
+    fn describe(&self) -> String {
+        let l = &self.limits;
+        let parts: Vec<String> = [
+            l.write_bps.map(|b| format!("write {}", rate(b))),
+            l.read_bps.map(|b| format!("read {}", rate(b))),
+            l.write_iops.map(|n| format!("write {n} IOPS")),
+            l.read_iops.map(|n| format!("read {n} IOPS")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let on = if self.wal_only { " on the WAL" } else { "" };
+        format!("{}{on}", parts.join(", "))
+    }
+
+    /// Checks the settings against the cluster's disks.
+    fn check(&self, separate_wal: bool) -> Result<()> {
+        if self.limits.is_empty() {
+            return Err(Error::Config {
+                field: "ThrottleDisk",
+                expected: "at least one limit: write_bps, read_bps, write_iops or read_iops",
+                found: "none".into(),
+            });
+        }
+        if self.limits.write_bps == Some(0)
+            || self.limits.read_bps == Some(0)
+            || self.limits.write_iops == Some(0)
+            || self.limits.read_iops == Some(0)
+        {
+            return Err(Error::Config {
+                field: "ThrottleDisk",
+                expected: "limits above 0 (0 means no limit to the kernel)",
+                found: self.describe(),
+            });
+        }
+        if self.wal_only && !separate_wal {
+            return Err(Error::Config {
+                field: "ThrottleDisk::wal_only",
+                expected: "a local cluster with the WAL on a filesystem of its own: \
+                           build it with LocalClusterBuilder::separate_wal(true)",
+                found: "a cluster whose WAL shares the data directory's filesystem".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `bytes` per second, in the largest binary unit that divides it.
+fn rate(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 30 && b % (1 << 30) == 0 => format!("{} GiB/s", b >> 30),
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB/s", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB/s", b >> 10),
+        b => format!("{b} B/s"),
+    }
+}
+
+impl Fault<LocalCluster> for ThrottleDisk {
+    type Guard = ThrottleGuard;
+
+    async fn inject(self, cluster: &LocalCluster) -> Result<ThrottleGuard> {
+        if let Some(why) = crate::cluster::local::disk::unavailable() {
+            return Err(Error::Privilege {
+                fault: self.kind().name().into(),
+                needs: "root, loop devices and the cgroup v1 blkio controller",
+                found: why,
+                how: "run as root (e.g. `sudo -E cargo test`) and build the cluster with \
+                      LocalClusterBuilder::disk_faults(true)",
+            });
+        }
+        let disks = cluster.disks().ok_or_else(|| Error::Config {
+            field: "disk_faults",
+            expected: "a local cluster whose nodes have filesystems of their own: build it \
+                       with LocalClusterBuilder::disk_faults(true)",
+            found: "a cluster built without disk faults".into(),
+        })?;
+        self.check(disks.separate_wal())?;
+        let victim = match &self.node {
+            Some(n) => n.clone(),
+            None => cluster.primary().await?,
+        };
+        let node = disks
+            .node(&victim)
+            .ok_or_else(|| Error::ClusterState(format!("no node called {victim}")))?;
+        let volumes: Vec<_> = if self.wal_only {
+            node.wal.iter().collect()
+        } else {
+            std::iter::once(&node.data)
+                .chain(node.wal.as_ref())
+                .collect()
+        };
+        let devices: Vec<Dev> = volumes.iter().map(|v| v.dev).collect();
+        if let Err(e) = disks.throttle(&victim, &devices, &self.limits) {
+            let _ = disks.lift(&victim, &devices);
+            return Err(e);
+        }
+        let info = FaultInfo {
+            kind: self.kind().name().into(),
+            mode: self.describe(),
+            victim: Some(victim.clone()),
+            injected_at: Timestamp::now(),
+        };
+        let injected_at = Instant::now();
+        tracing::info!(
+            node = %victim,
+            mode = %info.mode,
+            devices = ?volumes.iter().map(|v| v.device.display().to_string()).collect::<Vec<_>>(),
+            "disk throttled"
+        );
+        Ok(ThrottleGuard {
+            info,
+            cluster: cluster.clone(),
+            victim,
+            devices,
+            lifted: false,
+            injected_at,
+        })
+    }
+}
+
+/// Guard of [`ThrottleDisk`]: lifts the node's limits (writes `MAJ:MIN 0` to
+/// its blkio throttle settings).
+#[derive(Debug)]
+pub struct ThrottleGuard {
+    info: FaultInfo,
+    cluster: LocalCluster,
+    victim: String,
+    devices: Vec<Dev>,
+    lifted: bool,
+    injected_at: Instant,
+}
+
+impl ThrottleGuard {
+    /// The throttled devices' numbers (`MAJ:MIN`).
+    pub fn devices(&self) -> Vec<String> {
+        self.devices.iter().map(Dev::to_string).collect()
+    }
+
+    fn lift(&mut self) -> Result<()> {
+        if std::mem::replace(&mut self.lifted, true) {
+            return Ok(());
+        }
+        match self.cluster.disks() {
+            Some(disks) => disks.lift(&self.victim, &self.devices),
+            None => Ok(()),
+        }
+    }
+}
+
+impl FaultGuard for ThrottleGuard {
+    fn info(&self) -> &FaultInfo {
+        &self.info
+    }
+
+    fn injected_at(&self) -> Instant {
+        self.injected_at
+    }
+
+    /// Lifts the limits, then waits (up to 60 s) until the node serves again
+    /// as Patroni reports it, and the cluster has a primary.
+    async fn heal(mut self) -> Result<Healed> {
+        self.lift()?;
+        let wait = Duration::from_secs(60);
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Ok(t) = self.cluster.topology().await
+                && t.members.iter().any(|m| m.name == self.victim && m.is_up())
+                && t.primary().is_some()
+            {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout {
+                    what: format!("{} to serve again after the disk throttle", self.victim),
+                    waited: wait,
+                    logs: String::new(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(Healed {
+            event: "disk throttle lifted".into(),
+            at: Timestamp::now(),
+            detail: Some(self.victim.clone()),
+        })
+    }
+}
+
+impl Drop for ThrottleGuard {
+    fn drop(&mut self) {
+        if let Err(e) = self.lift() {
+            tracing::error!(error = %e, "fault guard dropped: could not lift the disk throttle");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wal_only_needs_a_separate_wal() {
+        let f = ThrottleDisk::primary().write_iops(50).wal_only();
+        let err = f.check(false).expect_err("no WAL filesystem");
+        assert!(
+            matches!(
+                err,
+                Error::Config {
+                    field: "ThrottleDisk::wal_only",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("separate_wal(true)"), "{err}");
+        f.check(true).expect("a WAL filesystem");
+        ThrottleDisk::primary()
+            .write_iops(50)
+            .check(false)
+            .expect("the data filesystem");
+    }
+
+    #[test]
+    fn a_throttle_needs_a_limit_above_zero() {
+        assert!(ThrottleDisk::primary().check(true).is_err());
+        assert!(ThrottleDisk::primary().write_bps(0).check(true).is_err());
+    }
+
+    #[test]
+    fn the_mode_names_the_limits() {
+        let f = ThrottleDisk::node("node2")
+            .write_bps(1 << 20)
+            .read_bps(256 * 1024)
+            .write_iops(50)
+            .wal_only();
+        assert_eq!(
+            f.describe(),
+            "write 1 MiB/s, read 256 KiB/s, write 50 IOPS on the WAL"
+        );
+        assert_eq!(f.kind(), FaultKind::ThrottlePrimaryDisk);
+        assert_eq!(rate(1000), "1000 B/s");
+    }
+}
