@@ -6,7 +6,7 @@
 # Needs root, or sudo for a normal user. Starts no service.
 set -euo pipefail
 
-packages=(postgresql patroni etcd-server etcd-client haproxy procps iproute2 iptables util-linux)
+packages=(postgresql patroni etcd-server etcd-client haproxy procps iproute2 iptables util-linux mount e2fsprogs)
 
 missing=()
 for p in "${packages[@]}"; do

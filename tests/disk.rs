@@ -11,43 +11,18 @@ use std::time::{Duration, Instant};
 
 use chaos_core::fault::{Fault, FaultGuard, PartitionNetwork, ThrottleDisk};
 use chaos_core::prelude::*;
-use chaos_tests::{init_tracing, processes_of};
-use tokio::sync::OnceCell;
+use chaos_tests::{SharedCluster, init_tracing, is_root, processes_of};
 
-/// One cluster for the file, with the WAL on a filesystem of its own; tests
-/// take turns on it.
-static CLUSTER: OnceCell<LocalCluster> = OnceCell::const_new();
-static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// One cluster for the file; tests take turns on it.
+static SHARED: SharedCluster = SharedCluster::new(|| {
+    LocalCluster::builder()
+        .nodes(2)
+        .proxy(false)
+        .separate_wal(true)
+});
 
-async fn cluster() -> &'static LocalCluster {
-    CLUSTER
-        .get_or_init(|| async {
-            let c = LocalCluster::builder()
-                .nodes(2)
-                .proxy(false)
-                .separate_wal(true)
-                .start()
-                .await
-                .expect("cluster with separate WAL boots");
-            println!(
-                "boot with separate WAL: {:?}",
-                c.boot_timings().map(|t| t.total)
-            );
-            c
-        })
-        .await
-}
-
-/// This test's turn on the shared cluster, once it is healthy.
 async fn healthy_turn() -> (tokio::sync::MutexGuard<'static, ()>, &'static LocalCluster) {
-    let turn = TURN.lock().await;
-    let c = cluster().await;
-    c.wait_healthy(Duration::from_secs(90)).await.unwrap();
-    (turn, c)
-}
-
-fn is_root() -> bool {
-    nix::unistd::Uid::effective().is_root()
+    SHARED.healthy_turn().await
 }
 
 fn run_id(dir: &Path) -> String {
@@ -352,6 +327,16 @@ fn leftovers(dir: &Path) -> Vec<String> {
             left.push(format!("loop device {l}"));
         }
     }
+    for (what, cmd, args) in [
+        ("network namespace", "ip", &["netns", "list"][..]),
+        ("link", "ip", &["link", "show"][..]),
+    ] {
+        for l in output(cmd, args).lines() {
+            if l.contains(&format!("chaos-{run}")) {
+                left.push(format!("{what} {l}"));
+            }
+        }
+    }
     if dir.join("disks").exists() {
         left.push("backing files".into());
     }
@@ -383,7 +368,7 @@ async fn a_killed_run_leaves_no_mount_loop_device_cgroup_rule_or_process_behind(
     if !is_root() {
         return;
     }
-    let _turn = TURN.lock().await;
+    let _turn = SHARED.lock().await;
     let base = std::env::temp_dir().join(format!("chaos-test-disk-kill-{}", std::process::id()));
     let (work_a, work_b) = (base.join("a"), base.join("b"));
     // Two runs at once: one cleaned by its watchdog, one by the next start's sweep.
@@ -489,7 +474,7 @@ async fn boot_time_with_disks_against_the_default() {
     if !is_root() {
         return;
     }
-    let _turn = TURN.lock().await;
+    let _turn = SHARED.lock().await;
     let mut medians = Vec::new();
     for (name, disks, wal) in [
         ("default", false, false),

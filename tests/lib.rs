@@ -3,8 +3,67 @@
 //! looking at processes through `/proc`.
 
 use std::path::Path;
+use std::time::Duration;
+
+use chaos_core::cluster::local::{LocalCluster, LocalClusterBuilder};
+use tokio::sync::{Mutex, MutexGuard, OnceCell};
 
 pub mod pair;
+
+/// One local cluster for a test file, booted by the first test that asks for
+/// it; tests take turns on it (faults on a shared cluster must not overlap).
+pub struct SharedCluster {
+    cell: OnceCell<LocalCluster>,
+    turn: Mutex<()>,
+    build: fn() -> LocalClusterBuilder,
+}
+
+impl SharedCluster {
+    /// A cluster that `build` describes, booted on first use.
+    pub const fn new(build: fn() -> LocalClusterBuilder) -> Self {
+        SharedCluster {
+            cell: OnceCell::const_new(),
+            turn: Mutex::const_new(()),
+            build,
+        }
+    }
+
+    /// The cluster, booted if it is not yet.
+    pub async fn get(&'static self) -> &'static LocalCluster {
+        self.cell
+            .get_or_init(|| async { (self.build)().start().await.expect("cluster boots") })
+            .await
+    }
+
+    /// This test's turn, without the cluster.
+    pub async fn lock(&'static self) -> MutexGuard<'static, ()> {
+        self.turn.lock().await
+    }
+
+    /// This test's turn on the cluster, once it is healthy.
+    pub async fn healthy_turn(&'static self) -> (MutexGuard<'static, ()>, &'static LocalCluster) {
+        let turn = self.lock().await;
+        let c = self.get().await;
+        c.wait_healthy(Duration::from_secs(90))
+            .await
+            .expect("the shared cluster is healthy");
+        (turn, c)
+    }
+}
+
+/// Whether this process runs as root (network and disk faults need it).
+pub fn is_root() -> bool {
+    nix::unistd::Uid::effective().is_root()
+}
+
+/// `iptables -S`: every rule of the filter table.
+pub fn iptables_rules() -> String {
+    std::process::Command::new("iptables")
+        .arg("-S")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
 
 fn stat_after_name(pid: i32) -> Option<String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

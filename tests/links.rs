@@ -10,34 +10,13 @@ use std::time::{Duration, Instant};
 
 use chaos_core::fault::{Bandwidth, Fault, Latency, PacketLoss};
 use chaos_core::prelude::*;
-use chaos_tests::init_tracing;
-use tokio::sync::OnceCell;
+use chaos_tests::{SharedCluster, init_tracing, iptables_rules, is_root};
 
 /// One cluster for the file; tests take turns on it.
-static CLUSTER: OnceCell<LocalCluster> = OnceCell::const_new();
-static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+static SHARED: SharedCluster = SharedCluster::new(LocalCluster::builder);
 
-async fn cluster() -> &'static LocalCluster {
-    CLUSTER
-        .get_or_init(|| async { LocalCluster::start().await.expect("cluster boots") })
-        .await
-}
-
-/// This test's turn on the shared cluster, once it is healthy.
 async fn healthy_turn() -> (tokio::sync::MutexGuard<'static, ()>, &'static LocalCluster) {
-    let turn = TURN.lock().await;
-    let c = cluster().await;
-    c.wait_healthy(Duration::from_secs(90)).await.unwrap();
-    (turn, c)
-}
-
-fn is_root() -> bool {
-    nix::unistd::Uid::effective().is_root()
-}
-
-fn iptables_rules() -> String {
-    let out = Command::new("iptables").arg("-S").output().unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    SHARED.healthy_turn().await
 }
 
 fn lo_root_qdisc() -> String {

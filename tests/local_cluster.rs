@@ -822,7 +822,6 @@ async fn a_kept_cluster_stays_until_removed_by_hand() {
     .await
     .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "helper failed: {stderr}");
     let notice = stderr
         .lines()
         .find_map(|l| l.strip_prefix("CHAOS_KEEP=1: kept the local cluster at "))
@@ -831,7 +830,13 @@ async fn a_kept_cluster_stays_until_removed_by_hand() {
         .split_once(" (processes still running); remove it with: ")
         .unwrap_or_else(|| panic!("no removal command in {notice:?}"));
     let dir = PathBuf::from(dir);
+    // Removed whatever happens next, a failed helper included.
     let remove = RunOnDrop(command.to_string());
+    assert!(
+        out.status.success(),
+        "helper failed:\n{}\n{stderr}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     // It outlives its owner and its watchdog, whole.
     assert!(dir.starts_with(&work) && dir.exists(), "{}", dir.display());

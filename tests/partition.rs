@@ -1,43 +1,23 @@
 //! Network partitions on a real local cluster: packets really dropped in the
 //! kernel (iptables on per-node cgroups), their effect checked. Needs root, as
-//! CI runs; without root the fault's typed error is checked instead.
+//! CI runs; without root the fault's typed error is checked instead. What a
+//! SIGKILLed run with a partition (and a disk throttle) leaves is checked in
+//! `disk.rs`.
 #![allow(clippy::unwrap_used)]
 
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chaos_core::fault::{Fault, PartitionNetwork};
 use chaos_core::prelude::*;
 use chaos_core::timeline::Timestamp;
-use chaos_tests::init_tracing;
-use tokio::sync::OnceCell;
+use chaos_tests::{SharedCluster, init_tracing, iptables_rules, is_root};
 
 /// One cluster for the file; tests take turns on it.
-static CLUSTER: OnceCell<LocalCluster> = OnceCell::const_new();
-static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+static SHARED: SharedCluster = SharedCluster::new(LocalCluster::builder);
 
-async fn cluster() -> &'static LocalCluster {
-    CLUSTER
-        .get_or_init(|| async { LocalCluster::start().await.expect("cluster boots") })
-        .await
-}
-
-/// This test's turn on the shared cluster, once it is healthy.
 async fn healthy_turn() -> (tokio::sync::MutexGuard<'static, ()>, &'static LocalCluster) {
-    let turn = TURN.lock().await;
-    let c = cluster().await;
-    c.wait_healthy(Duration::from_secs(90)).await.unwrap();
-    (turn, c)
-}
-
-fn is_root() -> bool {
-    nix::unistd::Uid::effective().is_root()
-}
-
-fn iptables_rules() -> String {
-    let out = Command::new("iptables").arg("-S").output().unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    SHARED.healthy_turn().await
 }
 
 /// Whether a TCP connection to `host:port` from this (client) process is
@@ -214,100 +194,4 @@ async fn a_cut_drops_packets_and_its_guard_removes_every_rule() {
     );
     assert!(reachable(&node.host, node.pg_port, Duration::from_secs(2)).await);
     c.wait_healthy(Duration::from_secs(90)).await.unwrap();
-}
-
-#[tokio::test]
-#[ignore = "helper process for the kill test"]
-async fn helper_partition_and_wait() {
-    let Some(work) = std::env::var_os("CHAOS_HELPER_WORK_DIR") else {
-        return;
-    };
-    let cluster = LocalCluster::builder()
-        .work_dir(work)
-        .nodes(2)
-        .proxy(false)
-        .start()
-        .await
-        .expect("helper cluster boots");
-    let guard = PartitionNetwork::primary_from_replicas()
-        .inject(&cluster)
-        .await
-        .expect("partition");
-    println!(
-        "CLUSTER_DIR={} CHAIN={}",
-        cluster.dir().display(),
-        guard.chain().unwrap()
-    );
-    tokio::time::sleep(Duration::from_secs(300)).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_run_leaves_no_rule_cgroup_or_process_behind() {
-    use std::io::{BufRead, BufReader};
-    init_tracing();
-    if !is_root() {
-        return;
-    }
-    let _turn = TURN.lock().await;
-    let work =
-        std::env::temp_dir().join(format!("chaos-test-partition-kill-{}", std::process::id()));
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "helper_partition_and_wait",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("CHAOS_HELPER_WORK_DIR", &work)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("helper starts");
-    let line = BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|l| {
-            l.split_once("CLUSTER_DIR=")
-                .map(|(_, rest)| rest.to_string())
-        })
-        .expect("the helper partitioned its cluster");
-    let (dir, chain) = line.trim().split_once(" CHAIN=").unwrap();
-    let run = std::path::Path::new(dir)
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
-    assert!(iptables_rules().contains(&format!("-N {chain}")));
-    let cgroups = || {
-        std::fs::read_to_string("/proc/mounts")
-            .unwrap()
-            .lines()
-            .filter(|l| l.split_whitespace().nth(2) == Some("cgroup2"))
-            .filter_map(|l| l.split_whitespace().nth(1).map(String::from))
-            .any(|root| {
-                std::path::Path::new(&root)
-                    .join(format!("chaos-{run}"))
-                    .exists()
-            })
-    };
-    assert!(cgroups(), "the cluster's nodes run in cgroups");
-    child.kill().unwrap();
-    child.wait().unwrap();
-    // The watchdog notices and removes everything.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let left_rules = iptables_rules().contains(&format!("chaos-{run}"));
-        let left_dir = std::path::Path::new(dir).exists();
-        if !left_rules && !cgroups() && !left_dir {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "left after 30 s: rules {left_rules}, cgroups {}, dir {left_dir}",
-            cgroups()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let _ = std::fs::remove_dir_all(&work);
 }

@@ -500,27 +500,13 @@ impl FaultGuard for LinkGuard {
     /// as Patroni reports it, with a primary in place.
     async fn heal(mut self) -> Result<Healed> {
         self.lift()?;
-        let wait = Duration::from_secs(60);
-        let deadline = Instant::now() + wait;
-        loop {
-            if let Ok(t) = self.cluster.topology().await
-                && t.members.iter().any(|m| m.name == self.victim && m.is_up())
-                && t.primary().is_some()
-            {
-                break;
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::Timeout {
-                    what: format!(
-                        "{} to serve again after its links were restored",
-                        self.victim
-                    ),
-                    waited: wait,
-                    logs: String::new(),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.cluster
+            .wait_serving(
+                &self.victim,
+                "its links were restored",
+                Duration::from_secs(60),
+            )
+            .await?;
         Ok(Healed {
             event: "links restored".into(),
             at: Timestamp::now(),

@@ -177,23 +177,9 @@ impl FaultGuard for PartitionGuard {
     /// Patroni reports it.
     async fn heal(mut self) -> Result<Healed> {
         self.lift()?;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(t) = self.cluster.topology().await
-                && t.members.iter().any(|m| m.name == self.victim && m.is_up())
-                && t.primary().is_some()
-            {
-                break;
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::Timeout {
-                    what: format!("{} to serve again after the partition", self.victim),
-                    waited: Duration::from_secs(60),
-                    logs: String::new(),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.cluster
+            .wait_serving(&self.victim, "the partition", Duration::from_secs(60))
+            .await?;
         Ok(Healed {
             event: "network healed".into(),
             at: Timestamp::now(),

@@ -271,24 +271,9 @@ impl FaultGuard for ThrottleGuard {
     /// as Patroni reports it, and the cluster has a primary.
     async fn heal(mut self) -> Result<Healed> {
         self.lift()?;
-        let wait = Duration::from_secs(60);
-        let deadline = Instant::now() + wait;
-        loop {
-            if let Ok(t) = self.cluster.topology().await
-                && t.members.iter().any(|m| m.name == self.victim && m.is_up())
-                && t.primary().is_some()
-            {
-                break;
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::Timeout {
-                    what: format!("{} to serve again after the disk throttle", self.victim),
-                    waited: wait,
-                    logs: String::new(),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.cluster
+            .wait_serving(&self.victim, "the disk throttle", Duration::from_secs(60))
+            .await?;
         Ok(Healed {
             event: "disk throttle lifted".into(),
             at: Timestamp::now(),

@@ -1136,6 +1136,34 @@ impl LocalCluster {
         }
     }
 
+    /// Waits until node `name` serves again as Patroni reports it, with a
+    /// primary in the cluster: how the guards of faults that leave the
+    /// processes running (network, disk) know the node is back.
+    pub(crate) async fn wait_serving(
+        &self,
+        name: &str,
+        after: &str,
+        timeout: Duration,
+    ) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(t) = self.topology().await
+                && t.members.iter().any(|m| m.name == name && m.is_up())
+                && t.primary().is_some()
+            {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout {
+                    what: format!("{name} to serve again after {after}"),
+                    waited: timeout,
+                    logs: String::new(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The name of the node that leads now.
     ///
     /// # Errors

@@ -138,8 +138,9 @@ pub(crate) fn stage(
     cache: Option<&Path>,
 ) -> Result<TemplateSource> {
     let res = stage_inner(run_dir, copies, pg_bin, run_as, cache);
-    if res.is_err() {
-        let _ = fs::write(run_dir.join("template-failed"), b"");
+    if let Err(e) = &res {
+        // The marker says why, for a kept cluster's post-mortem.
+        let _ = fs::write(run_dir.join("template-failed"), format!("{e}\n"));
     }
     res
 }
@@ -166,12 +167,20 @@ fn stage_inner(
     };
     // One copy per node, into a pool: the first node to ask (the one that
     // bootstraps the leader) takes the first copy ready.
+    // The pools first, while empty: the shim, running as the database user,
+    // renames copies out of them as soon as they appear (owning a pool later
+    // would walk copies being moved away).
     for (i, copy) in copies.iter().enumerate() {
         let pool = &copy.pool;
+        if copies[..i].iter().any(|c| c.pool == *pool) {
+            continue;
+        }
         fs::create_dir_all(pool)
             .map_err(|e| Error::io(format!("creating {}", pool.display()), e))?;
-        // The shim, running as the database user, renames copies out of it.
         run_as.own(pool)?;
+    }
+    for (i, copy) in copies.iter().enumerate() {
+        let pool = &copy.pool;
         let tmp = pool.join(format!(".{i}.tmp"));
         copy_tree(&source, &tmp)?;
         if let Some(wal) = &copy.wal {
