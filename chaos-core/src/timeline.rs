@@ -106,6 +106,69 @@ impl Event {
     }
 }
 
+/// The phases an RTO is split into, in order. A target marks the **end** of a
+/// phase with an event named [`Phase::end_event`] in its event stream (e.g.
+/// the CNPG target ends `detection` when the operator reports "Failing over");
+/// the report turns the marks into `phases[]`, each from the end of the one
+/// before (the first from the fault) to its own end, the last
+/// ([`Phase::FirstWrite`]) ending at the first acknowledged write, so that
+/// they add up to the RTO. A phase whose mark is missing is folded into the
+/// next one that has a mark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Until the HA system notices the primary is gone.
+    Detection,
+    /// Until a new primary is chosen.
+    Election,
+    /// Until the chosen node runs as primary.
+    Promotion,
+    /// Until the service routes clients to it.
+    Routing,
+    /// Until the first write is acknowledged.
+    FirstWrite,
+}
+
+impl Phase {
+    /// Every phase, in order.
+    pub const ALL: [Phase; 5] = [
+        Phase::Detection,
+        Phase::Election,
+        Phase::Promotion,
+        Phase::Routing,
+        Phase::FirstWrite,
+    ];
+
+    /// The phase's name in reports: `detection`, `election`, `promotion`,
+    /// `routing`, `first_write`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Detection => "detection",
+            Phase::Election => "election",
+            Phase::Promotion => "promotion",
+            Phase::Routing => "routing",
+            Phase::FirstWrite => "first_write",
+        }
+    }
+
+    /// The name of the event that marks the end of this phase, e.g.
+    /// `detection ended`.
+    pub fn end_event(self) -> &'static str {
+        match self {
+            Phase::Detection => "detection ended",
+            Phase::Election => "election ended",
+            Phase::Promotion => "promotion ended",
+            Phase::Routing => "routing ended",
+            Phase::FirstWrite => "first_write ended",
+        }
+    }
+
+    /// The phase whose end `event_name` marks, if it marks one.
+    pub fn ended_by(event_name: &str) -> Option<Phase> {
+        Phase::ALL.into_iter().find(|p| p.end_event() == event_name)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::fault::FaultInfo;
 use crate::probe::{History, IndeterminateReason, Outcome};
 use crate::slo::{Rpo, Slo, fmt_duration};
-use crate::timeline::{Event, Timestamp, from_ms, ms};
+use crate::timeline::{Event, Phase, Timestamp, from_ms, ms};
 use crate::verify::{Measurement, Window, WriteCounts, WriteId};
 
 pub use json::{default_report_dir, file_stem};
@@ -52,6 +52,62 @@ pub struct FaultRecord {
     /// Its own RTO: injection to the first acknowledged write that started after
     /// the outage it caused began. `None`: no recovery.
     pub rto_ms: Option<f64>,
+    /// Where that RTO went, from the target's phase marks (see
+    /// [`Phase`]); empty when the target marked none or there was no recovery.
+    #[serde(default)]
+    pub phases: Vec<PhaseRecord>,
+}
+
+/// One phase of an RTO: `detection`, `election`, `promotion`, `routing` or
+/// `first_write`, in that order; a fault's phases add up to its RTO.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseRecord {
+    /// The phase's name ([`Phase::name`]).
+    pub name: String,
+    /// How long it lasted.
+    pub ms: f64,
+    /// When it began (the fault's injection, or the end of the phase before).
+    pub at: Timestamp,
+}
+
+/// The phases of one fault's RTO from the phase-end marks among `events`
+/// (sorted by time): each phase runs from the end of the one before (the
+/// first from `injected`) to its mark; a phase without a mark, or whose mark
+/// is out of order or after the recovery, is folded into the next;
+/// `first_write` ends the RTO. Empty without any mark.
+pub(crate) fn phases_of(events: &[Event], injected: Timestamp, rto_ms: f64) -> Vec<PhaseRecord> {
+    let end = injected.plus(from_ms(rto_ms));
+    let mut out = Vec::new();
+    let mut start = injected;
+    let mut spent = 0.0;
+    for phase in Phase::ALL {
+        if phase == Phase::FirstWrite {
+            break;
+        }
+        let mark = events.iter().find(|e| {
+            Phase::ended_by(&e.name) == Some(phase) && e.at >= start && e.at <= end
+        });
+        if let Some(e) = mark {
+            let len = e.at.ms_since(start);
+            out.push(PhaseRecord {
+                name: phase.name().into(),
+                ms: len,
+                at: start,
+            });
+            spent += len;
+            start = e.at;
+        }
+    }
+    if out.is_empty() {
+        return out;
+    }
+    out.push(PhaseRecord {
+        name: Phase::FirstWrite.name().into(),
+        // The remainder, so that the phases add up to the RTO exactly.
+        ms: (rto_ms - spent).max(0.0),
+        at: start,
+    });
+    out
 }
 
 /// How an attempt ended, in the report.
@@ -271,6 +327,11 @@ pub struct Report {
     pub split_brain: bool,
     /// Acknowledgements on an older timeline after a newer one had acknowledged.
     pub split_brain_writes: u64,
+    /// Where the RTO went: the phases of the fault whose RTO is `rto_ms`, in
+    /// order (`detection`, `election`, `promotion`, `routing`,
+    /// `first_write`), adding up to it; empty when the target marked none.
+    #[serde(default)]
+    pub phases: Vec<PhaseRecord>,
     /// The timeline of the run.
     pub events: Vec<Event>,
     /// Configuration that contradicts the SLO, and other things to know.
@@ -331,6 +392,7 @@ impl Report {
                 healed_at: *healed,
                 marked: *marked,
                 rto_ms: outage.rto.map(ms),
+                phases: Vec::new(),
             })
             .collect();
         let mut history: Vec<HistoryEntry> = d
@@ -379,6 +441,19 @@ impl Report {
         });
         let mut events = d.events;
         events.sort_by_key(|e| e.at);
+        let mut faults = faults;
+        for f in &mut faults {
+            if let Some(rto) = f.rto_ms {
+                f.phases = phases_of(&events, f.injected_at, rto);
+            }
+        }
+        // The report's phases: those of the fault whose RTO is the report's.
+        let phases = faults
+            .iter()
+            .filter(|f| f.rto_ms.is_some() && f.rto_ms == m.rto.map(ms))
+            .map(|f| f.phases.clone())
+            .next()
+            .unwrap_or_default();
         let mut warnings = d.warnings;
         if faults.is_empty() {
             warnings.push(
@@ -469,6 +544,7 @@ impl Report {
                 .collect(),
             split_brain: m.split_brain_writes > 0,
             split_brain_writes: m.split_brain_writes,
+            phases,
             events,
             warnings,
             history,
@@ -716,6 +792,14 @@ impl fmt::Display for Report {
             opt(self.write_gap()),
             self.resolution_ms.round()
         )?;
+        if !self.phases.is_empty() {
+            let parts: Vec<String> = self
+                .phases
+                .iter()
+                .map(|p| format!("{} {}", p.name, fmt_duration(from_ms(p.ms))))
+                .collect();
+            writeln!(f, "  phases      {}", parts.join(" → "))?;
+        }
         writeln!(
             f,
             "  writes      {} attempted, {} acknowledged, {} failed, {} indeterminate \
@@ -829,6 +913,12 @@ mod tests {
 
     /// A run with one kill at 100 ms, failures until 600 ms, one lost write.
     fn sample() -> Report {
+        sample_with(|_| Vec::new())
+    }
+
+    /// [`sample`] with extra events, made from the wall time of an offset
+    /// from the fault's injection.
+    fn sample_with(extra: impl Fn(&dyn Fn(u64) -> Timestamp) -> Vec<Event>) -> Report {
         let t0 = Instant::now();
         let mut attempts = Vec::new();
         for i in 0..100u64 {
@@ -894,11 +984,56 @@ mod tests {
             window,
             faults: vec![(info, t0 + ms_(100), Some(Timestamp::now()), false)],
             measurement: &m,
-            events: vec![Event::now("probe started", None)],
+            events: {
+                let at = |after: u64| Timestamp::from(history.wall(t0 + ms_(100 + after)));
+                let mut events = vec![Event::now("probe started", None)];
+                events.extend(extra(&at));
+                events
+            },
             warnings: vec!["a warning".into()],
             workloads: Vec::new(),
             slo_on: None,
         })
+    }
+
+    #[test]
+    fn phases_follow_the_marks_and_add_up_to_the_rto() {
+        let mark = |p: Phase, at: Timestamp| Event::new(p.end_event(), at, Some("node2".into()));
+        let report = sample_with(|at| {
+            vec![
+                mark(Phase::Detection, at(200)),
+                // No election mark: election is folded into promotion.
+                mark(Phase::Promotion, at(300)),
+                mark(Phase::Routing, at(350)),
+                // After the recovery: ignored.
+                mark(Phase::Detection, at(5000)),
+            ]
+        });
+        let rto = report.rto_ms.expect("recovered");
+        let names: Vec<&str> = report.phases.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["detection", "promotion", "routing", "first_write"]);
+        let ms: Vec<f64> = report.phases.iter().map(|p| p.ms).collect();
+        assert_eq!(&ms[..3], &[200.0, 100.0, 50.0]);
+        let sum: f64 = ms.iter().sum();
+        assert!((sum - rto).abs() < 1e-6, "{sum} vs {rto}");
+        assert_eq!(report.phases[0].at, report.faults[0].injected_at);
+        assert_eq!(report.faults[0].phases, report.phases);
+        assert!(report.to_string().contains("phases      detection 0.200s"), "{report}");
+        let back: Report =
+            serde_json::from_str(&serde_json::to_string(&report).unwrap()).unwrap();
+        assert_eq!(back.phases, report.phases);
+    }
+
+    #[test]
+    fn without_marks_there_are_no_phases() {
+        let report = sample();
+        assert!(report.phases.is_empty());
+        assert!(!report.to_string().contains("phases"));
+        // Reports written before phases existed still read.
+        let mut json = serde_json::to_value(&report).unwrap();
+        json.as_object_mut().unwrap().remove("phases");
+        let back: Report = serde_json::from_value(json).unwrap();
+        assert!(back.phases.is_empty());
     }
 
     #[test]
