@@ -235,7 +235,10 @@ async fn pause_past_ttl(cluster: &LocalCluster) {
         .filter_map(|e| e.detail.as_deref()?.split_whitespace().next())
         .find(|n| *n != leader)
         .map(str::to_string);
-    assert!(promoted.is_some(), "no failover during the pause:\n{report}");
+    assert!(
+        promoted.is_some(),
+        "no failover during the pause:\n{report}"
+    );
     assert_eq!(report.split_brain_writes, 0, "{report}");
     assert_eq!(report.faults[0].victim.as_deref(), Some(leader.as_str()));
     let rto = report.rto().expect("the service recovered");

@@ -157,6 +157,49 @@ pub enum Error {
         how: &'static str,
     },
 
+    /// A Kubernetes API request failed (CNPG target).
+    #[cfg(feature = "cnpg")]
+    #[error("Kubernetes API: {context}: {source}")]
+    Kube {
+        /// What was being done, e.g. `deleting pod pg-chaos/cluster-example-1`.
+        context: String,
+        /// The underlying error (boxed: it is large).
+        #[source]
+        source: Box<kube::Error>,
+    },
+
+    /// The CNPG target refused to create, patch or delete anything in a
+    /// Kubernetes context/namespace that was not allowed for chaos.
+    #[cfg(feature = "cnpg")]
+    #[error(
+        "refusing to {action} in namespace `{namespace}` of kube context `{context}`: it is not \
+         allowed for chaos ({why}); allow it with CHAOS_ALLOW={context}/{namespace} (or \
+         CnpgCluster::builder(..).allow(\"{context}/{namespace}\")), or label the namespace: \
+         kubectl --context {context} label namespace {namespace} chaos.dev/allow=true"
+    )]
+    NotAllowed {
+        /// What would have been done, e.g. `delete pods/cluster-example-1`.
+        action: String,
+        /// The kube context.
+        context: String,
+        /// The namespace.
+        namespace: String,
+        /// Why it is not allowed (no CHAOS_ALLOW entry, no label, label unreadable).
+        why: String,
+    },
+
+    /// A Chaos Mesh experiment the CNPG target created could not be injected.
+    #[cfg(feature = "cnpg")]
+    #[error("Chaos Mesh could not inject {object}: {message}; {how}")]
+    ChaosInjection {
+        /// The experiment, e.g. `IOChaos pg-chaos/chaos-io-…`.
+        object: String,
+        /// What Chaos Mesh reported.
+        message: String,
+        /// What to do about it.
+        how: String,
+    },
+
     /// A directory that should be private to the library is unusable.
     #[error("work directory {path}: {reason}")]
     WorkDir {

@@ -8,6 +8,8 @@
 //! Patroni cluster the library boots, and [`external::ExternalCluster`], any
 //! PostgreSQL cluster given by DSN.
 
+#[cfg(feature = "cnpg")]
+pub mod cnpg;
 pub mod external;
 pub mod local;
 mod topology;
@@ -71,6 +73,14 @@ pub trait Target: Any + Send + Sync + fmt::Debug {
     /// When leftovers were found but could not be removed.
     fn sweep(&self) -> BoxFuture<'_, Result<Vec<String>>> {
         Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// Where the target's own configuration contradicts `slo`, in words, for
+    /// the report's warnings (the CNPG target reads its `Cluster` spec: see
+    /// `cluster::cnpg::advisor`). Empty by default.
+    fn advise<'a>(&'a self, slo: &'a crate::slo::Slo) -> BoxFuture<'a, Vec<String>> {
+        let _ = slo;
+        Box::pin(async { Vec::new() })
     }
 
     /// A single-host DSN that always reaches the current primary — a proxy or

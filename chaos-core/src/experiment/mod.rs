@@ -343,7 +343,8 @@ impl Experiment {
         let set_phase = |p: Phase| *phase.lock().unwrap_or_else(|e| e.into_inner()) = p;
 
         let rw = target.rw_dsn();
-        let warnings = self.replication_warnings(&rw).await;
+        let mut warnings = self.replication_warnings(&rw).await;
+        warnings.extend(target.advise(&self.slo).await);
         let probe = self.probe.clone().start(&rw).await?;
         let run_id = probe.run_id().to_string();
         let mut events = vec![Event::now("probe started", None)];

@@ -65,6 +65,12 @@ impl DeletePrimary {
         self.mode
     }
 
+    /// How long healing waits for the node to rejoin.
+    #[cfg(feature = "cnpg")]
+    pub(crate) fn rejoin_wait(&self) -> Duration {
+        self.rejoin_timeout
+    }
+
     /// The built-in fault this is.
     pub fn kind(&self) -> FaultKind {
         match self.mode {

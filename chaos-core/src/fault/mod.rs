@@ -155,14 +155,70 @@ impl FaultGuard for AnyGuard {
     }
 }
 
+/// How a built-in fault runs on the CNPG target (feature `cnpg`): through its
+/// `Fault<CnpgCluster>`, or not at all ([`Error::Unsupported`]).
+trait OnCnpg: Sized {
+    #[cfg(feature = "cnpg")]
+    fn on_cnpg(self, target: &crate::cluster::cnpg::CnpgCluster)
+    -> BoxFuture<'_, Result<AnyGuard>>;
+}
+
+macro_rules! builtin_on_cnpg {
+    (runs: $($fault:ty),*; not: $($other:ty),*) => {
+        $(impl OnCnpg for $fault {
+            #[cfg(feature = "cnpg")]
+            fn on_cnpg(
+                self,
+                target: &crate::cluster::cnpg::CnpgCluster,
+            ) -> BoxFuture<'_, Result<AnyGuard>> {
+                Box::pin(async move {
+                    Fault::<crate::cluster::cnpg::CnpgCluster>::inject(self, target)
+                        .await
+                        .map(AnyGuard::new)
+                })
+            }
+        })*
+        $(impl OnCnpg for $other {
+            #[cfg(feature = "cnpg")]
+            fn on_cnpg(
+                self,
+                _target: &crate::cluster::cnpg::CnpgCluster,
+            ) -> BoxFuture<'_, Result<AnyGuard>> {
+                let fault = self.kind().name().to_string();
+                Box::pin(async move {
+                    Err(Error::Unsupported {
+                        fault,
+                        target: "cnpg".into(),
+                        supported_by: "local, external (given a command for it); on cnpg: \
+                                       kill-primary, stop-primary, switchover, isolate-primary, \
+                                       partition-primary-from-replicas, throttle-primary-disk, \
+                                       Fence and Shell"
+                            .into(),
+                    })
+                })
+            }
+        })*
+    };
+}
+
+builtin_on_cnpg!(
+    runs: DeletePrimary, PartitionNetwork, Switchover, ThrottleDisk;
+    not: Bandwidth, FreezePrimary, FreezeReplicas, Latency, PacketLoss, PauseNode, StopDcs
+);
+
 /// Injects a built-in fault into whichever of the shipped targets `target` is.
 async fn inject_builtin<F>(fault: F, kind: FaultKind, target: &dyn Target) -> Result<AnyGuard>
 where
     F: Fault<crate::cluster::local::LocalCluster>
-        + Fault<crate::cluster::external::ExternalCluster>,
+        + Fault<crate::cluster::external::ExternalCluster>
+        + OnCnpg,
 {
     use crate::cluster::external::ExternalCluster;
     use crate::cluster::local::LocalCluster;
+    #[cfg(feature = "cnpg")]
+    if let Some(cnpg) = target.downcast_ref::<crate::cluster::cnpg::CnpgCluster>() {
+        return fault.on_cnpg(cnpg).await;
+    }
     if let Some(local) = target.downcast_ref::<LocalCluster>() {
         return Fault::<LocalCluster>::inject(fault, local)
             .await

@@ -71,6 +71,22 @@ impl Switchover {
     pub fn kind(&self) -> FaultKind {
         FaultKind::Switchover
     }
+
+    /// The node asked for by [`to`](Self::to); `None` for the synchronous
+    /// (or, on other targets, the most advanced) standby.
+    #[cfg(feature = "cnpg")]
+    pub(crate) fn candidate_name(&self) -> Option<&str> {
+        match &self.candidate {
+            Candidate::Node(n) => Some(n),
+            Candidate::SyncStandby => None,
+        }
+    }
+
+    /// How long healing waits.
+    #[cfg(feature = "cnpg")]
+    pub(crate) fn rejoin_wait(&self) -> Duration {
+        self.rejoin_timeout
+    }
 }
 
 /// Patroni's answer to the switchover request: status and body.

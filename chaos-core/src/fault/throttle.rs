@@ -108,6 +108,30 @@ impl ThrottleDisk {
         FaultKind::ThrottlePrimaryDisk
     }
 
+    /// The node named with [`node`](Self::node), if any (other targets).
+    #[cfg(feature = "cnpg")]
+    pub(crate) fn node_name(&self) -> Option<&str> {
+        self.node.as_deref()
+    }
+
+    /// The write and read IOPS limits set (other targets).
+    #[cfg(feature = "cnpg")]
+    pub(crate) fn iops_limits(&self) -> (Option<u64>, Option<u64>) {
+        (self.limits.write_iops, self.limits.read_iops)
+    }
+
+    /// Whether a bytes-per-second limit is set (other targets).
+    #[cfg(feature = "cnpg")]
+    pub(crate) fn has_bps_limit(&self) -> bool {
+        self.limits.write_bps.is_some() || self.limits.read_bps.is_some()
+    }
+
+    /// Whether only the WAL is throttled (other targets).
+    #[cfg(feature = "cnpg")]
+    pub(crate) fn is_wal_only(&self) -> bool {
+        self.wal_only
+    }
+
     /// What is limited, e.g. `write 1 MiB/s, write 50 IOPS on the WAL`.
     fn describe(&self) -> String {
         let l = &self.limits;

@@ -69,6 +69,12 @@ pub fn to_xml(report: &Report, suite: &str) -> Result<String> {
     for (k, v) in props {
         case.add_property(Property::new(k, v));
     }
+    for p in &report.phases {
+        case.add_property(Property::new(
+            format!("phase_{}_ms", p.name),
+            ms(Some(p.ms)),
+        ));
+    }
     case.set_system_out(report.to_string());
     let mut ts = TestSuite::new(suite);
     ts.set_time(time);

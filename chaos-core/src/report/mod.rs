@@ -84,9 +84,9 @@ pub(crate) fn phases_of(events: &[Event], injected: Timestamp, rto_ms: f64) -> V
         if phase == Phase::FirstWrite {
             break;
         }
-        let mark = events.iter().find(|e| {
-            Phase::ended_by(&e.name) == Some(phase) && e.at >= start && e.at <= end
-        });
+        let mark = events
+            .iter()
+            .find(|e| Phase::ended_by(&e.name) == Some(phase) && e.at >= start && e.at <= end);
         if let Some(e) = mark {
             let len = e.at.ms_since(start);
             out.push(PhaseRecord {
@@ -1018,9 +1018,11 @@ mod tests {
         assert!((sum - rto).abs() < 1e-6, "{sum} vs {rto}");
         assert_eq!(report.phases[0].at, report.faults[0].injected_at);
         assert_eq!(report.faults[0].phases, report.phases);
-        assert!(report.to_string().contains("phases      detection 0.200s"), "{report}");
-        let back: Report =
-            serde_json::from_str(&serde_json::to_string(&report).unwrap()).unwrap();
+        assert!(
+            report.to_string().contains("phases      detection 0.200s"),
+            "{report}"
+        );
+        let back: Report = serde_json::from_str(&serde_json::to_string(&report).unwrap()).unwrap();
         assert_eq!(back.phases, report.phases);
     }
 

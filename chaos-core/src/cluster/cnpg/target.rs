@@ -1,0 +1,1041 @@
+//! [`CnpgCluster`]: a CloudNativePG `Cluster` as a [`Target`].
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Endpoints, Pod, Secret};
+use kube::Client;
+use kube::api::{Api, ApiResource, DeleteParams, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use super::crd::{self, Cluster};
+use super::safety::{self, Kube, MANAGED_BY, MANAGED_BY_LABEL, Mutation, RUN_LABEL};
+use crate::cluster::{Target, Topology};
+use crate::dsn::redact;
+use crate::timeline::{Event, Timestamp};
+use crate::{Error, Result};
+
+/// `CHAOS_TARGET`: `cnpg` selects this target.
+pub const ENV_TARGET: &str = "CHAOS_TARGET";
+/// `CHAOS_KUBE_CONTEXT`: the kubeconfig context (default: the current one).
+pub const ENV_KUBE_CONTEXT: &str = "CHAOS_KUBE_CONTEXT";
+/// `CHAOS_CNPG_NAMESPACE`: the namespace of the `Cluster` (required).
+pub const ENV_NAMESPACE: &str = "CHAOS_CNPG_NAMESPACE";
+/// `CHAOS_CNPG_CLUSTER`: the name of the `Cluster` (required).
+pub const ENV_CLUSTER: &str = "CHAOS_CNPG_CLUSTER";
+/// `CHAOS_RW_DSN`: an explicit read-write DSN (otherwise a port-forward).
+pub const ENV_RW_DSN: &str = "CHAOS_RW_DSN";
+/// `CHAOS_CNPG_POOLER`: route writes through this `Pooler`'s Service.
+pub const ENV_POOLER: &str = "CHAOS_CNPG_POOLER";
+/// `CHAOS_ALLOW`: `context/namespace,…` where chaos may change things.
+pub const ENV_ALLOW: &str = "CHAOS_ALLOW";
+/// `CHAOS_DRY_RUN`: `1`/`true` prints every change instead of making it.
+pub const ENV_DRY_RUN: &str = "CHAOS_DRY_RUN";
+/// `CHAOS_KUBE_APISERVER_IPS`: the API server addresses pods use, for
+/// [`PartitionNetwork::isolate_primary`](crate::fault::PartitionNetwork::isolate_primary)
+/// (default: read from the `kubernetes` Service in `default`).
+pub const ENV_APISERVER_IPS: &str = "CHAOS_KUBE_APISERVER_IPS";
+
+/// How long a run's liveness `Lease` lasts without renewal; a sweep treats
+/// the objects of a run whose lease is older as left behind.
+const LEASE_SECONDS: i32 = 60;
+
+/// The `Cluster` resource, for dynamic requests.
+pub(crate) fn cluster_resource() -> ApiResource {
+    ApiResource::erase::<Cluster>(&())
+}
+
+/// Builder of a [`CnpgCluster`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct CnpgClusterBuilder {
+    context: Option<String>,
+    namespace: String,
+    cluster: String,
+    rw_dsn: Option<String>,
+    pooler: Option<String>,
+    dry_run: bool,
+    allow: Vec<String>,
+    run_id: Option<String>,
+    apiserver_ips: Vec<String>,
+}
+
+impl CnpgClusterBuilder {
+    /// The kubeconfig context (default: the current context), as `kubectl
+    /// --context`.
+    pub fn context(mut self, context: impl Into<String>) -> Self {
+        self.context = Some(context.into());
+        self
+    }
+
+    /// An explicit read-write DSN (an in-cluster runner, or a port-forward of
+    /// your own) instead of the library's port-forward.
+    pub fn rw_dsn(mut self, dsn: impl Into<String>) -> Self {
+        self.rw_dsn = Some(dsn.into());
+        self
+    }
+
+    /// Writes go through this CNPG `Pooler`'s Service instead of `<cluster>-rw`.
+    pub fn pooler(mut self, name: impl Into<String>) -> Self {
+        self.pooler = Some(name.into());
+        self
+    }
+
+    /// Print every object that would be created, patched or deleted, and
+    /// touch nothing.
+    pub fn dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+
+    /// Allows chaos in `context/namespace` (`*` for any side), as an entry of
+    /// `CHAOS_ALLOW`.
+    pub fn allow(mut self, entry: impl Into<String>) -> Self {
+        self.allow.push(entry.into());
+        self
+    }
+
+    /// The run id that labels what this target creates (default: a new one).
+    pub fn run_id(mut self, id: impl Into<String>) -> Self {
+        self.run_id = Some(id.into());
+        self
+    }
+
+    /// The API server's addresses as pods reach it (ClusterIP and endpoint
+    /// IPs), for [`PartitionNetwork::isolate_primary`](crate::fault::PartitionNetwork::isolate_primary).
+    pub fn apiserver_ips<I: IntoIterator<Item = S>, S: Into<String>>(mut self, ips: I) -> Self {
+        self.apiserver_ips.extend(ips.into_iter().map(Into::into));
+        self
+    }
+
+    /// Loads the kubeconfig as kubectl does (`KUBECONFIG`, else
+    /// `~/.kube/config`), selects the context, and builds the target.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an unreadable kubeconfig, an unknown context or
+    /// invalid names; whatever [`build_with_client`](Self::build_with_client)
+    /// returns.
+    pub async fn build(self) -> Result<CnpgCluster> {
+        let context = match &self.context {
+            Some(c) => c.clone(),
+            None => Kubeconfig::read()
+                .ok()
+                .and_then(|k| k.current_context)
+                .ok_or_else(|| Error::Config {
+                    field: "CHAOS_KUBE_CONTEXT",
+                    expected: "a kubeconfig with a current context (KUBECONFIG or ~/.kube/config), \
+                               or the context to use in CHAOS_KUBE_CONTEXT",
+                    found: std::env::var("KUBECONFIG").unwrap_or_default(),
+                })?,
+        };
+        let options = KubeConfigOptions {
+            context: Some(context.clone()),
+            ..KubeConfigOptions::default()
+        };
+        let config = kube::Config::from_kubeconfig(&options)
+            .await
+            .map_err(|e| Error::Config {
+                field: "CHAOS_KUBE_CONTEXT",
+                expected: "a context of the kubeconfig (KUBECONFIG or ~/.kube/config) that loads",
+                found: format!("{context}: {e}"),
+            })?;
+        let client = Client::try_from(config).map_err(|e| Error::Kube {
+            context: format!("creating a client for context {context}"),
+            source: Box::new(e),
+        })?;
+        self.build_with_client(client, context).await
+    }
+
+    /// Builds the target on a ready client; `context` is the name the allow
+    /// list is matched against. Reads the `Cluster` (it must exist), and
+    /// unless an explicit DSN was given reads the `<cluster>-app` Secret and
+    /// starts the local port-forward.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for invalid names or settings, [`Error::Kube`] when
+    /// the `Cluster` or its Secret cannot be read, [`Error::Io`] when the
+    /// local listener cannot be opened.
+    pub async fn build_with_client(
+        self,
+        client: Client,
+        context: impl Into<String>,
+    ) -> Result<CnpgCluster> {
+        check_name("CHAOS_CNPG_NAMESPACE", &self.namespace)?;
+        check_name("CHAOS_CNPG_CLUSTER", &self.cluster)?;
+        if let Some(p) = &self.pooler {
+            check_name("CHAOS_CNPG_POOLER", p)?;
+        }
+        let allow = safety::parse_allow(&self.allow.join(","))?;
+        let kube = Kube::new(client, context.into(), self.namespace, allow, self.dry_run);
+        let run_id = self.run_id.unwrap_or_else(crate::new_run_id);
+        let clusters: Api<Cluster> = Api::namespaced(kube.client.clone(), &kube.namespace);
+        let found = clusters.get(&self.cluster).await.map_err(|e| Error::Kube {
+            context: format!(
+                "reading Cluster {}/{} (check CHAOS_CNPG_NAMESPACE, CHAOS_CNPG_CLUSTER and the context {})",
+                kube.namespace, self.cluster, kube.context
+            ),
+            source: Box::new(e),
+        })?;
+        let instances = usize::try_from(found.spec.instances).unwrap_or(1).max(1);
+        let service = match &self.pooler {
+            Some(p) => p.clone(),
+            None => format!("{}-rw", self.cluster),
+        };
+        let (rw_dsn, forward) = match self.rw_dsn {
+            Some(dsn) => (dsn, None),
+            None => {
+                let creds = app_credentials(&kube, &self.cluster).await?;
+                let listener = TcpListener::bind(("127.0.0.1", 0))
+                    .await
+                    .map_err(|e| Error::io("opening the local port-forward listener", e))?;
+                let port = listener
+                    .local_addr()
+                    .map_err(|e| Error::io("reading the port-forward listener's address", e))?
+                    .port();
+                let task = tokio::spawn(serve_forward(listener, kube.clone(), service.clone()));
+                (creds.dsn(port), Some(task))
+            }
+        };
+        tracing::info!(
+            context = %kube.context, namespace = %kube.namespace, cluster = %self.cluster,
+            service = %service, rw_dsn = %redact(&rw_dsn), dry_run = kube.dry_run(), run = %run_id,
+            "CNPG target ready"
+        );
+        Ok(CnpgCluster {
+            inner: Arc::new(Inner {
+                kube,
+                cluster: self.cluster,
+                pooler: self.pooler,
+                service,
+                rw_dsn,
+                forward,
+                instances,
+                run_id,
+                apiserver_ips: self.apiserver_ips,
+                lease: tokio::sync::Mutex::new(None),
+            }),
+        })
+    }
+}
+
+/// A Kubernetes object name: lowercase letters, digits, `-` and `.`.
+fn check_name(field: &'static str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && !name.starts_with(['-', '.'])
+        && !name.ends_with(['-', '.']);
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Config {
+            field,
+            expected: "a Kubernetes object name (lowercase letters, digits, '-', '.')",
+            found: name.to_string(),
+        })
+    }
+}
+
+/// The application user's credentials from the `<cluster>-app` Secret.
+struct Credentials {
+    user: String,
+    password: String,
+    dbname: String,
+}
+
+impl Credentials {
+    /// A key=value DSN to the local forward (the password quoted, never logged).
+    fn dsn(&self, port: u16) -> String {
+        let q = |s: &str| format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"));
+        format!(
+            "host=127.0.0.1 port={port} user={} password={} dbname={} connect_timeout=5",
+            q(&self.user),
+            q(&self.password),
+            q(&self.dbname)
+        )
+    }
+}
+
+async fn app_credentials(kube: &Kube, cluster: &str) -> Result<Credentials> {
+    let name = format!("{cluster}-app");
+    let secrets: Api<Secret> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    let secret = secrets.get(&name).await.map_err(|e| Error::Kube {
+        context: format!(
+            "reading Secret {}/{name} for the application's credentials (or set CHAOS_RW_DSN)",
+            kube.namespace
+        ),
+        source: Box::new(e),
+    })?;
+    let data = secret.data.unwrap_or_default();
+    let field = |k: &str| {
+        data.get(k)
+            .and_then(|b| String::from_utf8(b.0.clone()).ok())
+            .filter(|s| !s.is_empty())
+    };
+    let missing = |k: &str| Error::ClusterState(format!("Secret {name} has no `{k}`"));
+    Ok(Credentials {
+        user: field("username")
+            .or_else(|| field("user"))
+            .ok_or_else(|| missing("username"))?,
+        password: field("password").ok_or_else(|| missing("password"))?,
+        dbname: field("dbname").unwrap_or_else(|| "app".into()),
+    })
+}
+
+/// The pod (and its port) a Service's `Endpoints` select now: the first ready
+/// address that points at a pod.
+pub(crate) async fn service_pod(kube: &Kube, service: &str) -> Result<(String, u16)> {
+    let endpoints: Api<Endpoints> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    let ep = endpoints.get(service).await.map_err(|e| Error::Kube {
+        context: format!("reading Endpoints {}/{service}", kube.namespace),
+        source: Box::new(e),
+    })?;
+    for subset in ep.subsets.unwrap_or_default() {
+        let port = subset
+            .ports
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .find(|p| matches!(p.name.as_deref(), Some("postgres" | "pgbouncer")))
+            .or_else(|| subset.ports.as_deref().and_then(|p| p.first()))
+            .map(|p| u16::try_from(p.port).unwrap_or(5432))
+            .unwrap_or(5432);
+        for a in subset.addresses.unwrap_or_default() {
+            if let Some(r) = a.target_ref
+                && r.kind.as_deref() == Some("Pod")
+                && let Some(pod) = r.name
+            {
+                return Ok((pod, port));
+            }
+        }
+    }
+    Err(Error::ClusterState(format!(
+        "Service {}/{service} selects no ready pod now",
+        kube.namespace
+    )))
+}
+
+/// Accepts local connections and forwards each to the pod the Service selects
+/// at that moment (re-resolved per connection, as a client re-connecting
+/// through the Service would be routed).
+async fn serve_forward(listener: TcpListener, kube: Kube, service: String) {
+    loop {
+        let Ok((mut socket, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let kube = kube.clone();
+        let service = service.clone();
+        tokio::spawn(async move {
+            let (pod, port) = match service_pod(&kube, &service).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::debug!(error = %e, "port-forward: no pod behind the service");
+                    return;
+                }
+            };
+            let pods: Api<Pod> = Api::namespaced(kube.client.clone(), &kube.namespace);
+            let mut forwarder = match pods.portforward(&pod, &[port]).await {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::debug!(error = %e, pod = %pod, "port-forward failed");
+                    return;
+                }
+            };
+            if let Some(mut upstream) = forwarder.take_stream(port) {
+                let _ = tokio::io::copy_bidirectional(&mut socket, &mut upstream).await;
+                drop(upstream);
+            }
+            let _ = forwarder.join().await;
+        });
+    }
+}
+
+/// A CloudNativePG `Cluster` reached through the Kubernetes API. Cloning
+/// shares it.
+///
+/// Topology comes from the `Cluster`'s `status` (`currentPrimary`,
+/// `targetPrimary`, `instancesStatus`, timeline, phase), never from the role
+/// label alone, which is absent mid-failover. Writes reach the cluster through
+/// an explicit DSN or through a port-forward (via the API server) to the pod
+/// the `-rw` Service (or the Pooler's Service) selects when each connection
+/// opens, with the `<cluster>-app` Secret's credentials.
+///
+/// Nothing is created, patched or deleted outside an allowed context and
+/// namespace (`CHAOS_ALLOW` or the namespace label `chaos.dev/allow=true`);
+/// `CHAOS_DRY_RUN=1` prints every change instead of making it. Faults:
+/// [`DeletePrimary`](crate::fault::DeletePrimary),
+/// [`Switchover`](crate::fault::Switchover), [`Fence`](super::Fence),
+/// [`PartitionNetwork`](crate::fault::PartitionNetwork) and
+/// [`ThrottleDisk`](crate::fault::ThrottleDisk) (Chaos Mesh), and
+/// [`Shell`](crate::fault::Shell).
+///
+/// ```no_run
+/// # async fn demo() -> chaos_core::Result<()> {
+/// use chaos_core::cluster::Target;
+/// use chaos_core::cluster::cnpg::CnpgCluster;
+///
+/// let cluster = CnpgCluster::builder("pg-chaos", "cluster-example")
+///     .context("kind-chaos")
+///     .allow("kind-chaos/pg-chaos")
+///     .build()
+///     .await?;
+/// let topology = cluster.wait_healthy(std::time::Duration::from_secs(120)).await?;
+/// println!("primary: {:?}", topology.primary_name());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct CnpgCluster {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    kube: Kube,
+    cluster: String,
+    pooler: Option<String>,
+    service: String,
+    rw_dsn: String,
+    forward: Option<JoinHandle<()>>,
+    instances: usize,
+    run_id: String,
+    apiserver_ips: Vec<String>,
+    lease: tokio::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(f) = &self.forward {
+            f.abort();
+        }
+        if let Ok(mut l) = self.lease.try_lock()
+            && let Some(task) = l.take()
+        {
+            task.abort();
+            // The run is over: remove its lease, best effort.
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                let kube = self.kube.clone();
+                let name = lease_name(&self.run_id);
+                rt.spawn(async move {
+                    let _ = kube
+                        .mutate(Mutation::delete(
+                            ApiResource::erase::<Lease>(&()),
+                            &name,
+                            DeleteParams::default(),
+                        ))
+                        .await;
+                });
+            }
+        }
+    }
+}
+
+impl fmt::Debug for CnpgCluster {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CnpgCluster")
+            .field("context", &self.inner.kube.context)
+            .field("namespace", &self.inner.kube.namespace)
+            .field("cluster", &self.inner.cluster)
+            .field("pooler", &self.inner.pooler)
+            .field("rw_dsn", &redact(&self.inner.rw_dsn))
+            .field("dry_run", &self.inner.kube.dry_run())
+            .field("run_id", &self.inner.run_id)
+            .finish()
+    }
+}
+
+fn lease_name(run_id: &str) -> String {
+    format!("chaos-run-{run_id}")
+}
+
+impl CnpgCluster {
+    /// A builder for the `Cluster` `cluster` in `namespace`.
+    pub fn builder(namespace: impl Into<String>, cluster: impl Into<String>) -> CnpgClusterBuilder {
+        CnpgClusterBuilder {
+            context: None,
+            namespace: namespace.into(),
+            cluster: cluster.into(),
+            rw_dsn: None,
+            pooler: None,
+            dry_run: false,
+            allow: Vec::new(),
+            run_id: None,
+            apiserver_ips: Vec::new(),
+        }
+    }
+
+    /// The target described by the environment: `CHAOS_CNPG_NAMESPACE` and
+    /// `CHAOS_CNPG_CLUSTER` (required), `CHAOS_KUBE_CONTEXT`, `CHAOS_RW_DSN`,
+    /// `CHAOS_CNPG_POOLER`, `CHAOS_ALLOW`, `CHAOS_DRY_RUN`,
+    /// `CHAOS_KUBE_APISERVER_IPS` (optional); `CHAOS_TARGET`, if set, must be
+    /// `cnpg`. `KUBECONFIG` is honoured as kubectl does.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the variable to set or fix; as
+    /// [`CnpgClusterBuilder::build`].
+    pub async fn from_env() -> Result<Self> {
+        Self::builder_from_vars(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))?
+            .build()
+            .await
+    }
+
+    /// The builder [`from_env`](Self::from_env) would use, with the variables
+    /// looked up by `var`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the variable to set or fix.
+    pub fn builder_from_vars(var: impl Fn(&str) -> Option<String>) -> Result<CnpgClusterBuilder> {
+        if let Some(t) = var(ENV_TARGET)
+            && t.trim() != "cnpg"
+        {
+            return Err(Error::Config {
+                field: "CHAOS_TARGET",
+                expected: "`cnpg` for the CloudNativePG target",
+                found: t,
+            });
+        }
+        let namespace = var(ENV_NAMESPACE).ok_or(Error::Config {
+            field: "CHAOS_CNPG_NAMESPACE",
+            expected: "the namespace of the CNPG Cluster (CHAOS_TARGET=cnpg needs it)",
+            found: String::new(),
+        })?;
+        let cluster = var(ENV_CLUSTER).ok_or(Error::Config {
+            field: "CHAOS_CNPG_CLUSTER",
+            expected: "the name of the CNPG Cluster (CHAOS_TARGET=cnpg needs it)",
+            found: String::new(),
+        })?;
+        let mut b = Self::builder(namespace.trim(), cluster.trim());
+        if let Some(c) = var(ENV_KUBE_CONTEXT) {
+            b = b.context(c.trim());
+        }
+        if let Some(d) = var(ENV_RW_DSN) {
+            b = b.rw_dsn(d);
+        }
+        if let Some(p) = var(ENV_POOLER) {
+            b = b.pooler(p.trim());
+        }
+        if let Some(a) = var(ENV_ALLOW) {
+            safety::parse_allow(&a)?;
+            b = b.allow(a);
+        }
+        if let Some(ips) = var(ENV_APISERVER_IPS) {
+            b = b.apiserver_ips(ips.split(',').map(str::trim).filter(|s| !s.is_empty()));
+        }
+        if let Some(d) = var(ENV_DRY_RUN) {
+            let on = match d.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" | "" => false,
+                _ => {
+                    return Err(Error::Config {
+                        field: "CHAOS_DRY_RUN",
+                        expected: "1/true/yes/on or 0/false/no/off",
+                        found: d,
+                    });
+                }
+            };
+            b = b.dry_run(on);
+        }
+        Ok(b)
+    }
+
+    /// The `Cluster`'s name.
+    pub fn cluster_name(&self) -> &str {
+        &self.inner.cluster
+    }
+
+    /// The namespace.
+    pub fn namespace(&self) -> &str {
+        &self.inner.kube.namespace
+    }
+
+    /// The kube context's name.
+    pub fn context(&self) -> &str {
+        &self.inner.kube.context
+    }
+
+    /// The run id that labels every object this target creates.
+    pub fn run_id(&self) -> &str {
+        &self.inner.run_id
+    }
+
+    /// Whether this is a dry run.
+    pub fn is_dry_run(&self) -> bool {
+        self.inner.kube.dry_run()
+    }
+
+    /// What a dry run would have created, patched or deleted so far, one
+    /// line per object (also printed to stderr as it happens).
+    pub fn dry_run_plan(&self) -> Vec<String> {
+        self.inner.kube.planned()
+    }
+
+    /// The Service writes go through (`<cluster>-rw` or the Pooler's).
+    pub fn write_service(&self) -> &str {
+        &self.inner.service
+    }
+
+    pub(crate) fn kube(&self) -> &Kube {
+        &self.inner.kube
+    }
+
+    pub(crate) fn apiserver_ips(&self) -> &[String] {
+        &self.inner.apiserver_ips
+    }
+
+    /// The `Cluster` object now.
+    ///
+    /// # Errors
+    /// [`Error::Kube`] when it cannot be read.
+    pub async fn cluster(&self) -> Result<Cluster> {
+        let clusters: Api<Cluster> =
+            Api::namespaced(self.inner.kube.client.clone(), &self.inner.kube.namespace);
+        clusters
+            .get(&self.inner.cluster)
+            .await
+            .map_err(|e| Error::Kube {
+                context: format!(
+                    "reading Cluster {}/{}",
+                    self.inner.kube.namespace, self.inner.cluster
+                ),
+                source: Box::new(e),
+            })
+    }
+
+    /// The current primary as `status.currentPrimary` says.
+    ///
+    /// # Errors
+    /// [`Error::ClusterState`] while there is none (a failover is electing).
+    pub async fn current_primary(&self) -> Result<String> {
+        let c = self.cluster().await?;
+        let status = c.status.unwrap_or_default();
+        match status.current_primary {
+            Some(p) if !p.is_empty() && !status.is_electing() => Ok(p),
+            _ => Err(Error::ClusterState(format!(
+                "Cluster {}/{} has no current primary (phase {:?})",
+                self.inner.kube.namespace, self.inner.cluster, status.phase
+            ))),
+        }
+    }
+
+    /// The Kubernetes Events recorded on the `Cluster` (empty when they
+    /// cannot be read).
+    pub(crate) async fn cluster_events(&self) -> Vec<k8s_openapi::api::core::v1::Event> {
+        let events: Api<k8s_openapi::api::core::v1::Event> =
+            Api::namespaced(self.inner.kube.client.clone(), &self.inner.kube.namespace);
+        let lp = ListParams::default().fields(&format!(
+            "involvedObject.kind=Cluster,involvedObject.name={}",
+            self.inner.cluster
+        ));
+        events.list(&lp).await.map(|l| l.items).unwrap_or_default()
+    }
+
+    /// The topology from the `Cluster`'s status.
+    ///
+    /// # Errors
+    /// [`Error::Kube`] when the `Cluster` cannot be read.
+    pub async fn topology(&self) -> Result<Topology> {
+        Ok(topology_of(&self.cluster().await?))
+    }
+
+    /// Waits until the phase is "Cluster in healthy state" with every
+    /// instance ready.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] with the last phase seen.
+    pub async fn wait_healthy(&self, timeout: Duration) -> Result<Topology> {
+        let start = Instant::now();
+        let mut last;
+        loop {
+            match self.cluster().await {
+                Ok(c) => {
+                    let s = c.status.clone().unwrap_or_default();
+                    let healthy = s.phase.as_deref() == Some(crd::phase::HEALTHY)
+                        && s.ready_instances.is_some()
+                        && s.ready_instances == Some(c.spec.instances);
+                    if healthy {
+                        return Ok(topology_of(&c));
+                    }
+                    last = format!(
+                        "phase {:?}, {}/{} instances ready",
+                        s.phase.unwrap_or_default(),
+                        s.ready_instances.unwrap_or(0),
+                        c.spec.instances
+                    );
+                }
+                Err(e) => last = e.to_string(),
+            }
+            if start.elapsed() >= timeout {
+                return Err(Error::Timeout {
+                    what: format!(
+                        "Cluster {}/{} to be healthy (last: {last})",
+                        self.inner.kube.namespace, self.inner.cluster
+                    ),
+                    waited: timeout,
+                    logs: String::new(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Makes sure the run's liveness `Lease` exists and is renewed, before
+    /// the first object of the run is created: a later sweep treats objects
+    /// whose run has no live lease as left behind.
+    ///
+    /// # Errors
+    /// As [`Kube::mutate`].
+    pub(crate) async fn ensure_lease(&self) -> Result<()> {
+        let mut slot = self.inner.lease.lock().await;
+        if slot.is_some() || self.inner.kube.dry_run() {
+            return Ok(());
+        }
+        let name = lease_name(&self.inner.run_id);
+        let body = json!({
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": { "name": name, "labels": safety::labels(&self.inner.run_id) },
+            "spec": {
+                "holderIdentity": format!("chaos/{}", std::process::id()),
+                "leaseDurationSeconds": LEASE_SECONDS,
+                "renewTime": micro_time(SystemTime::now()),
+            }
+        });
+        let lease = ApiResource::erase::<Lease>(&());
+        self.inner
+            .kube
+            .mutate(Mutation::create(lease.clone(), body))
+            .await?;
+        let kube = self.inner.kube.clone();
+        *slot = Some(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(LEASE_SECONDS as u64 / 3)).await;
+                let patch = json!({ "spec": { "renewTime": micro_time(SystemTime::now()) } });
+                if let Err(e) = kube
+                    .mutate(Mutation::patch(lease.clone(), &name, patch))
+                    .await
+                {
+                    tracing::warn!(error = %e, "renewing the run's lease failed");
+                }
+            }
+        }));
+        Ok(())
+    }
+
+    /// Removes what runs that are gone left behind: Chaos Mesh objects and
+    /// leases labelled `app.kubernetes.io/managed-by=chaos` whose run's lease
+    /// expired (or is missing), and fence entries they added to the Cluster.
+    /// Returns what was removed (what would be, in a dry run).
+    ///
+    /// # Errors
+    /// [`Error::NotAllowed`] when something must be removed in a place not
+    /// allowed; [`Error::Kube`] when listing or deleting fails.
+    pub async fn sweep(&self) -> Result<Vec<String>> {
+        let kube = &self.inner.kube;
+        let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY}");
+        let lp = ListParams::default().labels(&selector);
+        // Live runs: leases renewed within their duration.
+        let lease_res = ApiResource::erase::<Lease>(&());
+        let mut live = BTreeSet::from([self.inner.run_id.clone()]);
+        let mut leftovers: Vec<(ApiResource, String, String)> = Vec::new();
+        let leases: Api<Lease> = Api::namespaced(kube.client.clone(), &kube.namespace);
+        let now = SystemTime::now();
+        for l in leases
+            .list(&lp)
+            .await
+            .map_err(|e| kube_err("listing the library's leases", e))?
+        {
+            let run = run_of(&l.metadata.labels);
+            let spec = l.spec.unwrap_or_default();
+            let expires = spec.renew_time.map(|t| {
+                SystemTime::from(t.0)
+                    + Duration::from_secs(
+                        u64::try_from(spec.lease_duration_seconds.unwrap_or(LEASE_SECONDS))
+                            .unwrap_or(60),
+                    )
+            });
+            match (run, l.metadata.name) {
+                (Some(run), _) if expires.is_some_and(|e| e > now) => {
+                    live.insert(run);
+                }
+                (Some(run), Some(name)) => leftovers.push((lease_res.clone(), name, run)),
+                _ => {}
+            }
+        }
+        for res in [
+            super::chaos_mesh::network_chaos_resource(),
+            super::chaos_mesh::io_chaos_resource(),
+        ] {
+            let list = match kube.api(&res).list(&lp).await {
+                Ok(l) => l,
+                // Chaos Mesh not installed: nothing of it to sweep.
+                Err(e) if safety::kube_not_found(&e) => continue,
+                Err(e) => return Err(kube_err(&format!("listing {}", res.plural), e)),
+            };
+            for o in list {
+                if let (Some(run), Some(name)) = (run_of(&o.metadata.labels), o.metadata.name)
+                    && !live.contains(&run)
+                {
+                    leftovers.push((res.clone(), name, run));
+                }
+            }
+        }
+        let mut swept = Vec::new();
+        // Chaos objects first, leases last: an interrupted sweep leaves the
+        // lease that lets the next sweep find the rest.
+        leftovers.sort_by_key(|(r, _, _)| r.plural == "leases");
+        for (res, name, run) in leftovers {
+            let m = Mutation::delete(res, &name, DeleteParams::default());
+            let what = format!("{} (run {run})", m.describe());
+            match kube.mutate(m).await {
+                Ok(_) => swept.push(what),
+                Err(e) if safety::is_status(&e, 404) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        swept.extend(super::faults::sweep_fences(self, &live).await?);
+        if !swept.is_empty() {
+            tracing::info!(?swept, "swept what earlier runs left behind");
+        }
+        Ok(swept)
+    }
+}
+
+fn run_of(labels: &Option<std::collections::BTreeMap<String, String>>) -> Option<String> {
+    labels.as_ref().and_then(|l| l.get(RUN_LABEL)).cloned()
+}
+
+pub(crate) fn kube_err(context: &str, source: kube::Error) -> Error {
+    Error::Kube {
+        context: context.to_string(),
+        source: Box::new(source),
+    }
+}
+
+/// A Kubernetes `MicroTime`: RFC 3339 with microseconds.
+pub(crate) fn micro_time(t: SystemTime) -> String {
+    Timestamp::from(t).to_string()
+}
+
+/// The topology the `Cluster`'s status describes (see
+/// [`status::topology`](super::status::topology)).
+pub(crate) fn topology_of(c: &Cluster) -> Topology {
+    super::status::topology(c, None)
+}
+
+/// What [`CnpgCluster::events`] remembers between polls.
+struct Watch {
+    target: CnpgCluster,
+    last: Option<Topology>,
+    /// The statuses of the change under way, the last stable one first.
+    window: Vec<super::status::ObservedStatus>,
+    since: Option<Timestamp>,
+    endpoints_switched: Option<Timestamp>,
+    emitted: BTreeSet<String>,
+    pending: Vec<Event>,
+}
+
+impl Watch {
+    /// One poll: topology changes, then the phase marks of the change under
+    /// way from the statuses, the Cluster's Events and the `-rw` endpoints.
+    async fn poll(&mut self) {
+        let Ok(cluster) = self.target.cluster().await else {
+            return;
+        };
+        let now = Timestamp::now();
+        let topo = topology_of(&cluster);
+        if let Some(before) = &self.last {
+            for (name, detail) in topo.changes_since(before) {
+                self.pending.push(Event::new(name, now, detail));
+            }
+        }
+        self.last = Some(topo);
+        let status = cluster.status.clone().unwrap_or_default();
+        let stable = status.current_primary.is_some()
+            && status.current_primary == status.target_primary
+            && status.phase.as_deref() == Some(crd::phase::HEALTHY);
+        let observed = super::status::ObservedStatus::new(now, status.clone());
+        if self.since.is_none() {
+            if stable || self.window.is_empty() {
+                self.window = vec![observed];
+                return;
+            }
+            // A change began after the last stable status.
+            self.since = self.window.first().map(|o| o.at);
+        }
+        self.window.push(observed);
+        let new_primary = status
+            .target_primary
+            .clone()
+            .filter(|t| t != crd::PENDING_FAILOVER_MARKER);
+        if self.endpoints_switched.is_none()
+            && let Some(p) = &new_primary
+            && let Ok((pod, _)) = service_pod(self.target.kube(), self.target.write_service()).await
+            && pod == *p
+            && self
+                .window
+                .first()
+                .and_then(|o| o.status.current_primary.as_ref())
+                != Some(p)
+        {
+            self.endpoints_switched = Some(Timestamp::now());
+        }
+        let events = self.target.cluster_events().await;
+        let since = self.since.unwrap_or(now);
+        for mark in
+            super::status::phase_marks(since, &self.window, &events, self.endpoints_switched)
+        {
+            if self.emitted.insert(mark.name.clone()) {
+                self.pending.push(mark);
+            }
+        }
+        if stable && self.endpoints_switched.is_some() {
+            // The change is over: the next one starts from here.
+            self.since = None;
+            self.endpoints_switched = None;
+            self.emitted.clear();
+            self.window = self.window.split_off(self.window.len() - 1);
+        }
+    }
+}
+
+impl Target for CnpgCluster {
+    fn kind(&self) -> &'static str {
+        "cnpg"
+    }
+
+    fn advise<'a>(&'a self, slo: &'a crate::slo::Slo) -> BoxFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            match self.cluster().await {
+                Ok(c) => super::advisor::advise(&c.spec, slo)
+                    .iter()
+                    .map(|a| format!("CNPG {a}"))
+                    .collect(),
+                Err(e) => vec![format!(
+                    "could not read the Cluster to check its configuration against the SLO: {e}"
+                )],
+            }
+        })
+    }
+
+    fn rw_dsn(&self) -> String {
+        self.inner.rw_dsn.clone()
+    }
+
+    fn node_count(&self) -> usize {
+        self.inner.instances
+    }
+
+    fn topology(&self) -> BoxFuture<'_, Result<Topology>> {
+        Box::pin(CnpgCluster::topology(self))
+    }
+
+    fn wait_healthy(&self, timeout: Duration) -> BoxFuture<'_, Result<Topology>> {
+        Box::pin(CnpgCluster::wait_healthy(self, timeout))
+    }
+
+    fn sweep(&self) -> BoxFuture<'_, Result<Vec<String>>> {
+        Box::pin(CnpgCluster::sweep(self))
+    }
+
+    /// The local forward (or the explicit DSN) always reaches the primary.
+    fn router_dsn(&self) -> Option<String> {
+        Some(self.inner.rw_dsn.clone())
+    }
+
+    /// Topology changes (`primary lost`, `new primary observed`, members
+    /// down and back) and the RTO phase marks ([`Phase::end_event`](crate::timeline::Phase::end_event):
+    /// detection, election, promotion, routing) of each change of primary,
+    /// computed from the watched `Cluster` statuses, its Events and the
+    /// moment the write Service's endpoints point at the new primary. Polls
+    /// every 250 ms.
+    fn events(self: Arc<Self>) -> BoxStream<'static, Event> {
+        let watch = Watch {
+            target: (*self).clone(),
+            last: None,
+            window: Vec::new(),
+            since: None,
+            endpoints_switched: None,
+            emitted: BTreeSet::new(),
+            pending: Vec::new(),
+        };
+        Box::pin(futures::stream::unfold(watch, |mut w| async move {
+            loop {
+                if !w.pending.is_empty() {
+                    let e = w.pending.remove(0);
+                    return Some((e, w));
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                w.poll().await;
+            }
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn environment_says_what_to_set() {
+        let err = CnpgCluster::builder_from_vars(vars(&[("CHAOS_TARGET", "cnpg")])).unwrap_err();
+        assert!(err.to_string().contains("CHAOS_CNPG_NAMESPACE"), "{err}");
+        let err =
+            CnpgCluster::builder_from_vars(vars(&[("CHAOS_CNPG_NAMESPACE", "pg")])).unwrap_err();
+        assert!(err.to_string().contains("CHAOS_CNPG_CLUSTER"), "{err}");
+        let err = CnpgCluster::builder_from_vars(vars(&[("CHAOS_TARGET", "local")])).unwrap_err();
+        assert!(err.to_string().contains("CHAOS_TARGET"), "{err}");
+        let base = [("CHAOS_CNPG_NAMESPACE", "pg"), ("CHAOS_CNPG_CLUSTER", "c")];
+        let err =
+            CnpgCluster::builder_from_vars(vars(&[base[0], base[1], ("CHAOS_DRY_RUN", "maybe")]))
+                .unwrap_err();
+        assert!(err.to_string().contains("CHAOS_DRY_RUN"), "{err}");
+        let err =
+            CnpgCluster::builder_from_vars(vars(&[base[0], base[1], ("CHAOS_ALLOW", "nope")]))
+                .unwrap_err();
+        assert!(err.to_string().contains("CHAOS_ALLOW"), "{err}");
+        let b = CnpgCluster::builder_from_vars(vars(&[
+            base[0],
+            base[1],
+            ("CHAOS_KUBE_CONTEXT", "kind-chaos"),
+            ("CHAOS_CNPG_POOLER", "pooler-rw"),
+            ("CHAOS_DRY_RUN", "1"),
+            ("CHAOS_ALLOW", "kind-chaos/pg"),
+        ]))
+        .expect("valid");
+        assert_eq!(b.context.as_deref(), Some("kind-chaos"));
+        assert_eq!(b.pooler.as_deref(), Some("pooler-rw"));
+        assert!(b.dry_run);
+        assert!(check_name("x", "Bad_Name").is_err());
+        assert!(check_name("x", "cluster-example").is_ok());
+    }
+
+    #[test]
+    fn credentials_are_quoted_and_redacted() {
+        let c = Credentials {
+            user: "app".into(),
+            password: "s3cr'et".into(),
+            dbname: "app".into(),
+        };
+        let dsn = c.dsn(5555);
+        assert!(dsn.contains("port=5555"), "{dsn}");
+        assert!(!redact(&dsn).contains("s3cr"), "{}", redact(&dsn));
+    }
+}

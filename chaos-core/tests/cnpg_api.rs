@@ -1,0 +1,717 @@
+//! The CNPG target's API flows against a mocked API server, the way kube-rs
+//! tests itself (`tower_test::mock::pair` + `kube::Client::new`): responses
+//! come from the fixtures in `../shared/reference/fixtures`, every request is
+//! recorded, and the RBAC Role shipped in `deploy/rbac/` must allow each one.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use chaos_core::Error;
+use chaos_core::cluster::Target;
+use chaos_core::cluster::cnpg::{CnpgCluster, Fence};
+use chaos_core::fault::{
+    DeletePrimary, Fault, FaultGuard, PartitionNetwork, Switchover, ThrottleDisk,
+};
+use http::{Method, Request, Response};
+use kube::client::Body;
+use serde_json::{Value, json};
+
+const NS: &str = "pg-chaos";
+const CLUSTER_PATH: &str =
+    "/apis/postgresql.cnpg.io/v1/namespaces/pg-chaos/clusters/cluster-example";
+
+fn fixture(name: &str) -> Value {
+    let path = format!(
+        "{}/../../shared/reference/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture")).expect("json")
+}
+
+/// One request the mock server saw.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: Method,
+    path: String,
+    query: String,
+    body: Value,
+}
+
+impl Seen {
+    fn mutating(&self) -> bool {
+        !matches!(self.method, Method::GET)
+    }
+
+    /// (verb, group, resource, subresource, namespace) as RBAC sees it.
+    fn rbac(&self) -> (String, String, String, String, String) {
+        let parts: Vec<&str> = self.path.trim_start_matches('/').split('/').collect();
+        // /api/v1/... or /apis/<group>/<version>/...
+        let (group, rest) = match parts[0] {
+            "api" => (String::new(), &parts[2..]),
+            _ => (parts[1].to_string(), &parts[3..]),
+        };
+        let (namespace, rest) = match rest {
+            ["namespaces", ns, rest @ ..] if !rest.is_empty() => (ns.to_string(), rest),
+            other => (String::new(), other),
+        };
+        let resource = rest.first().copied().unwrap_or_default().to_string();
+        let named = rest.len() > 1;
+        let sub = rest.get(2).copied().unwrap_or_default().to_string();
+        let verb = match self.method {
+            Method::GET if self.query.contains("watch=true") => "watch",
+            Method::GET if named => "get",
+            Method::GET => "list",
+            Method::POST => "create",
+            Method::PATCH => "patch",
+            Method::PUT => "update",
+            Method::DELETE => "delete",
+            _ => "other",
+        };
+        (verb.into(), group, resource, sub, namespace)
+    }
+}
+
+type Handler = Box<dyn FnMut(&Seen) -> (u16, Value) + Send>;
+
+fn status(code: u16, reason: &str) -> (u16, Value) {
+    (
+        code,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+               "message": reason, "reason": reason, "code": code}),
+    )
+}
+
+/// A client whose API server is `handler`; returns the log of requests.
+fn mock(mut handler: Handler) -> (kube::Client, Arc<Mutex<Vec<Seen>>>) {
+    let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let seen_log = log.clone();
+    tokio::spawn(async move {
+        while let Some((req, send)) = handle.next_request().await {
+            let (parts, body) = req.into_parts();
+            let bytes = body.collect_bytes().await.unwrap_or_default();
+            let seen = Seen {
+                method: parts.method.clone(),
+                path: parts.uri.path().to_string(),
+                query: parts.uri.query().unwrap_or_default().to_string(),
+                body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            };
+            let (code, value) = handler(&seen);
+            seen_log.lock().expect("log").push(seen);
+            let resp = Response::builder()
+                .status(code)
+                .header("content-type", "application/json")
+                .body(Body::from(serde_json::to_vec(&value).expect("json")))
+                .expect("response");
+            send.send_response(resp);
+        }
+    });
+    (kube::Client::new(svc, "default"), log)
+}
+
+/// Answers the reads every flow makes; `None` for anything else.
+fn common(s: &Seen, ns_label: bool) -> Option<(u16, Value)> {
+    let pods = fixture("cnpg_pods_during_failover.json");
+    match (s.method.clone(), s.path.as_str()) {
+        (Method::GET, CLUSTER_PATH) => Some((200, fixture("cnpg_cluster_01_healthy.json"))),
+        (Method::GET, "/api/v1/namespaces/pg-chaos") => {
+            let labels = if ns_label {
+                json!({"chaos.dev/allow": "true"})
+            } else {
+                json!({})
+            };
+            Some((
+                200,
+                json!({"apiVersion": "v1", "kind": "Namespace",
+                              "metadata": {"name": NS, "labels": labels}}),
+            ))
+        }
+        (Method::GET, "/api/v1/namespaces/pg-chaos/secrets/cluster-example-app") => {
+            Some((200, fixture("cnpg_app_secret.json")))
+        }
+        (Method::GET, p) if p.starts_with("/api/v1/namespaces/pg-chaos/pods/") => {
+            let name = p.rsplit('/').next().unwrap_or_default();
+            let mut pod = pods["items"]
+                .as_array()
+                .and_then(|items| items.iter().find(|i| i["metadata"]["name"] == name))
+                .cloned()?;
+            pod["metadata"]["uid"] = json!(format!("uid-{name}"));
+            pod["status"]["hostIP"] = json!("172.18.0.3");
+            Some((200, pod))
+        }
+        (Method::POST, "/apis/coordination.k8s.io/v1/namespaces/pg-chaos/leases") => {
+            Some((201, s.body.clone()))
+        }
+        (Method::GET, "/api/v1/namespaces/default/services/kubernetes") => Some((
+            200,
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "kubernetes"},
+                   "spec": {"clusterIP": "10.96.0.1"}}),
+        )),
+        (Method::GET, "/api/v1/namespaces/default/endpoints/kubernetes") => Some((
+            200,
+            json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "kubernetes"},
+                   "subsets": [{"addresses": [{"ip": "172.18.0.2"}]}]}),
+        )),
+        _ => None,
+    }
+}
+
+async fn target(client: kube::Client, allow: bool, dry_run: bool) -> CnpgCluster {
+    let mut b = CnpgCluster::builder(NS, "cluster-example")
+        .rw_dsn("postgresql://app:pw@127.0.0.1:1/app")
+        .run_id("0123456789abcdef")
+        .dry_run(dry_run);
+    if allow {
+        b = b.allow("kind-chaos/pg-chaos");
+    }
+    b.build_with_client(client, "kind-chaos")
+        .await
+        .expect("target")
+}
+
+fn log_of(log: &Arc<Mutex<Vec<Seen>>>) -> Vec<Seen> {
+    log.lock().expect("log").clone()
+}
+
+/// Kill: one DELETE of the primary with grace 0 and background propagation.
+async fn flow_delete() -> Vec<Seen> {
+    let (client, log) = mock(Box::new(|s| {
+        if let Some(r) = common(s, false) {
+            return r;
+        }
+        match s.method {
+            Method::DELETE => (
+                200,
+                fixture("cnpg_pods_during_failover.json")["items"][0].clone(),
+            ),
+            _ => status(404, "NotFound"),
+        }
+    }));
+    let t = target(client, true, false).await;
+    let guard = Fault::<CnpgCluster>::inject(DeletePrimary::kill(), &t)
+        .await
+        .expect("inject");
+    assert_eq!(guard.info().victim.as_deref(), Some("cluster-example-1"));
+    drop(guard);
+    let seen = log_of(&log);
+    let deletes: Vec<&Seen> = seen.iter().filter(|s| s.method == Method::DELETE).collect();
+    assert_eq!(deletes.len(), 1, "{seen:#?}");
+    assert_eq!(
+        deletes[0].path,
+        "/api/v1/namespaces/pg-chaos/pods/cluster-example-1"
+    );
+    assert_eq!(deletes[0].body["gracePeriodSeconds"], 0);
+    assert_eq!(deletes[0].body["propagationPolicy"], "Background");
+    seen
+}
+
+#[tokio::test]
+async fn delete_primary_kills_with_grace_zero() {
+    flow_delete().await;
+}
+
+/// Switchover: a 409 on the first status patch, re-read, success.
+async fn flow_switchover() -> Vec<Seen> {
+    let patches = Arc::new(Mutex::new(0));
+    let p = patches.clone();
+    let (client, log) = mock(Box::new(move |s| {
+        if let Some(r) = common(s, false) {
+            return r;
+        }
+        if s.method == Method::PATCH && s.path == format!("{CLUSTER_PATH}/status") {
+            let mut n = p.lock().expect("n");
+            *n += 1;
+            if *n == 1 {
+                return status(409, "Conflict");
+            }
+            return (200, fixture("cnpg_cluster_07_switchover_in_progress.json"));
+        }
+        status(404, "NotFound")
+    }));
+    let t = target(client, true, false).await;
+    let guard = Fault::<CnpgCluster>::inject(Switchover::to("cluster-example-3"), &t)
+        .await
+        .expect("switchover");
+    assert_eq!(guard.info().victim.as_deref(), Some("cluster-example-1"));
+    let seen = log_of(&log);
+    let bodies: Vec<&Seen> = seen.iter().filter(|s| s.method == Method::PATCH).collect();
+    assert_eq!(bodies.len(), 2, "a conflict, then a retry: {seen:#?}");
+    let expected = fixture("cnpg_promote_status_merge_patch.json");
+    for b in &bodies {
+        assert_eq!(b.body["metadata"]["resourceVersion"], "12345");
+        for k in ["targetPrimary", "phase", "phaseReason"] {
+            assert_eq!(b.body["status"][k], expected["status"][k], "{k}");
+        }
+    }
+    // The retry re-read the Cluster between the two patches.
+    let first = seen
+        .iter()
+        .position(|s| s.method == Method::PATCH)
+        .expect("patch");
+    assert!(
+        seen[first + 1..]
+            .iter()
+            .any(|s| s.method == Method::GET && s.path == CLUSTER_PATH)
+    );
+    drop(guard);
+    seen
+}
+
+#[tokio::test]
+async fn switchover_retries_a_resource_version_conflict() {
+    flow_switchover().await;
+}
+
+/// NetworkChaos: create, wait (`Not Injected/Wait`, then `AllInjected`
+/// True, conditions shuffled), delete, gone.
+async fn flow_partition() -> Vec<Seen> {
+    let gets = Arc::new(Mutex::new(0));
+    let created = Arc::new(Mutex::new(Value::Null));
+    let (g, c) = (gets.clone(), created.clone());
+    let (client, log) = mock(Box::new(move |s| {
+        if let Some(r) = common(s, false) {
+            return r;
+        }
+        let base = "/apis/chaos-mesh.org/v1alpha1/namespaces/pg-chaos/networkchaos";
+        if s.method == Method::POST && s.path == base {
+            *c.lock().expect("c") = s.body.clone();
+            return (201, s.body.clone());
+        }
+        if s.path.starts_with(base) {
+            let mut n = g.lock().expect("g");
+            return match s.method {
+                Method::GET if *n < 2 => {
+                    *n += 1;
+                    let mut v = if *n == 1 {
+                        fixture("chaos_networkchaos_partition_wait.json")
+                    } else {
+                        fixture("chaos_networkchaos_partition_injected.json")
+                    };
+                    if let Some(conds) = v["status"]["conditions"].as_array_mut() {
+                        conds.reverse();
+                    }
+                    (200, v)
+                }
+                Method::DELETE => {
+                    *n = 10;
+                    (
+                        200,
+                        fixture("chaos_networkchaos_partition_paused_recovered.json"),
+                    )
+                }
+                _ => status(404, "NotFound"),
+            };
+        }
+        status(404, "NotFound")
+    }));
+    let t = target(client, true, false).await;
+    let guard = Fault::<CnpgCluster>::inject(PartitionNetwork::isolate_primary(), &t)
+        .await
+        .expect("partition");
+    let body = created.lock().expect("c").clone();
+    assert_eq!(
+        body["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "chaos"
+    );
+    assert_eq!(
+        body["metadata"]["labels"]["chaos.dev/run"],
+        "0123456789abcdef"
+    );
+    assert_eq!(body["spec"]["selector"]["pods"][NS][0], "cluster-example-1");
+    let external: Vec<&str> = body["spec"]["externalTargets"]
+        .as_array()
+        .expect("external targets")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(external, ["10.96.0.1", "172.18.0.2", "172.18.0.3"]);
+    // Heal: delete and wait until gone (the final wait for health reads the
+    // healthy fixture).
+    guard.heal().await.expect("heal");
+    let seen = log_of(&log);
+    assert!(
+        seen.iter()
+            .any(|s| s.method == Method::DELETE && s.path.contains("networkchaos"))
+    );
+    seen
+}
+
+#[tokio::test]
+async fn network_chaos_life_cycle() {
+    flow_partition().await;
+}
+
+/// IOChaos on a read-only root filesystem: a typed error saying what to set,
+/// and the object deleted again.
+async fn flow_iochaos_read_only() -> Vec<Seen> {
+    let (client, log) = mock(Box::new(|s| {
+        if let Some(r) = common(s, false) {
+            return r;
+        }
+        match s.method {
+            Method::POST => (201, s.body.clone()),
+            Method::GET => (200, fixture("chaos_iochaos_apply_failed.json")),
+            Method::DELETE => (200, fixture("chaos_iochaos_apply_failed.json")),
+            _ => status(404, "NotFound"),
+        }
+    }));
+    let t = target(client, true, false).await;
+    let err = Fault::<CnpgCluster>::inject(ThrottleDisk::primary().write_iops(50), &t)
+        .await
+        .expect_err("read-only root");
+    let text = err.to_string();
+    assert!(matches!(err, Error::ChaosInjection { .. }), "{text}");
+    assert!(text.contains("readOnlyRootFilesystem: false"), "{text}");
+    let seen = log_of(&log);
+    let post = seen
+        .iter()
+        .find(|s| s.method == Method::POST && s.path.ends_with("/iochaos"))
+        .expect("created");
+    assert_eq!(post.body["spec"]["delay"], "20ms");
+    assert!(
+        seen.iter()
+            .any(|s| s.method == Method::DELETE && s.path.contains("/iochaos/"))
+    );
+    seen
+}
+
+#[tokio::test]
+async fn io_chaos_on_a_read_only_root_is_a_clear_error() {
+    flow_iochaos_read_only().await;
+}
+
+/// Not allowed: a typed refusal saying how to allow, no mutating request.
+async fn flow_refusal() -> Vec<Seen> {
+    let (client, log) = mock(Box::new(|s| {
+        common(s, false).unwrap_or_else(|| status(404, "NotFound"))
+    }));
+    let t = target(client, false, false).await;
+    for result in [
+        Fault::<CnpgCluster>::inject(DeletePrimary::kill(), &t)
+            .await
+            .map(|_| ()),
+        Fault::<CnpgCluster>::inject(Fence::primary(), &t)
+            .await
+            .map(|_| ()),
+        Fault::<CnpgCluster>::inject(PartitionNetwork::primary_from_replicas(), &t)
+            .await
+            .map(|_| ()),
+    ] {
+        let err = result.expect_err("refused");
+        let text = err.to_string();
+        assert!(matches!(err, Error::NotAllowed { .. }), "{text}");
+        assert!(text.contains("CHAOS_ALLOW=kind-chaos/pg-chaos"), "{text}");
+        assert!(text.contains("chaos.dev/allow=true"), "{text}");
+    }
+    let seen = log_of(&log);
+    assert!(
+        seen.iter().all(|s| !s.mutating()),
+        "no change reached the server: {seen:#?}"
+    );
+    seen
+}
+
+#[tokio::test]
+async fn refusal_outside_allowed_namespaces_sends_nothing() {
+    flow_refusal().await;
+}
+
+#[tokio::test]
+async fn the_namespace_label_allows() {
+    let (client, log) = mock(Box::new(|s| {
+        common(s, true).unwrap_or_else(|| match s.method {
+            Method::DELETE => (
+                200,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 200}),
+            ),
+            _ => status(404, "NotFound"),
+        })
+    }));
+    let t = target(client, false, false).await;
+    let guard = Fault::<CnpgCluster>::inject(DeletePrimary::graceful(), &t)
+        .await
+        .expect("allowed by label");
+    drop(guard);
+    let seen = log_of(&log);
+    let delete = seen
+        .iter()
+        .find(|s| s.method == Method::DELETE)
+        .expect("delete");
+    assert_eq!(
+        delete.body.get("gracePeriodSeconds"),
+        None,
+        "graceful keeps the pod's grace"
+    );
+}
+
+/// Dry run: nothing mutating is sent; the plan lists each object.
+async fn flow_dry_run() -> Vec<Seen> {
+    let (client, log) = mock(Box::new(|s| {
+        common(s, false).unwrap_or_else(|| status(404, "NotFound"))
+    }));
+    let t = target(client, false, true).await;
+    let g1 = Fault::<CnpgCluster>::inject(DeletePrimary::kill(), &t)
+        .await
+        .expect("dry delete");
+    let g2 = Fault::<CnpgCluster>::inject(PartitionNetwork::isolate_primary(), &t)
+        .await
+        .expect("dry partition");
+    let g3 = Fault::<CnpgCluster>::inject(Switchover::to("cluster-example-2"), &t)
+        .await
+        .expect("dry switchover");
+    g2.heal().await.expect("dry heal");
+    drop((g1, g3));
+    let plan = t.dry_run_plan();
+    let joined = plan.join("\n");
+    assert!(
+        joined.contains("would delete pods/cluster-example-1 (grace 0s, propagation Background)"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("would create networkchaos/chaos-partition-0123456789abcdef"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("\"action\":\"partition\""),
+        "the object itself: {joined}"
+    );
+    assert!(
+        joined.contains("would patch clusters/cluster-example/status"),
+        "{joined}"
+    );
+    assert!(joined.contains("would delete networkchaos/"), "{joined}");
+    let seen = log_of(&log);
+    assert!(seen.iter().all(|s| !s.mutating()), "{seen:#?}");
+    seen
+}
+
+#[tokio::test]
+async fn dry_run_touches_nothing_and_lists_everything() {
+    flow_dry_run().await;
+}
+
+/// Sweep: objects of a run whose lease expired are deleted (lease last);
+/// the live run's are kept; a dead run's fence is lifted.
+async fn flow_sweep() -> Vec<Seen> {
+    let (client, log) = mock(Box::new(|s| {
+        let labels =
+            |run: &str| json!({"app.kubernetes.io/managed-by": "chaos", "chaos.dev/run": run});
+        if s.method == Method::GET && s.path == CLUSTER_PATH {
+            let mut c = fixture("cnpg_cluster_01_healthy.json");
+            c["metadata"]["annotations"] = json!({
+                "cnpg.io/fencedInstances": "[\"cluster-example-2\"]",
+                "chaos.dev/fenced-dead": "[\"cluster-example-2\"]",
+            });
+            return (200, c);
+        }
+        if let Some(r) = common(s, false) {
+            return r;
+        }
+        let now = humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string();
+        match (s.method.clone(), s.path.as_str()) {
+            (Method::GET, "/apis/coordination.k8s.io/v1/namespaces/pg-chaos/leases") => (
+                200,
+                json!({
+                "apiVersion": "coordination.k8s.io/v1", "kind": "LeaseList", "metadata": {},
+                "items": [
+                    {"metadata": {"name": "chaos-run-dead", "labels": labels("dead")},
+                     "spec": {"renewTime": "2020-01-01T00:00:00.000000Z", "leaseDurationSeconds": 60}},
+                    {"metadata": {"name": "chaos-run-alive", "labels": labels("alive")},
+                     "spec": {"renewTime": now, "leaseDurationSeconds": 60}}
+                ]}),
+            ),
+            (Method::GET, "/apis/chaos-mesh.org/v1alpha1/namespaces/pg-chaos/networkchaos") => (
+                200,
+                json!({
+                "apiVersion": "chaos-mesh.org/v1alpha1", "kind": "NetworkChaosList", "metadata": {},
+                "items": [
+                    {"apiVersion": "chaos-mesh.org/v1alpha1", "kind": "NetworkChaos",
+                     "metadata": {"name": "chaos-partition-dead-0", "labels": labels("dead")}, "spec": {}},
+                    {"apiVersion": "chaos-mesh.org/v1alpha1", "kind": "NetworkChaos",
+                     "metadata": {"name": "chaos-partition-alive-0", "labels": labels("alive")}, "spec": {}},
+                    {"apiVersion": "chaos-mesh.org/v1alpha1", "kind": "NetworkChaos",
+                     "metadata": {"name": "chaos-partition-nolease-0", "labels": labels("nolease")}, "spec": {}}
+                ]}),
+            ),
+            (Method::GET, "/apis/chaos-mesh.org/v1alpha1/namespaces/pg-chaos/iochaos") => {
+                status(404, "NotFound")
+            }
+            (Method::DELETE, _) => (
+                200,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 200}),
+            ),
+            (Method::PATCH, CLUSTER_PATH) => (200, fixture("cnpg_cluster_01_healthy.json")),
+            _ => status(404, "NotFound"),
+        }
+    }));
+    let t = target(client, true, false).await;
+    let swept = t.sweep().await.expect("sweep");
+    let seen = log_of(&log);
+    let deleted: Vec<&str> = seen
+        .iter()
+        .filter(|s| s.method == Method::DELETE)
+        .map(|s| s.path.rsplit('/').next().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        deleted,
+        [
+            "chaos-partition-dead-0",
+            "chaos-partition-nolease-0",
+            "chaos-run-dead"
+        ],
+        "{swept:?}"
+    );
+    let patch = seen
+        .iter()
+        .find(|s| s.method == Method::PATCH)
+        .expect("unfence");
+    assert_eq!(
+        patch.body["metadata"]["annotations"]["cnpg.io/fencedInstances"],
+        Value::Null
+    );
+    assert_eq!(
+        patch.body["metadata"]["annotations"]["chaos.dev/fenced-dead"],
+        Value::Null
+    );
+    assert_eq!(swept.len(), 4, "{swept:?}");
+    seen
+}
+
+#[tokio::test]
+async fn sweep_removes_what_dead_runs_left() {
+    flow_sweep().await;
+}
+
+/// Fence: annotation added with the run's record; heal removes both.
+async fn flow_fence() -> Vec<Seen> {
+    let (client, log) = mock(Box::new(|s| {
+        if let Some(r) = common(s, false) {
+            return r;
+        }
+        match s.method {
+            Method::PATCH => (200, fixture("cnpg_cluster_01_healthy.json")),
+            _ => status(404, "NotFound"),
+        }
+    }));
+    let t = target(client, true, false).await;
+    let guard = Fault::<CnpgCluster>::inject(Fence::primary(), &t)
+        .await
+        .expect("fence");
+    guard.heal().await.expect("unfence");
+    let seen = log_of(&log);
+    let patches: Vec<&Seen> = seen.iter().filter(|s| s.method == Method::PATCH).collect();
+    assert_eq!(patches.len(), 2);
+    let a = &patches[0].body["metadata"]["annotations"];
+    assert_eq!(a["cnpg.io/fencedInstances"], "[\"cluster-example-1\"]");
+    assert_eq!(
+        a["chaos.dev/fenced-0123456789abcdef"],
+        "[\"cluster-example-1\"]"
+    );
+    assert_eq!(
+        patches[1].body["metadata"]["annotations"]["cnpg.io/fencedInstances"],
+        Value::Null
+    );
+    seen
+}
+
+#[tokio::test]
+async fn fence_sets_and_lifts_the_annotation() {
+    flow_fence().await;
+}
+
+/// The port-forward setup: credentials from the `<cluster>-app` Secret, a DSN
+/// on 127.0.0.1 that never shows the password in Debug.
+#[tokio::test]
+async fn credentials_come_from_the_app_secret() {
+    let (client, _log) = mock(Box::new(|s| {
+        common(s, false).unwrap_or_else(|| status(404, "NotFound"))
+    }));
+    let t = CnpgCluster::builder(NS, "cluster-example")
+        .build_with_client(client, "kind-chaos")
+        .await
+        .expect("target");
+    let dsn = t.rw_dsn();
+    assert!(dsn.starts_with("host=127.0.0.1 port="), "{dsn}");
+    assert!(
+        dsn.contains("user='app'") && dsn.contains("s3cr3tP4ss"),
+        "{dsn}"
+    );
+    assert!(!format!("{t:?}").contains("s3cr3tP4ss"));
+    assert_eq!(t.node_count(), 3);
+    assert_eq!(t.write_service(), "cluster-example-rw");
+    let topo = t.topology().await.expect("topology");
+    assert_eq!(topo.primary_name(), Some("cluster-example-1"));
+}
+
+/// One RBAC rule of the shipped file.
+#[derive(Debug, serde::Deserialize)]
+struct Rule {
+    #[serde(rename = "apiGroups", default)]
+    api_groups: Vec<String>,
+    #[serde(default)]
+    resources: Vec<String>,
+    #[serde(default)]
+    verbs: Vec<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct RoleDoc {
+    kind: String,
+    metadata: serde_json::Map<String, Value>,
+    rules: Vec<Rule>,
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_request_is_allowed_by_the_shipped_role() {
+    let mut seen = Vec::new();
+    seen.extend(flow_delete().await);
+    seen.extend(flow_switchover().await);
+    seen.extend(flow_partition().await);
+    seen.extend(flow_iochaos_read_only().await);
+    seen.extend(flow_refusal().await);
+    seen.extend(flow_dry_run().await);
+    seen.extend(flow_sweep().await);
+    seen.extend(flow_fence().await);
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/rbac/chaos-cnpg-role.yaml"
+    ))
+    .expect("role file");
+    let docs: Vec<RoleDoc> = text
+        .split("\n---\n")
+        .map(|d| serde_norway::from_str(d).expect("a Role or ClusterRole"))
+        .collect();
+    let used: BTreeSet<_> = seen.iter().map(Seen::rbac).collect();
+    for (verb, group, resource, sub, namespace) in &used {
+        let full = if sub.is_empty() {
+            resource.clone()
+        } else {
+            format!("{resource}/{sub}")
+        };
+        let allowed = docs.iter().any(|d| {
+            let scope_ok = match d.kind.as_str() {
+                "Role" => {
+                    d.metadata.get("namespace").and_then(Value::as_str) == Some(namespace.as_str())
+                }
+                _ => namespace.is_empty(),
+            };
+            scope_ok
+                && d.rules.iter().any(|r| {
+                    r.api_groups.iter().any(|g| g == group)
+                        && r.resources.contains(&full)
+                        && r.verbs.iter().any(|v| v == verb)
+                })
+        });
+        assert!(
+            allowed,
+            "not allowed by deploy/rbac/chaos-cnpg-role.yaml: {verb} {group}/{full} in {namespace:?}"
+        );
+    }
+    // The flows did exercise the mutating verbs the Role grants.
+    for needed in ["delete", "patch", "create"] {
+        assert!(
+            used.iter().any(|u| u.0 == needed),
+            "{needed} never used: {used:?}"
+        );
+    }
+}
