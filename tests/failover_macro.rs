@@ -278,16 +278,16 @@ fn an_impossible_slo_is_reported_with_the_measured_rto_in_json_and_junit() {
 fn an_unknown_target_is_a_set_up_error() {
     // `target = "env"` reads CHAOS_TARGET; this process does not set it, so the
     // local target is used (see `short_freeze_is_tolerated`). The check itself:
-    let failure = chaos_core::harness::check_target_value("cnpg").unwrap_err();
+    use chaos_core::harness::{EnvTarget, check_target_value};
+    let failure = check_target_value("kubernetes").unwrap_err();
     assert!(failure.to_string().contains("CHAOS_TARGET"), "{failure}");
+    assert!(failure.to_string().contains("cnpg"), "{failure}");
     assert_eq!(
-        chaos_core::harness::check_target_value("external").ok(),
-        Some(true)
+        check_target_value("external").ok(),
+        Some(EnvTarget::External)
     );
-    assert_eq!(
-        chaos_core::harness::check_target_value("local").ok(),
-        Some(false)
-    );
+    assert_eq!(check_target_value("local").ok(), Some(EnvTarget::Local));
+    assert_eq!(check_target_value("cnpg").ok(), Some(EnvTarget::Cnpg));
 }
 
 /// `pid` and all its descendants, from /proc.

@@ -87,6 +87,9 @@ pub enum TargetKind {
     Local,
     /// A cluster that runs elsewhere, given by --rw-dsn.
     External,
+    /// A CloudNativePG cluster, through the Kubernetes API (--context,
+    /// --namespace, --cluster).
+    Cnpg,
 }
 
 /// A duration given on the command line, shown in help as humantime writes it.
@@ -135,6 +138,47 @@ pub struct RunArgs {
     /// [default: 90s to boot a local cluster, 30s for an external one].
     #[arg(long, value_name = "DURATION", value_parser = duration("--ready-timeout"), help_heading = "Target")]
     pub ready_timeout: Option<Dur>,
+
+    /// kubeconfig context of the CloudNativePG cluster [default: the current one].
+    #[arg(
+        long,
+        value_name = "CONTEXT",
+        env = "CHAOS_KUBE_CONTEXT",
+        help_heading = "Target"
+    )]
+    pub context: Option<String>,
+
+    /// Namespace of the CloudNativePG cluster.
+    #[arg(
+        long,
+        value_name = "NAMESPACE",
+        env = "CHAOS_CNPG_NAMESPACE",
+        help_heading = "Target"
+    )]
+    pub namespace: Option<String>,
+
+    /// Name of the CloudNativePG `Cluster`.
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "CHAOS_CNPG_CLUSTER",
+        help_heading = "Target"
+    )]
+    pub cluster: Option<String>,
+
+    /// Write through this CloudNativePG `Pooler`'s Service instead of `<cluster>-rw`.
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "CHAOS_CNPG_POOLER",
+        help_heading = "Target"
+    )]
+    pub pooler: Option<String>,
+
+    /// Print every Kubernetes object the run would create, patch or delete, and
+    /// touch nothing (CHAOS_DRY_RUN=1).
+    #[arg(long, help_heading = "Target")]
+    pub dry_run: bool,
 
     /// The fault to inject [default: kill-primary, unless --fault-cmd is given].
     /// Some take a value: `--fault throttle-primary-disk=1MiB/s`.
@@ -286,7 +330,48 @@ fn check_run(args: &RunArgs, m: &ArgMatches) -> Result<(), clap::Error> {
                 }
             }
         }
+        TargetKind::Cnpg => {
+            for (value, id, flag) in [
+                (&args.namespace, "namespace", "--namespace"),
+                (&args.cluster, "cluster", "--cluster"),
+            ] {
+                if value.as_deref().is_none_or(|v| v.trim().is_empty()) {
+                    return Err(error(
+                        ErrorKind::MissingRequiredArgument,
+                        format!(
+                            "--target cnpg needs {flag} (or CHAOS_CNPG_{}): the CloudNativePG \
+                             cluster to measure, e.g. --namespace pg-chaos --cluster cluster-example",
+                            id.to_uppercase()
+                        ),
+                    ));
+                }
+            }
+            if on_command_line("nodes") || on_command_line("node_dsns") {
+                return Err(error(
+                    ErrorKind::ArgumentConflict,
+                    "--nodes and --node-dsn are not for --target cnpg: its nodes come from the \
+                     Cluster's status"
+                        .into(),
+                ));
+            }
+        }
         TargetKind::External => {}
+    }
+    if args.target != TargetKind::Cnpg {
+        for (id, flag) in [
+            ("context", "--context"),
+            ("namespace", "--namespace"),
+            ("cluster", "--cluster"),
+            ("pooler", "--pooler"),
+            ("dry_run", "--dry-run"),
+        ] {
+            if on_command_line(id) {
+                return Err(error(
+                    ErrorKind::ArgumentConflict,
+                    format!("{flag} is for --target cnpg"),
+                ));
+            }
+        }
     }
     Ok(())
 }
@@ -458,6 +543,41 @@ mod tests {
         assert!(e.to_string().contains("kill-primary"), "{e}");
         let e = parse_args(&["--fault", "primary-packet-loss=200%"]).expect_err("bad value");
         assert!(e.to_string().contains("at most 100"), "{e}");
+    }
+
+    #[test]
+    fn the_cnpg_target_needs_its_cluster_and_only_it_takes_its_flags() {
+        let a = parse_args(&[
+            "--target",
+            "cnpg",
+            "--namespace",
+            "pg-chaos",
+            "--cluster",
+            "cluster-example",
+            "--dry-run",
+        ])
+        .expect("a CNPG target");
+        assert_eq!(a.target, TargetKind::Cnpg);
+        assert!(a.dry_run);
+        if std::env::var_os("CHAOS_CNPG_CLUSTER").is_none() {
+            let e = parse_args(&["--target", "cnpg", "--namespace", "pg-chaos"])
+                .expect_err("no cluster");
+            assert!(e.to_string().contains("--cluster"), "{e}");
+        }
+        let e = parse_args(&["--namespace", "pg-chaos"]).expect_err("local with a namespace");
+        assert!(e.to_string().contains("--target cnpg"), "{e}");
+        let e = parse_args(&[
+            "--target",
+            "cnpg",
+            "--namespace",
+            "n",
+            "--cluster",
+            "c",
+            "--nodes",
+            "5",
+        ])
+        .expect_err("nodes on cnpg");
+        assert_eq!(e.kind(), ErrorKind::ArgumentConflict);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chaos_core::cluster::Target;
+use chaos_core::cluster::cnpg::CnpgCluster;
 use chaos_core::cluster::external::{ENV_NODE_DSNS, ENV_RW_DSN, ExternalCluster, FaultCommand};
 use chaos_core::cluster::local::LocalCluster;
 use chaos_core::dsn::redact;
@@ -117,7 +118,7 @@ impl FaultPlan {
             // The external cluster gets the command as that fault's own.
             (Some(spec), Some(_), TargetKind::External) => FaultPlan::Builtin(spec),
             // Elsewhere the command does the fault, under the fault's name.
-            (Some(spec), Some(cmd), TargetKind::Local) => {
+            (Some(spec), Some(cmd), TargetKind::Local | TargetKind::Cnpg) => {
                 FaultPlan::Shell(shell(cmd).name(spec.kind().name()))
             }
         }
@@ -155,6 +156,11 @@ async fn run(args: RunArgs, status: Arc<Status>) -> Verdict {
         },
         _ = tokio::signal::ctrl_c() => return Verdict::Interrupted,
     };
+    if let Some(cnpg) = target.downcast_ref::<CnpgCluster>()
+        && cnpg.is_dry_run()
+    {
+        return dry_run(cnpg, fault, &status).await;
+    }
     let verdict = tokio::select! {
         v = measure(&experiment, target, fault, args.hold.map(|h| h.0), &status) => v,
         _ = tokio::signal::ctrl_c() => {
@@ -170,6 +176,38 @@ async fn run(args: RunArgs, status: Arc<Status>) -> Verdict {
         }
     }
     verdict
+}
+
+/// `--dry-run`: resolves the fault's victim and plans what it would create,
+/// patch or delete (each printed as it is planned), heals it the same way,
+/// writes nothing and measures nothing.
+async fn dry_run(cluster: &CnpgCluster, fault: FaultPlan, status: &Status) -> Verdict {
+    use chaos_core::fault::{Fault, FaultGuard};
+    let target: &dyn Target = cluster;
+    let guard = match fault {
+        FaultPlan::Builtin(spec) => spec.inject(target).await,
+        FaultPlan::Shell(shell) => {
+            status.line("chaos: dry run: a --fault-cmd command is not run");
+            drop(shell);
+            return Verdict::Passed;
+        }
+    };
+    let healed = match guard {
+        Ok(g) => g.heal().await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = healed {
+        return Verdict::Setup(format!("dry run: {e}"));
+    }
+    let plan = cluster.dry_run_plan();
+    status.line(&format!(
+        "chaos: dry run: {} change(s) planned, none made:",
+        plan.len()
+    ));
+    for p in plan {
+        status.line(&format!("  {p}"));
+    }
+    Verdict::Passed
 }
 
 /// The experiment the flags describe.
@@ -233,6 +271,29 @@ async fn connect(
             ));
             Ok((Arc::new(cluster.clone()), Some(cluster)))
         }
+        TargetKind::Cnpg => {
+            let cluster = cnpg(args).await?;
+            let shown = format!("{}/{}", cluster.namespace(), cluster.cluster_name());
+            status.step(&format!(
+                "connecting to the CloudNativePG cluster {shown} (context {})…",
+                cluster.context()
+            ));
+            let wait = args.ready_timeout.map_or(EXTERNAL_READY_TIMEOUT, |t| t.0);
+            let topology = cluster
+                .wait_healthy(wait)
+                .await
+                .map_err(|e| format!("the CloudNativePG cluster {shown} is not healthy: {e}"))?;
+            status.line(&format!(
+                "chaos: CloudNativePG cluster {shown} ready (primary {}){}",
+                topology.primary_name().unwrap_or("unknown"),
+                if cluster.is_dry_run() {
+                    " — dry run: nothing will be created, patched or deleted"
+                } else {
+                    ""
+                }
+            ));
+            Ok((Arc::new(cluster), None))
+        }
         TargetKind::External => {
             let cluster = external(args, fault)?;
             let shown = redact(cluster.rw_dsn());
@@ -251,6 +312,34 @@ async fn connect(
             Ok((Arc::new(cluster), None))
         }
     }
+}
+
+/// The CloudNativePG target the flags (and, behind them, the environment:
+/// `CHAOS_ALLOW`, `CHAOS_KUBE_APISERVER_IPS`, …) describe.
+async fn cnpg(args: &RunArgs) -> Result<CnpgCluster, String> {
+    use chaos_core::cluster::cnpg::{
+        ENV_CLUSTER, ENV_DRY_RUN, ENV_KUBE_CONTEXT, ENV_NAMESPACE, ENV_POOLER, ENV_RW_DSN,
+        ENV_TARGET,
+    };
+    let var = |k: &str| -> Option<String> {
+        let flag = match k {
+            ENV_NAMESPACE => args.namespace.clone(),
+            ENV_CLUSTER => args.cluster.clone(),
+            ENV_KUBE_CONTEXT => args.context.clone(),
+            ENV_POOLER => args.pooler.clone(),
+            ENV_RW_DSN => args.rw_dsn().map(str::to_string),
+            ENV_DRY_RUN if args.dry_run => Some("1".into()),
+            // The target was chosen with --target.
+            ENV_TARGET => return None,
+            _ => None,
+        };
+        flag.or_else(|| std::env::var(k).ok())
+            .filter(|v| !v.trim().is_empty())
+    };
+    let builder = CnpgCluster::builder_from_vars(var).map_err(|e| e.to_string())?;
+    builder.build().await.map_err(|e| {
+        format!("{e}; check --context, --namespace and --cluster (or CHAOS_KUBE_CONTEXT, CHAOS_CNPG_NAMESPACE, CHAOS_CNPG_CLUSTER) and KUBECONFIG")
+    })
 }
 
 /// The external cluster the flags describe, with the command of the chosen

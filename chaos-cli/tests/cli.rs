@@ -382,6 +382,37 @@ fn a_disk_throttle_with_its_rate_runs_from_the_command_line() {
 }
 
 #[test]
+fn a_cnpg_context_missing_from_the_kubeconfig_is_a_setup_error() {
+    let dir = std::env::temp_dir().join(format!("chaos-cli-kubeconfig-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("config");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: a\n  cluster:\n    server: https://127.0.0.1:1\n\
+         contexts:\n- name: a\n  context:\n    cluster: a\n    user: a\nusers:\n- name: a\n  user:\n    token: secret-token-123\n\
+         current-context: a\n",
+    )
+    .unwrap();
+    let mut cmd = chaos(&[
+        "run",
+        "--target",
+        "cnpg",
+        "--context",
+        "kind-missing",
+        "--namespace",
+        "pg-chaos",
+        "--cluster",
+        "cluster-example",
+    ]);
+    cmd.env("KUBECONFIG", &kubeconfig);
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 2, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(err.contains("kind-missing"), "{err}");
+    assert!(!err.contains("secret-token-123") && !out.contains("secret-token-123"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn an_external_cluster_is_measured_from_the_command_line() {
     let pair = Pair::start(true).expect("a primary and a synchronous standby");
     let dir = report_dir("external");

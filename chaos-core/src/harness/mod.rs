@@ -289,29 +289,48 @@ fn resolve(choice: TargetChoice, nodes: usize) -> Result<shared::Resolved> {
         TargetChoice::Local => Ok(shared::Resolved::Local(nodes)),
         TargetChoice::Env => match std::env::var("CHAOS_TARGET") {
             Err(_) => Ok(shared::Resolved::Local(nodes)),
-            Ok(v) => check_target_value(&v).map(|external| {
-                if external {
-                    shared::Resolved::External
-                } else {
-                    shared::Resolved::Local(nodes)
-                }
+            Ok(v) => check_target_value(&v).map(|t| match t {
+                EnvTarget::Local => shared::Resolved::Local(nodes),
+                EnvTarget::External => shared::Resolved::External,
+                #[cfg(feature = "cnpg")]
+                EnvTarget::Cnpg => shared::Resolved::Cnpg,
             }),
         },
     }
 }
 
-/// Validates a `CHAOS_TARGET` value for `target = "env"` tests; returns whether
-/// it selects the external target.
+/// The target a `CHAOS_TARGET` value selects for `target = "env"` tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EnvTarget {
+    /// `local` (or unset): the embedded cluster.
+    Local,
+    /// `external`: the cluster at `CHAOS_RW_DSN`.
+    External,
+    /// `cnpg`: the CloudNativePG cluster the `CHAOS_CNPG_*` variables name.
+    #[cfg(feature = "cnpg")]
+    Cnpg,
+}
+
+/// Validates a `CHAOS_TARGET` value for `target = "env"` tests.
 ///
 /// # Errors
-/// [`Error::Config`] for a target this version cannot run.
-pub fn check_target_value(value: &str) -> Result<bool> {
+/// [`Error::Config`] for a target this build cannot run.
+pub fn check_target_value(value: &str) -> Result<EnvTarget> {
     match value.trim() {
-        "" | "local" => Ok(false),
-        "external" => Ok(true),
+        "" | "local" => Ok(EnvTarget::Local),
+        "external" => Ok(EnvTarget::External),
+        #[cfg(feature = "cnpg")]
+        "cnpg" => Ok(EnvTarget::Cnpg),
         other => Err(Error::Config {
             field: "CHAOS_TARGET",
-            expected: "`local` (the default) or `external` (with CHAOS_RW_DSN)",
+            expected: if cfg!(feature = "cnpg") {
+                "`local` (the default), `external` (with CHAOS_RW_DSN) or `cnpg` (with \
+                 CHAOS_CNPG_NAMESPACE and CHAOS_CNPG_CLUSTER)"
+            } else {
+                "`local` (the default) or `external` (with CHAOS_RW_DSN); `cnpg` needs \
+                 chaos-core's feature `cnpg`"
+            },
             found: other.to_string(),
         }),
     }

@@ -40,6 +40,8 @@ pub(crate) async fn serial() -> MutexGuard<'static, ()> {
 pub(crate) enum Resolved {
     Local(usize),
     External,
+    #[cfg(feature = "cnpg")]
+    Cnpg,
 }
 
 /// The shared target, created on first use (sweeping what killed runs left)
@@ -69,6 +71,12 @@ pub(crate) async fn healthy_target(which: Resolved) -> Result<Arc<dyn Target>> {
         Resolved::Local(nodes) => Arc::new(LocalCluster::builder().nodes(nodes).start().await?),
         Resolved::External => {
             let t = ExternalCluster::from_env()?;
+            t.wait_healthy(Duration::from_secs(90)).await?;
+            Arc::new(t)
+        }
+        #[cfg(feature = "cnpg")]
+        Resolved::Cnpg => {
+            let t = crate::cluster::cnpg::CnpgCluster::from_env().await?;
             t.wait_healthy(Duration::from_secs(90)).await?;
             Arc::new(t)
         }
