@@ -7,6 +7,7 @@ use std::time::Duration;
 use chaos_core::cluster::cnpg::chaos_mesh::{
     DATA_VOLUME, WAL_VOLUME, io_latency, network_partition,
 };
+use chaos_core::fault::Direction;
 
 fn valid(kind: &str, manifest: &serde_json::Value) {
     if let Err(errors) = chaos_tests::crd::validate(kind, manifest) {
@@ -34,6 +35,7 @@ fn generated_network_chaos_validates() {
             "cluster-example-1",
             &peers,
             &external,
+            Direction::Both,
         ),
     );
     // primary_from_replicas: peers only.
@@ -46,8 +48,37 @@ fn generated_network_chaos_validates() {
             "cluster-example-1",
             &peers,
             &[],
+            Direction::Both,
         ),
     );
+}
+
+#[test]
+fn generated_network_chaos_validates_in_each_direction() {
+    let peers = vec!["cluster-example-1".to_string()];
+    let external = vec!["10.96.0.1".to_string()];
+    for (direction, expected) in [
+        (Direction::Outbound, "to"),
+        (Direction::Inbound, "from"),
+        (Direction::Both, "both"),
+    ] {
+        // A named (non-primary) instance, one way.
+        let m = network_partition(
+            "pg-chaos",
+            "chaos-partition-r-2",
+            "r",
+            "cluster-example-3",
+            &peers,
+            &external,
+            direction,
+        );
+        assert_eq!(m["spec"]["direction"], expected, "{direction:?}");
+        assert_eq!(
+            m["spec"]["selector"]["pods"]["pg-chaos"][0],
+            "cluster-example-3"
+        );
+        valid("NetworkChaos", &m);
+    }
 }
 
 #[test]
@@ -69,7 +100,7 @@ fn generated_io_chaos_validates() {
 
 #[test]
 fn an_invalid_manifest_is_rejected() {
-    let mut m = network_partition("pg-chaos", "x", "r", "p", &[], &[]);
+    let mut m = network_partition("pg-chaos", "x", "r", "p", &[], &[], Direction::Both);
     m["spec"]["direction"] = serde_json::json!("sideways");
     assert!(chaos_tests::crd::validate("NetworkChaos", &m).is_err());
 }

@@ -78,6 +78,18 @@ impl Links {
         self.clients
     }
 
+    /// The node named with `node(..)`, if any (else the primary).
+    #[cfg(feature = "cnpg")]
+    pub(crate) fn node_name(&self) -> Option<&str> {
+        self.node.as_deref()
+    }
+
+    /// Which way the fault acts, seen from the node.
+    #[cfg(feature = "cnpg")]
+    pub(crate) fn way(&self) -> Direction {
+        self.direction
+    }
+
     /// E.g. `nodes+dcs both ways`.
     pub(crate) fn describe(&self) -> String {
         let peers: Vec<&str> = [

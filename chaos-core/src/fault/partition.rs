@@ -105,6 +105,19 @@ impl PartitionNetwork {
         }
     }
 
+    /// The node named with [`node`](Self::node), if any (other targets; by
+    /// default the primary).
+    #[cfg(feature = "cnpg")]
+    pub(crate) fn node_name(&self) -> Option<&str> {
+        self.links.node_name()
+    }
+
+    /// The [`direction`](Self::direction) set (default [`Direction::Both`]).
+    #[cfg(feature = "cnpg")]
+    pub(crate) fn way(&self) -> Direction {
+        self.links.way()
+    }
+
     fn describe(&self) -> String {
         format!("drop {}", self.links.describe())
     }

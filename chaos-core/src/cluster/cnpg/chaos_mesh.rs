@@ -3,12 +3,12 @@
 //!
 //! Chaos Mesh resolves its selectors once, when the object is created, so
 //! every object here selects pods **by name** (`selector.pods`), resolved
-//! from `status.currentPrimary` at injection: a fault that must follow a new
-//! primary injects again and creates a new object. Every object carries the
-//! labels `app.kubernetes.io/managed-by=chaos` and `chaos.dev/run=<run id>`;
-//! its guard deletes it (Chaos Mesh recovers the pods before its finalizer
-//! lets the object go), and a later run's sweep deletes what a killed run
-//! left.
+//! from `status.currentPrimary` at injection (or the instance a fault names):
+//! a fault that must follow a new primary injects again and creates a new
+//! object. Every object carries the labels `app.kubernetes.io/managed-by=chaos`
+//! and `chaos.dev/run=<run id>`; its guard deletes it (Chaos Mesh recovers the
+//! pods before its finalizer lets the object go), and a later run's sweep
+//! deletes what a killed run left.
 //!
 //! ## What it takes for CNPG to fail over on a partition
 //!
@@ -32,6 +32,13 @@
 //! The operator then marks the primary failing and promotes the most advanced
 //! replica. Clients through the `-rw` Service lose the old primary as soon as
 //! its endpoint is removed.
+//!
+//! [`PartitionNetwork::node`] partitions that instance (pod) instead of the
+//! primary, and [`PartitionNetwork::direction`] becomes the `NetworkChaos`'s
+//! `direction`, seen from the partitioned pod: [`Direction::Outbound`] is
+//! `to` (what it sends to the peers and addresses is dropped),
+//! [`Direction::Inbound`] is `from` (what they send to it), and
+//! [`Direction::Both`] is `both`.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -45,7 +52,7 @@ use super::faults::{best_effort, primary_of};
 use super::safety::{self, Mutation};
 use super::target::{CnpgCluster, kube_err};
 use crate::fault::{
-    Fault, FaultGuard, FaultInfo, FaultKind, Healed, PartitionNetwork, ThrottleDisk,
+    Direction, Fault, FaultGuard, FaultInfo, FaultKind, Healed, PartitionNetwork, ThrottleDisk,
 };
 use crate::timeline::Timestamp;
 use crate::{Error, Result};
@@ -87,16 +94,33 @@ fn object_name(what: &str, run_id: &str) -> String {
     )
 }
 
+/// Chaos Mesh's `direction` for a network fault acting `direction`, seen
+/// from the selected (partitioned) pod: [`Direction::Outbound`] is `to`
+/// (packets to the targets), [`Direction::Inbound`] is `from` (packets from
+/// the targets), [`Direction::Both`] is `both`.
+pub fn chaos_mesh_direction(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Outbound => "to",
+        Direction::Inbound => "from",
+        Direction::Both => "both",
+    }
+}
+
 /// A `NetworkChaos` that partitions pod `victim` from the pods `peers` and
-/// the addresses `external`, both ways, for as long as it exists (no
-/// `duration`: the guard deletes it). Pods are selected by name.
+/// the addresses `external`, the way `direction` says (seen from `victim`,
+/// see [`chaos_mesh_direction`]), for as long as it exists (no `duration`:
+/// the guard deletes it). Pods are selected by name.
 ///
 /// ```
+/// use chaos_core::fault::Direction;
+///
 /// let m = chaos_core::cluster::cnpg::chaos_mesh::network_partition(
 ///     "pg-chaos", "chaos-partition-x", "run1",
 ///     "cluster-example-1", &["cluster-example-2".into()], &["10.96.0.1".into()],
+///     Direction::Outbound,
 /// );
 /// assert_eq!(m["spec"]["action"], "partition");
+/// assert_eq!(m["spec"]["direction"], "to");
 /// ```
 pub fn network_partition(
     namespace: &str,
@@ -105,11 +129,12 @@ pub fn network_partition(
     victim: &str,
     peers: &[String],
     external: &[String],
+    direction: Direction,
 ) -> Value {
     let mut spec = json!({
         "action": "partition",
         "mode": "all",
-        "direction": "both",
+        "direction": chaos_mesh_direction(direction),
         "selector": { "pods": { namespace: [victim] } },
     });
     if !peers.is_empty() {
@@ -411,13 +436,30 @@ async fn apiserver_ips(target: &CnpgCluster) -> Result<Vec<String>> {
 impl Fault<CnpgCluster> for PartitionNetwork {
     type Guard = ChaosMeshGuard;
 
-    /// A `NetworkChaos` partition of the current primary; see the
+    /// A `NetworkChaos` partition of the current primary (or of the instance
+    /// named with [`node`](PartitionNetwork::node)), the way
+    /// [`direction`](PartitionNetwork::direction) says; see the
     /// [module docs](self) for what `isolate_primary` cuts and why.
     async fn inject(self, target: &CnpgCluster) -> Result<ChaosMeshGuard> {
         let kind = self.kind();
+        let direction = self.way();
         let cluster: Cluster = target.cluster().await?;
-        let primary = primary_of(&cluster, target)?;
         let status = cluster.status.clone().unwrap_or_default();
+        let primary = match self.node_name() {
+            Some(name) => {
+                if !status.instance_names.iter().any(|n| n == name) {
+                    return Err(Error::ClusterState(format!(
+                        "PartitionNetwork::node: Cluster {}/{} has no instance called {name} \
+                         (instances: {})",
+                        target.namespace(),
+                        target.cluster_name(),
+                        status.instance_names.join(", ")
+                    )));
+                }
+                name.to_string()
+            }
+            None => primary_of(&cluster, target)?,
+        };
         let peers: Vec<String> = status
             .instance_names
             .iter()
@@ -443,12 +485,18 @@ impl Fault<CnpgCluster> for PartitionNetwork {
             &primary,
             &peers,
             &external,
+            direction,
         );
+        let way = match direction {
+            Direction::Both => "",
+            Direction::Outbound => " (outbound)",
+            Direction::Inbound => " (inbound)",
+        };
         let mode = if external.is_empty() {
-            format!("partition {primary} from {}", peers.join(", "))
+            format!("partition {primary} from {}{way}", peers.join(", "))
         } else {
             format!(
-                "partition {primary} from {} and the API server/kubelet ({})",
+                "partition {primary} from {} and the API server/kubelet ({}){way}",
                 peers.join(", "),
                 external.join(", ")
             )
@@ -569,5 +617,15 @@ mod tests {
         assert_eq!(d(20_000), "20ms");
         assert_eq!(d(1_000_000), "1s");
         assert_eq!(d(3_333), "3333us");
+    }
+
+    #[test]
+    fn directions_map_to_chaos_mesh() {
+        let peers = ["b".to_string()];
+        let dir =
+            |d| network_partition("n", "x", "r", "a", &peers, &[], d)["spec"]["direction"].clone();
+        assert_eq!(dir(Direction::Both), "both");
+        assert_eq!(dir(Direction::Outbound), "to");
+        assert_eq!(dir(Direction::Inbound), "from");
     }
 }

@@ -10,7 +10,7 @@ use futures::stream::BoxStream;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Endpoints, Pod, Secret};
 use kube::Client;
-use kube::api::{Api, ApiResource, DeleteParams, ListParams};
+use kube::api::{Api, ApiResource, DeleteParams, ListParams, LogParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -43,6 +43,14 @@ pub const ENV_DRY_RUN: &str = "CHAOS_DRY_RUN";
 /// [`PartitionNetwork::isolate_primary`](crate::fault::PartitionNetwork::isolate_primary)
 /// (default: read from the `kubernetes` Service in `default`).
 pub const ENV_APISERVER_IPS: &str = "CHAOS_KUBE_APISERVER_IPS";
+
+/// How many times (one per poll) the event stream reads a new primary's log
+/// for its promotion marks before it gives up waiting for
+/// [`READY_FOR_CONNECTIONS`](super::status::READY_FOR_CONNECTIONS).
+const PROMOTION_LOG_READS: u32 = 20;
+
+/// At most this much of a new primary's log is read per request.
+const PROMOTION_LOG_BYTES: i64 = 8 << 20;
 
 /// How long a run's liveness `Lease` lasts without renewal; a sweep treats
 /// the objects of a run whose lease is older as left behind.
@@ -638,6 +646,45 @@ impl CnpgCluster {
         events.list(&lp).await.map(|l| l.items).unwrap_or_default()
     }
 
+    /// The finer promotion marks ([`status::promotion_log_marks`](super::status::promotion_log_marks))
+    /// in the `postgres` container log of pod `pod`, from `since` on; `None`
+    /// when the log cannot be read (no `pods/log` permission, the pod gone,
+    /// …), which is only traced at debug level.
+    pub(crate) async fn promotion_log_marks(
+        &self,
+        pod: &str,
+        since: Timestamp,
+    ) -> Option<Vec<Event>> {
+        let pods: Api<Pod> =
+            Api::namespaced(self.inner.kube.client.clone(), &self.inner.kube.namespace);
+        // `sinceTime` goes out rounded to the second: ask from a second
+        // earlier and filter exactly here.
+        let from = since
+            .system_time()
+            .checked_sub(Duration::from_secs(1))
+            .and_then(|t| k8s_openapi::jiff::Timestamp::try_from(t).ok());
+        let lp = LogParams {
+            container: Some("postgres".into()),
+            since_time: from,
+            timestamps: true,
+            limit_bytes: Some(PROMOTION_LOG_BYTES),
+            ..LogParams::default()
+        };
+        match pods.logs(pod, &lp).await {
+            Ok(text) => Some(super::status::promotion_log_marks(
+                text.lines(),
+                Some(since),
+            )),
+            Err(e) => {
+                tracing::debug!(
+                    pod = %pod, error = %e,
+                    "the new primary's log is not readable: no finer promotion marks"
+                );
+                None
+            }
+        }
+    }
+
     /// The topology from the `Cluster`'s status.
     ///
     /// # Errors
@@ -841,16 +888,92 @@ struct Watch {
     endpoints_switched: Option<Timestamp>,
     emitted: BTreeSet<String>,
     pending: Vec<Event>,
+    /// The last `currentPrimary` seen.
+    last_primary: Option<String>,
+    /// The new primary whose log is still to be read for its promotion marks.
+    promotion_log: Option<PromotionLog>,
+}
+
+/// A promotion whose log marks the event stream is collecting.
+struct PromotionLog {
+    /// The new primary's pod.
+    pod: String,
+    /// Marks before this (the start of the change) belong to earlier events.
+    since: Timestamp,
+    /// Reads so far.
+    reads: u32,
+    /// The marks already emitted for this promotion.
+    found: BTreeSet<String>,
 }
 
 impl Watch {
-    /// One poll: topology changes, then the phase marks of the change under
-    /// way from the statuses, the Cluster's Events and the `-rw` endpoints.
+    /// One poll: topology changes, the phase marks of the change under way
+    /// from the statuses, the Cluster's Events and the `-rw` endpoints, and
+    /// the new primary's promotion marks from its log.
     async fn poll(&mut self) {
         let Ok(cluster) = self.target.cluster().await else {
             return;
         };
         let now = Timestamp::now();
+        self.note_promotion(&cluster, now);
+        self.poll_phases(cluster, now).await;
+        self.read_promotion_log().await;
+    }
+
+    /// When `currentPrimary` changed since the last poll, starts collecting
+    /// the new primary's log marks from the start of the change (the last
+    /// stable status before it).
+    fn note_promotion(&mut self, cluster: &Cluster, now: Timestamp) {
+        let current = cluster
+            .status
+            .as_ref()
+            .and_then(|s| s.current_primary.clone())
+            .filter(|p| !p.is_empty() && p != crd::PENDING_FAILOVER_MARKER);
+        let Some(current) = current else {
+            return;
+        };
+        if self.last_primary.as_ref().is_some_and(|p| *p != current) {
+            let since = self
+                .since
+                .or_else(|| self.window.first().map(|o| o.at))
+                .unwrap_or(now);
+            self.promotion_log = Some(PromotionLog {
+                pod: current.clone(),
+                since,
+                reads: 0,
+                found: BTreeSet::new(),
+            });
+        }
+        self.last_primary = Some(current);
+    }
+
+    /// Reads the new primary's log, if a promotion's marks are still being
+    /// collected, and queues the marks not emitted yet. Stops once the
+    /// server is ready for connections, after [`PROMOTION_LOG_READS`] reads,
+    /// or at once when the log is not readable.
+    async fn read_promotion_log(&mut self) {
+        let Some(log) = self.promotion_log.as_mut() else {
+            return;
+        };
+        log.reads += 1;
+        let Some(marks) = self.target.promotion_log_marks(&log.pod, log.since).await else {
+            self.promotion_log = None;
+            return;
+        };
+        for mark in marks {
+            if log.found.insert(mark.name.clone()) {
+                self.pending.push(mark);
+            }
+        }
+        if log.found.contains(super::status::READY_FOR_CONNECTIONS)
+            || log.reads >= PROMOTION_LOG_READS
+        {
+            self.promotion_log = None;
+        }
+    }
+
+    /// Topology changes, then the phase marks of the change under way.
+    async fn poll_phases(&mut self, cluster: Cluster, now: Timestamp) {
         let topo = topology_of(&cluster);
         if let Some(before) = &self.last {
             for (name, detail) in topo.changes_since(before) {
@@ -957,6 +1080,14 @@ impl Target for CnpgCluster {
     /// computed from the watched `Cluster` statuses, its Events and the
     /// moment the write Service's endpoints point at the new primary. Polls
     /// every 250 ms.
+    ///
+    /// Once `currentPrimary` names a new pod, its `postgres` log (read
+    /// through the API, `pods/log`) adds the finer promotion marks of
+    /// [`status::promotion_log_marks`](super::status::promotion_log_marks)
+    /// (`promote requested`, `wal recovery ended`, `timeline selected`,
+    /// `archive recovery complete`, `ready for connections`), those since the
+    /// change began, each once per promotion. Where the log is not readable
+    /// they are left out.
     fn events(self: Arc<Self>) -> BoxStream<'static, Event> {
         let watch = Watch {
             target: (*self).clone(),
@@ -966,6 +1097,8 @@ impl Target for CnpgCluster {
             endpoints_switched: None,
             emitted: BTreeSet::new(),
             pending: Vec::new(),
+            last_primary: None,
+            promotion_log: None,
         };
         Box::pin(futures::stream::unfold(watch, |mut w| async move {
             loop {
