@@ -12,6 +12,7 @@
 pub mod cnpg;
 pub mod external;
 pub mod local;
+pub(crate) mod pglog;
 mod topology;
 
 use std::any::Any;

@@ -8,6 +8,7 @@ use tokio::task::JoinHandle;
 
 use super::{Fault, FaultGuard, FaultInfo, FaultKind, Healed};
 use crate::cluster::local::LocalCluster;
+use crate::cluster::local::leader_watch::base64_encode;
 use crate::timeline::Timestamp;
 use crate::{Error, Result};
 
@@ -229,7 +230,7 @@ fn check(url: &str, answer: &Answer) -> Result<()> {
 /// Whether etcd (v3 JSON gateway) has `key` with a value: once a switchover
 /// is done Patroni leaves the failover key as `{}` (or empty), not deleted.
 async fn key_exists(http: &reqwest::Client, url: &str, key: &str) -> bool {
-    let body = serde_json::json!({ "key": base64(key.as_bytes()) });
+    let body = serde_json::json!({ "key": base64_encode(key.as_bytes()) });
     let Ok(r) = http
         .post(url)
         .json(&body)
@@ -242,30 +243,8 @@ async fn key_exists(http: &reqwest::Client, url: &str, key: &str) -> bool {
     r.json::<serde_json::Value>().await.is_ok_and(|v| {
         v["kvs"][0]["value"]
             .as_str()
-            .is_some_and(|s| !s.is_empty() && s != base64(b"{}"))
+            .is_some_and(|s| !s.is_empty() && s != base64_encode(b"{}"))
     })
-}
-
-/// Standard base64 with padding (what etcd's JSON gateway expects for keys).
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// Guard of [`Switchover`]: waits for the switchover to complete. There is
@@ -350,19 +329,5 @@ impl Drop for SwitchoverGuard {
                 "switchover guard dropped: Patroni finishes the switchover on its own"
             );
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_pads_like_the_standard() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"/chaos/x/failover"), "L2NoYW9zL3gvZmFpbG92ZXI=");
     }
 }

@@ -44,6 +44,7 @@ use k8s_openapi::jiff;
 use super::crd::{
     Cluster, ClusterStatus, FailoverQuorumStatus, PENDING_FAILOVER_MARKER, event_reason, phase,
 };
+use crate::cluster::pglog::{self, log_mark};
 use crate::cluster::{Member, Role, Topology};
 use crate::timeline::{Event, Phase, Timestamp};
 
@@ -58,17 +59,10 @@ pub const PRIMARY_FAILING: &str = "cnpg primary failing";
 /// the kubelet but failed the operator's status check, so the failover waits
 /// until Kubernetes marks it not Ready.
 pub const FAILOVER_DEFERRED: &str = "cnpg failover deferred";
-/// Log mark: PostgreSQL received the promote request.
-pub const PROMOTE_REQUESTED: &str = "promote requested";
-/// Log mark: WAL replay finished (`redo done at …`, or `redo is not required`).
-pub const WAL_RECOVERY_ENDED: &str = "wal recovery ended";
-/// Log mark: the new timeline was chosen (`selected new timeline ID: N`).
-pub const TIMELINE_SELECTED: &str = "timeline selected";
-/// Log mark: archive recovery complete (the end-of-recovery checkpoint or
-/// record follows).
-pub const ARCHIVE_RECOVERY_COMPLETE: &str = "archive recovery complete";
-/// Log mark: the promoted server accepts connections (and so writes).
-pub const READY_FOR_CONNECTIONS: &str = "ready for connections";
+pub use crate::cluster::pglog::{
+    ARCHIVE_RECOVERY_COMPLETE, PROMOTE_REQUESTED, READY_FOR_CONNECTIONS, TIMELINE_SELECTED,
+    WAL_RECOVERY_ENDED,
+};
 
 /// Parses a time as CNPG and Kubernetes write it: RFC 3339 with any
 /// precision and offset (`2026-08-21T10:00:07.904417Z`), or PostgreSQL's
@@ -401,8 +395,8 @@ pub fn promotion_duration(status: &ClusterStatus) -> Option<Duration> {
 /// detail the PostgreSQL message. Lines may be CNPG's JSON (timed by the
 /// record's `log_time` when in UTC, else by `ts`), with or without the
 /// timestamp `kubectl logs --timestamps` puts in front, or plain PostgreSQL
-/// lines starting with `YYYY-MM-DD HH:MM:SS.mmm UTC`. Other lines are
-/// skipped.
+/// lines starting with `YYYY-MM-DD HH:MM:SS.mmm UTC` (or a numeric offset
+/// such as `+02`). Other lines are skipped.
 pub fn promotion_log_marks<'a>(
     lines: impl IntoIterator<Item = &'a str>,
     since: Option<Timestamp>,
@@ -427,23 +421,6 @@ pub fn promotion_log_marks<'a>(
     out
 }
 
-fn log_mark(message: &str) -> Option<&'static str> {
-    let m = message.trim_start();
-    if m.starts_with("received promote request") {
-        Some(PROMOTE_REQUESTED)
-    } else if m.starts_with("redo done at") || m.starts_with("redo is not required") {
-        Some(WAL_RECOVERY_ENDED)
-    } else if m.starts_with("selected new timeline ID") {
-        Some(TIMELINE_SELECTED)
-    } else if m.starts_with("archive recovery complete") {
-        Some(ARCHIVE_RECOVERY_COMPLETE)
-    } else if m.starts_with("database system is ready to accept connections") {
-        Some(READY_FOR_CONNECTIONS)
-    } else {
-        None
-    }
-}
-
 /// The time and PostgreSQL message of one log line, if it carries one.
 fn parse_log_line(line: &str) -> Option<(Timestamp, String)> {
     let line = line.trim();
@@ -461,15 +438,8 @@ fn parse_log_line(line: &str) -> Option<(Timestamp, String)> {
         return Some((at, message));
     }
     // Plain PostgreSQL: `2026-08-21 10:00:06.123 UTC [27] LOG:  message`.
-    let (time_part, rest) = split_plain_time(line)?;
-    let at = parse_time(time_part)?;
-    let (_, message) = rest.split_once(":  ")?;
-    Some((at, message.to_string()))
-}
-
-fn split_plain_time(line: &str) -> Option<(&str, &str)> {
-    let end = line.find(" UTC")? + " UTC".len();
-    Some((&line[..end], &line[end..]))
+    let plain = pglog::parse_plain_line(line)?;
+    Some((plain.at()?, plain.message.to_string()))
 }
 
 /// `ts` as CNPG writes it: an RFC 3339 string, or (older releases) seconds

@@ -17,6 +17,8 @@ use super::binaries::{self, Binaries, Overrides};
 use super::boot::{self, BootTimings};
 use super::config::{NodeConfig, PG_HBA, PatroniTimings, SynchronousMode};
 use super::disk::{self, Disks};
+use super::leader_watch;
+use super::log_tail;
 use super::netfilter::{self, Group, Net};
 use super::process::{self, RunAs};
 use super::proxy::{self, Backend, Proxy};
@@ -1656,23 +1658,42 @@ impl Target for LocalCluster {
         })
     }
 
-    /// The topology's changes, polled every 50 ms, and with a proxy, its
-    /// changes of route (`proxy routes to` / `proxy routes nowhere`), read from
-    /// HAProxy's stats socket as often.
+    /// The topology's changes, polled every 50 ms; with a proxy, its changes
+    /// of route (`proxy routes to` / `proxy routes nowhere`), read from
+    /// HAProxy's stats socket as often; and the RTO phase marks:
+    /// `detection ended` (detail: the old leader) when Patroni's leader key
+    /// is deleted or expires in etcd, `election ended` (detail: the new
+    /// leader) when another member writes it — both watched, stamped when
+    /// etcd tells — and `promotion ended` (detail: the node) when the new
+    /// primary's PostgreSQL log says it accepts connections after a
+    /// promotion, timed by the log line, with the promotion's steps
+    /// (`promote requested`, `wal recovery ended`, `timeline selected`,
+    /// `archive recovery complete`, `ready for connections`; detail
+    /// `node: message`) as plain events. Without etcd the marks are missing,
+    /// nothing else.
     fn events(self: Arc<Self>) -> BoxStream<'static, Event> {
         let every = Duration::from_millis(50);
-        let routes = match &self.inner.proxy {
-            Ok(proxy) if proxy.socket.is_some() => Some(proxy.clone()),
-            _ => None,
-        };
-        let topology = topology::poll_events(self, every);
-        match routes {
-            Some(proxy) => Box::pin(futures::stream::select(
-                topology,
-                proxy::route_events(proxy, every),
-            )),
-            None => topology,
+        let mut streams = vec![
+            leader_watch::leader_events(
+                self.inner.etcd_client.clone(),
+                leader_watch::leader_key(&self.inner.scope),
+            ),
+            log_tail::promotion_events(
+                self.inner
+                    .nodes
+                    .iter()
+                    .map(|n| (n.name.clone(), n.dir.join("pglog/postgresql.log")))
+                    .collect(),
+                log_tail::POLL,
+            ),
+        ];
+        if let Ok(proxy) = &self.inner.proxy
+            && proxy.socket.is_some()
+        {
+            streams.push(proxy::route_events(proxy.clone(), every));
         }
+        streams.push(topology::poll_events(self, every));
+        Box::pin(futures::stream::select_all(streams))
     }
 
     fn node_count(&self) -> usize {

@@ -129,6 +129,9 @@ impl NodeConfig<'_> {
             "logging_collector": "on",
             "log_filename": "postgresql.log",
             "log_line_prefix": "%m [%p] ",
+            // Log times in UTC, so that the promotion marks read from the log
+            // need no guess at the machine's zone.
+            "log_timezone": "UTC",
         });
         if let Some(map) = parameters.as_object_mut() {
             for (k, v) in self.extra_parameters {

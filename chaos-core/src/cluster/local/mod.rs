@@ -31,6 +31,8 @@ mod boot;
 mod cluster;
 mod config;
 pub(crate) mod disk;
+pub(crate) mod leader_watch;
+mod log_tail;
 pub(crate) mod netfilter;
 pub(crate) mod process;
 mod proxy;
