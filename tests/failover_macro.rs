@@ -23,6 +23,26 @@ async fn survives_primary_loss(ctx: &mut FailoverCtx) -> chaos_core::Result<()> 
     Ok(())
 }
 
+/// The seeds the repeated test's runs were given.
+static SEEDS: std::sync::Mutex<Vec<u64>> = std::sync::Mutex::new(Vec::new());
+
+/// `repeat`: the body runs once per run on the shared cluster, each run with
+/// a seed of its own, and the set is judged on its RTO's 95th percentile.
+#[failover_test(repeat = 2, max_rto_p95 = "30s")]
+async fn repeated_switchovers_are_judged_as_a_set(ctx: &mut FailoverCtx) -> chaos_core::Result<()> {
+    let seed = ctx.seed();
+    {
+        let mut seeds = SEEDS.lock().unwrap();
+        assert!(
+            !seeds.contains(&seed),
+            "run seeds repeat: {seed} in {seeds:?}"
+        );
+        seeds.push(seed);
+    }
+    ctx.inject(Switchover::to_sync_standby()).await?;
+    Ok(())
+}
+
 /// A graceful stop with a workload of the test's own beside the probe, measured
 /// like it: the SLO is asserted on the workload, whose writes are verified
 /// after recovery, and the body gets the workload's summary back.
@@ -139,7 +159,7 @@ static SEEN: std::sync::Mutex<Option<LocalCluster>> = std::sync::Mutex::new(None
 
 fn freeze_then(
     then: fn(),
-) -> impl for<'a> FnOnce(&'a mut FailoverCtx) -> futures::future::BoxFuture<'a, Result<()>> {
+) -> impl for<'a> Fn(&'a mut FailoverCtx) -> futures::future::BoxFuture<'a, Result<()>> {
     move |ctx| {
         Box::pin(async move {
             *SEEN.lock().unwrap() = ctx.target_as::<LocalCluster>().cloned();

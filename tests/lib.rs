@@ -8,6 +8,7 @@ use std::time::Duration;
 use chaos_core::cluster::local::{LocalCluster, LocalClusterBuilder};
 use tokio::sync::{Mutex, MutexGuard, OnceCell};
 
+pub mod chromium;
 pub mod crd;
 pub mod pair;
 

@@ -36,6 +36,18 @@ pub enum Error {
         found: String,
     },
 
+    /// A file given as input (a report, a set of runs) is not what was
+    /// expected.
+    #[error("{}: {reason}; expected {expected}", .path.display())]
+    BadInput {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+        /// What it should be.
+        expected: &'static str,
+    },
+
     /// A file-system or process operation failed.
     #[error("{context}: {source}")]
     Io {

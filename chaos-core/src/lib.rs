@@ -87,6 +87,15 @@
 //! own RTO, write gap and latencies, and, with a verification hook, its lost
 //! writes. `#[failover_test(slo_on = "orders")]` asserts the SLO on it.
 //!
+//! ## 6. Repeat, compare, experiment
+//!
+//! [`runs::Runs`] runs a scenario N times on one target and judges the set
+//! (RTO p50 / p95 / max, each phase's median, an SLO on a percentile with
+//! [`slo::Slo::max_rto_p95`]); [`runs::compare()`] tells two reports or sets
+//! apart with a bootstrap confidence interval; [`runs::ConfigExperiment`]
+//! answers "did this setting change the RTO?" on the embedded cluster. Every
+//! report is also drawn as a timeline picture ([`report::picture`]).
+//!
 //! Everything the library starts is cleaned up when the cluster is dropped, by a
 //! watchdog if the test process dies, and by the next start otherwise.
 //! Set `CHAOS_KEEP=1` to keep a cluster for debugging.
@@ -103,6 +112,7 @@ pub mod pg;
 pub mod probe;
 pub mod report;
 mod run_id;
+pub mod runs;
 pub mod scenario;
 #[cfg(feature = "proptest")]
 pub mod schedule;
@@ -143,6 +153,8 @@ pub use run_id::new_run_id;
 /// | `interval = "10ms"` | pacing of each writer | `"10ms"` |
 /// | `nodes = 3` | nodes of the local cluster (2–9) | `3` |
 /// | `slo_on = "orders"` | assert the RTO on the body's [`workload::Workload`] of that name instead of the probe | the probe |
+/// | `repeat = 20` | run the body that many times on the shared target, healthy between runs, and judge the set ([`runs::Runs`]); the body reads its run's seed with [`FailoverCtx::seed`] | `1` |
+/// | `max_rto_p95 = "10s"` | longest acceptable RTO at the 95th percentile of the runs; without `max_rto`, each run's cap becomes the larger of this and 60 s | none |
 ///
 /// The body may return `()` or `Result<(), E>` with `E: Debug`. Run order (the
 /// [`Experiment`] pipeline): set-up → probe → warm-up → body (under

@@ -71,6 +71,10 @@ pub struct Attempt {
     pub finished: Instant,
     /// What happened.
     pub outcome: Outcome,
+    /// When the attempt had to open a connection first: the moment it was
+    /// established (the pipeline's `routing` phase ends at the connection that
+    /// carried the first acknowledged write after a fault).
+    pub connected: Option<Instant>,
 }
 
 impl Attempt {
@@ -427,7 +431,7 @@ impl Writer {
             seq += 1;
             let started = Instant::now();
             self.counters.attempted.fetch_add(1, Ordering::Relaxed);
-            let outcome = self.attempt(&mut session, seq).await;
+            let (outcome, connected) = self.attempt(&mut session, seq).await;
             let counter = match &outcome {
                 Outcome::Acknowledged { .. } => &self.counters.acknowledged,
                 Outcome::Failed { .. } => &self.counters.failed,
@@ -442,15 +446,20 @@ impl Writer {
                 started,
                 finished: Instant::now(),
                 outcome,
+                connected,
             });
         }
         attempts
     }
 
-    async fn attempt(&self, session: &mut Option<Session>, seq: u64) -> Outcome {
+    async fn attempt(&self, session: &mut Option<Session>, seq: u64) -> (Outcome, Option<Instant>) {
+        let mut connected = None;
         if session.as_ref().is_none_or(|(c, _)| c.is_closed()) {
             match pg::connect_with_notices(&self.dsn, self.config.connect_timeout).await {
-                Ok(s) => *session = Some(s),
+                Ok(s) => {
+                    *session = Some(s);
+                    connected = Some(Instant::now());
+                }
                 Err(e) => {
                     let sqlstate = match &e {
                         Error::Postgres { source, .. } => {
@@ -458,12 +467,12 @@ impl Writer {
                         }
                         _ => None,
                     };
-                    return Outcome::Failed { sqlstate };
+                    return (Outcome::Failed { sqlstate }, None);
                 }
             }
         }
         let Some((client, notices)) = session.as_mut() else {
-            return Outcome::Failed { sqlstate: None };
+            return (Outcome::Failed { sqlstate: None }, connected);
         };
         while notices.try_recv().is_ok() {}
         // The run id is ours (hex), the numbers are integers: nothing to escape.
@@ -504,7 +513,7 @@ impl Writer {
             // Start afresh: the connection may point at a demoted or dead server.
             *session = None;
         }
-        outcome
+        (outcome, connected)
     }
 }
 

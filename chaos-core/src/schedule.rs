@@ -133,22 +133,10 @@ pub fn schedules(max_steps: usize) -> impl Strategy<Value = Schedule> {
     proptest::collection::vec(step, 1..=max_steps.max(1)).prop_map(|steps| Schedule { steps })
 }
 
-/// The seed for this run: `CHAOS_SEED` (decimal or `0x` hex) if set, else fresh.
+/// The seed for this run: `CHAOS_SEED` (decimal or `0x` hex) if set, else fresh
+/// (the same as [`crate::runs::base_seed`]).
 pub fn seed() -> u64 {
-    let parsed = std::env::var("CHAOS_SEED").ok().and_then(|s| {
-        let s = s.trim();
-        match s.strip_prefix("0x") {
-            Some(hex) => u64::from_str_radix(hex, 16).ok(),
-            None => s.parse().ok(),
-        }
-    });
-    parsed.unwrap_or_else(|| {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        nanos ^ (u64::from(std::process::id()) << 32)
-    })
+    crate::runs::base_seed()
 }
 
 /// A deterministic runner for `cases` cases from `seed`, without shrinking

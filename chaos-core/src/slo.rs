@@ -23,6 +23,10 @@ pub struct Slo {
     pub max_rto: Duration,
     /// How much data may be lost.
     pub rpo: Rpo,
+    /// Longest acceptable RTO at the 95th percentile of a set of runs
+    /// ([`Runs`](crate::runs::Runs)): with it, `max_rto` is each run's hard
+    /// cap and this the objective for the set.
+    pub max_rto_p95: Option<Duration>,
 }
 
 impl Default for Slo {
@@ -30,6 +34,7 @@ impl Default for Slo {
         Slo {
             max_rto: Duration::from_secs(10),
             rpo: Rpo::MaxLostWrites(0),
+            max_rto_p95: None,
         }
     }
 }
@@ -55,6 +60,14 @@ impl Slo {
     #[must_use]
     pub fn max_lost_window(mut self, window: Duration) -> Self {
         self.rpo = Rpo::MaxLostWindow(window);
+        self
+    }
+
+    /// States the RTO on the 95th percentile of a set of runs (nearest rank:
+    /// with 20 runs, the 19th fastest). `max_rto` stays each run's hard cap.
+    #[must_use]
+    pub fn max_rto_p95(mut self, p95: Duration) -> Self {
+        self.max_rto_p95 = Some(p95);
         self
     }
 

@@ -374,6 +374,7 @@ mod tests {
                 started: self.t0 + ms(start),
                 finished: self.t0 + ms(end),
                 outcome,
+                connected: None,
             });
             (writer, self.seq)
         }

@@ -27,6 +27,14 @@ pub const KNOWN: &[(&str, &str)] = &[
         "slo_on",
         "the name of a workload the body starts, such as \"orders\"",
     ),
+    (
+        "repeat",
+        "a whole number of runs between 1 and 1000, such as 20",
+    ),
+    (
+        "max_rto_p95",
+        "a duration string such as \"10s\" (the RTO's 95th percentile over the runs)",
+    ),
 ];
 
 /// How much data may be lost.
@@ -58,6 +66,8 @@ pub struct Args {
     pub interval: Option<Duration>,
     pub nodes: Option<u32>,
     pub slo_on: Option<String>,
+    pub repeat: Option<u32>,
+    pub max_rto_p95: Option<Duration>,
 }
 
 /// Parses `args`, collecting every error (each pointing at its token).
@@ -111,6 +121,20 @@ pub fn parse(args: TokenStream) -> Result<Args, syn::Error> {
             errors.push(e);
         }
     }
+    if let (Some(p95), Some(max)) = (out.max_rto_p95, out.max_rto)
+        && p95 > max
+        && let Some((_, span)) = seen.iter().find(|(n, _)| n == "max_rto_p95")
+    {
+        errors.push(syn::Error::new(
+            *span,
+            format!(
+                "`max_rto_p95` ({}) is above `max_rto` ({}), which caps every run: lower \
+                 `max_rto_p95` or raise `max_rto`",
+                humantime::format_duration(p95),
+                humantime::format_duration(max)
+            ),
+        ));
+    }
     match errors.into_iter().reduce(|mut a, b| {
         a.combine(b);
         a
@@ -143,7 +167,7 @@ fn set(out: &mut Args, name: &str, value: &Expr, expected: &str) -> Result<(), s
         _ => return Err(wrong()),
     };
     match name {
-        "max_rto" | "timeout" | "interval" => {
+        "max_rto" | "timeout" | "interval" | "max_rto_p95" => {
             let d = duration(lit, name, expected)?;
             if d.is_zero() {
                 return Err(syn::Error::new(
@@ -154,6 +178,7 @@ fn set(out: &mut Args, name: &str, value: &Expr, expected: &str) -> Result<(), s
             match name {
                 "max_rto" => out.max_rto = Some(d),
                 "timeout" => out.timeout = Some(d),
+                "max_rto_p95" => out.max_rto_p95 = Some(d),
                 _ => out.interval = Some(d),
             }
         }
@@ -189,6 +214,19 @@ fn set(out: &mut Args, name: &str, value: &Expr, expected: &str) -> Result<(), s
             }
             _ => return Err(wrong()),
         },
+        "repeat" => {
+            let Lit::Int(i) = lit else {
+                return Err(wrong());
+            };
+            let n: u32 = i.base10_parse().map_err(|_| wrong())?;
+            if !(1..=1000).contains(&n) {
+                return Err(syn::Error::new(
+                    i.span(),
+                    format!("`repeat` must be between 1 and 1000, found {n}"),
+                ));
+            }
+            out.repeat = Some(n);
+        }
         "writers" | "nodes" => {
             let Lit::Int(i) = lit else {
                 return Err(wrong());
@@ -277,9 +315,13 @@ mod tests {
             timeout = "2m",
             writers = 3,
             interval = "5ms",
-            nodes = 5
+            nodes = 5,
+            repeat = 20,
+            max_rto_p95 = "8s"
         ))
         .unwrap();
+        assert_eq!(a.repeat, Some(20));
+        assert_eq!(a.max_rto_p95, Some(Duration::from_secs(8)));
         assert_eq!(a.max_rto, Some(Duration::from_secs(10)));
         assert_eq!(a.rpo, Some(Rpo::Writes(0)));
         assert_eq!(a.target, Some(Target::Env));
@@ -314,6 +356,12 @@ mod tests {
         assert!(error(quote!(nodes = 1)).contains("between 2 and 9"));
         assert!(error(quote!(target = "k8s")).contains("unknown target \"k8s\""));
         assert!(error(quote!(writers = "2")).contains("`writers` expects a whole number"));
+        assert!(error(quote!(repeat = 0)).contains("between 1 and 1000"));
+        assert!(error(quote!(repeat = "5")).contains("`repeat` expects a whole number"));
+        assert!(
+            error(quote!(max_rto = "5s", max_rto_p95 = "10s"))
+                .contains("`max_rto_p95` (10s) is above `max_rto` (5s)")
+        );
     }
 
     #[test]

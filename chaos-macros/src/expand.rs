@@ -195,6 +195,14 @@ fn generate(args: &Args, func: ItemFn) -> TokenStream {
     if let Some(name) = &args.slo_on {
         spec = quote!(#spec.slo_on(#name));
     }
+    if let Some(n) = args.repeat {
+        let n = n as usize;
+        spec = quote!(#spec.repeat(#n));
+    }
+    if let Some(d) = args.max_rto_p95 {
+        let d = dur(d);
+        spec = quote!(#spec.max_rto_p95(#d));
+    }
     // The body's value goes through `body_result`, spanned at the return type,
     // so that an unsupported return type is reported there, once.
     let result = match &func.sig.output {

@@ -51,6 +51,7 @@ pub struct FailoverCtx {
     events: Vec<Event>,
     tasks: Vec<JoinHandle<()>>,
     recovery_timeout: Duration,
+    seed: u64,
 }
 
 impl std::fmt::Debug for FailoverCtx {
@@ -67,8 +68,10 @@ impl FailoverCtx {
         target: Arc<dyn Target>,
         counters: Arc<Counters>,
         recovery_timeout: Duration,
+        seed: Option<u64>,
     ) -> Self {
         FailoverCtx {
+            seed: seed.unwrap_or_else(crate::runs::base_seed),
             target,
             counters,
             faults: Vec::new(),
@@ -77,6 +80,14 @@ impl FailoverCtx {
             tasks: Vec::new(),
             recovery_timeout,
         }
+    }
+
+    /// This run's seed, for bodies that choose something at random (a
+    /// victim, a delay): the same seed replays the same choices. In a set of
+    /// runs each run has its own (in its report and the set's `seeds`);
+    /// otherwise it is `CHAOS_SEED` or fresh.
+    pub fn seed(&self) -> u64 {
+        self.seed
     }
 
     /// Injects `fault` now. The returned handle heals it early with

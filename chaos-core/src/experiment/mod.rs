@@ -181,6 +181,8 @@ pub struct Experiment {
     progress: Option<ProgressFn>,
     workloads: Vec<Workload>,
     slo_on: Option<String>,
+    seed: Option<u64>,
+    write_junit: bool,
 }
 
 impl fmt::Debug for Experiment {
@@ -221,7 +223,51 @@ impl Experiment {
             progress: None,
             workloads: Vec::new(),
             slo_on: None,
+            seed: None,
+            write_junit: true,
         }
+    }
+
+    /// The same experiment under another name (a run of a set: `name-run03`).
+    pub fn renamed(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The run's seed, written in its report and handed to the body through
+    /// [`FailoverCtx::seed`] (a set of runs gives each run one).
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Without a JUnit file of its own (a run of a set: the set writes one
+    /// with a test case per run).
+    pub(crate) fn without_junit(mut self) -> Self {
+        self.write_junit = false;
+        self
+    }
+
+    /// The JUnit suite's name: the configured one, else the binary's.
+    pub(crate) fn suite_name(&self) -> String {
+        self.suite
+            .clone()
+            .unwrap_or_else(crate::report::junit::current_binary_name)
+    }
+
+    /// Whether reports are written.
+    pub fn writes_reports(&self) -> bool {
+        self.write_reports
+    }
+
+    /// Whether the summary line is printed.
+    pub fn prints_summary(&self) -> bool {
+        self.print_summary
+    }
+
+    /// Where the reports go: the configured directory or [`default_report_dir`].
+    pub fn report_dir_or_default(&self) -> PathBuf {
+        self.report_dir.clone().unwrap_or_else(default_report_dir)
     }
 
     /// A workload of the application's own that starts with the probe (before
@@ -389,6 +435,7 @@ impl Experiment {
             target.clone(),
             probe.counters_handle(),
             self.recovery_timeout,
+            self.seed,
         );
         // The experiment's own workloads warm up with the probe.
         for w in &self.workloads {
@@ -475,9 +522,11 @@ impl Experiment {
         let report = match read_back(&rw, &history.run_id, Duration::from_secs(30)).await {
             Ok(found) => {
                 let measurement = Measurement::compute(&history, &spans, window, &found);
+                events.extend(routing_marks(&history, &spans, &measurement, &events));
                 let mut report = Report::from_draft(Draft {
                     run_id,
                     scenario: self.name.clone(),
+                    seed: self.seed,
                     target: TargetInfo {
                         kind: target.kind().to_string(),
                         rw_dsn: redact(&rw),
@@ -548,13 +597,13 @@ impl Experiment {
         }
         if self.write_reports {
             let dir = self.report_dir.clone().unwrap_or_else(default_report_dir);
-            let suite = self
-                .suite
-                .clone()
-                .unwrap_or_else(crate::report::junit::current_binary_name);
-            let json = report.write_json_to(&dir);
-            let xml = report.write_junit_to(&dir, &suite);
-            for written in [json, xml] {
+            let suite = self.suite_name();
+            let mut written = vec![report.write_json_to(&dir)];
+            if self.write_junit {
+                written.push(report.write_junit_to(&dir, &suite));
+            }
+            written.push(crate::report::picture::write_report_html(report, &dir));
+            for written in written {
                 match written {
                     Ok(p) => outcome.report_paths.push(p),
                     Err(e) => {
@@ -625,6 +674,55 @@ impl Experiment {
             )],
         }
     }
+}
+
+/// A `routing ended` mark for each recovered fault whose target marked none:
+/// the moment the probe's connection that carried the first acknowledged
+/// write after the fault was established (the client reached the new
+/// primary). Nothing when that write went over a connection opened before the
+/// fault.
+fn routing_marks(
+    history: &crate::probe::History,
+    spans: &[crate::verify::FaultSpan],
+    m: &Measurement,
+    events: &[Event],
+) -> Vec<Event> {
+    use crate::timeline::{Phase, Timestamp};
+    let mut out = Vec::new();
+    for (span, outage) in spans.iter().zip(&m.faults) {
+        let Some(recovered) = outage.recovered_at else {
+            continue;
+        };
+        let (from, to) = (
+            Timestamp::from(history.wall(span.injected)),
+            Timestamp::from(history.wall(recovered)),
+        );
+        let marked = events.iter().any(|e| {
+            Phase::ended_by(&e.name) == Some(Phase::Routing) && e.at >= from && e.at <= to
+        });
+        if marked {
+            continue;
+        }
+        let first = history
+            .attempts
+            .iter()
+            .find(|a| a.is_acknowledged() && a.finished == recovered);
+        if let Some(a) = first
+            && let Some(connected) = a.connected
+            && connected >= span.injected
+        {
+            let server = match &a.outcome {
+                crate::probe::Outcome::Acknowledged { server, .. } => server.as_str(),
+                _ => "?",
+            };
+            out.push(Event::new(
+                Phase::Routing.end_event(),
+                history.wall(connected),
+                Some(format!("probe writer {} connected to {server}", a.writer)),
+            ));
+        }
+    }
+    out
 }
 
 /// The `(writer, seq)` of every acknowledged attempt.

@@ -18,6 +18,7 @@ pub use crate::experiment::{FailoverCtx, FaultHandle, TestResult};
 
 use crate::experiment::{BodyOutcome, Experiment, panic_message};
 use crate::report::Report;
+use crate::runs::{RunSet, Runs};
 use crate::slo::fmt_duration;
 use crate::{Error, Result};
 
@@ -40,6 +41,8 @@ pub struct TestSpec {
     experiment: Experiment,
     target: TargetChoice,
     nodes: usize,
+    repeat: usize,
+    rto_stated: bool,
 }
 
 impl TestSpec {
@@ -50,7 +53,26 @@ impl TestSpec {
             experiment: Experiment::new(name),
             target: TargetChoice::Local,
             nodes: 3,
+            repeat: 1,
+            rto_stated: false,
         }
+    }
+
+    /// Runs the body this many times on the shared target (healthy between
+    /// runs) and judges the set: every run's objectives, and
+    /// [`max_rto_p95`](Self::max_rto_p95) when stated.
+    pub fn repeat(mut self, n: usize) -> Self {
+        self.repeat = n.max(1);
+        self
+    }
+
+    /// The RTO's 95th percentile over the runs. Without an explicit
+    /// [`max_rto`](Self::max_rto), each run's cap becomes the larger of this
+    /// and the recovery timeout (60 s), so that single slow runs are judged by
+    /// the percentile.
+    pub fn max_rto_p95(mut self, d: Duration) -> Self {
+        self.experiment.slo_mut().max_rto_p95 = Some(d);
+        self
     }
 
     /// How long the probe writes before the body starts.
@@ -62,6 +84,7 @@ impl TestSpec {
     /// Longest acceptable RTO.
     pub fn max_rto(mut self, d: Duration) -> Self {
         self.experiment.slo_mut().max_rto = d;
+        self.rto_stated = true;
         self
     }
 
@@ -224,8 +247,14 @@ impl fmt::Display for TestFailure {
 pub fn run_test<R, F>(spec: TestSpec, body: F)
 where
     R: TestResult + Send,
-    F: for<'a> FnOnce(&'a mut FailoverCtx) -> BoxFuture<'a, R>,
+    F: for<'a> Fn(&'a mut FailoverCtx) -> BoxFuture<'a, R>,
 {
+    if spec.repeat > 1 || spec.experiment.slo_ref().max_rto_p95.is_some() {
+        if let Err(failure) = run_set(spec, body) {
+            panic!("{failure}");
+        }
+        return;
+    }
     match run(spec, body) {
         Ok(_) => {}
         Err(TestFailure::Panic { payload, .. }) => std::panic::resume_unwind(payload),
@@ -282,6 +311,93 @@ where
             },
         }
     })
+}
+
+/// Runs a failover test's body [`TestSpec::repeat`] times on the shared
+/// target (see [`Runs`]), printing "run i of N" as it goes, then the set's
+/// verdict.
+///
+/// # Errors
+/// [`SetFailure`] with the set (when any run was made) and what failed.
+pub fn run_set<R, F>(mut spec: TestSpec, body: F) -> Result<RunSet, SetFailure>
+where
+    R: TestResult + Send,
+    F: for<'a> Fn(&'a mut FailoverCtx) -> BoxFuture<'a, R>,
+{
+    let runtime = match &*shared::RUNTIME {
+        Ok(rt) => rt,
+        Err(e) => {
+            return Err(SetFailure {
+                set: None,
+                errors: vec![format!("could not build the test runtime: {e}")],
+            });
+        }
+    };
+    let slo = spec.experiment.slo_mut();
+    if let Some(p95) = slo.max_rto_p95
+        && !spec.rto_stated
+    {
+        slo.max_rto = p95.max(crate::experiment::DEFAULT_RECOVERY_TIMEOUT);
+    }
+    let name = spec.experiment.name().to_string();
+    let runs = Runs::new(spec.experiment.clone())
+        .repeat(spec.repeat)
+        .on_done(move |i, n, out| {
+            use std::io::Write as _;
+            let line = match &out.report {
+                Some(r) => r.summary_line(),
+                None => format!("chaos: {name} run {i} made no report"),
+            };
+            let _ = writeln!(std::io::stderr().lock(), "chaos: run {i} of {n}: {line}");
+        });
+    runtime.block_on(async move {
+        let _serial = shared::serial().await;
+        let setup = |e: Error| SetFailure {
+            set: None,
+            errors: vec![format!("failover test set-up failed: {e}")],
+        };
+        let which = resolve(spec.target, spec.nodes).map_err(setup)?;
+        let target = shared::healthy_target(which).await.map_err(setup)?;
+        let outcome = runs.run(target, body).await.map_err(setup)?;
+        if outcome.passed() {
+            Ok(outcome.set)
+        } else {
+            Err(SetFailure {
+                errors: outcome.errors,
+                set: Some(Box::new(outcome.set)),
+            })
+        }
+    })
+}
+
+/// Why a repeated failover test failed.
+pub struct SetFailure {
+    /// The set, when any run was made.
+    pub set: Option<Box<RunSet>>,
+    /// Failures outside the set's SLO (set-up, a body's error, a timeout).
+    pub errors: Vec<String>,
+}
+
+impl fmt::Debug for SetFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+impl fmt::Display for SetFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "repeated failover test failed:")?;
+        for e in &self.errors {
+            write!(f, "\n  - {e}")?;
+        }
+        if let Some(set) = &self.set {
+            for v in &set.violations {
+                write!(f, "\n  - {v}")?;
+            }
+            write!(f, "\n\n{}", set.summary_line())?;
+        }
+        Ok(())
+    }
 }
 
 fn resolve(choice: TargetChoice, nodes: usize) -> Result<shared::Resolved> {

@@ -40,7 +40,7 @@ pub fn file_stem(scenario: &str) -> String {
 }
 
 /// Writes `contents` to `dir/name`, creating `dir`; errors name the file.
-pub(super) fn write_file(dir: &Path, name: &str, contents: &[u8]) -> Result<PathBuf> {
+pub(crate) fn write_file(dir: &Path, name: &str, contents: &[u8]) -> Result<PathBuf> {
     let path = dir.join(name);
     std::fs::create_dir_all(dir)
         .and_then(|()| std::fs::write(&path, contents))

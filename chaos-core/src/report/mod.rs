@@ -1,8 +1,9 @@
 //! Reports people and CI read: a typed JSON document ([`Report`], which
 //! round-trips through serde), its human summary (`Display`), and JUnit XML.
 
-mod json;
+pub(crate) mod json;
 pub mod junit;
+pub mod picture;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -213,6 +214,9 @@ pub struct SloRecord {
     pub max_lost_writes: Option<u64>,
     /// Time window of lost writes allowed (when RPO is a window).
     pub max_lost_window_ms: Option<f64>,
+    /// Longest acceptable RTO at the 95th percentile of a set of runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rto_p95_ms: Option<f64>,
 }
 
 impl From<Slo> for SloRecord {
@@ -225,6 +229,7 @@ impl From<Slo> for SloRecord {
             max_rto_ms: ms(slo.max_rto),
             max_lost_writes: writes,
             max_lost_window_ms: window,
+            max_rto_p95_ms: slo.max_rto_p95.map(ms),
         }
     }
 }
@@ -232,7 +237,8 @@ impl From<Slo> for SloRecord {
 impl SloRecord {
     /// The SLO again.
     pub fn to_slo(&self) -> Slo {
-        let slo = Slo::max_rto(from_ms(self.max_rto_ms));
+        let mut slo = Slo::max_rto(from_ms(self.max_rto_ms));
+        slo.max_rto_p95 = self.max_rto_p95_ms.map(from_ms);
         match (self.max_lost_window_ms, self.max_lost_writes) {
             (Some(w), _) => slo.max_lost_window(from_ms(w)),
             (None, n) => slo.max_lost_writes(n.unwrap_or(0)),
@@ -286,6 +292,10 @@ pub struct Report {
     pub run_id: String,
     /// The scenario's or test's name.
     pub scenario: String,
+    /// The run's seed, when it was one of a set of runs (bodies read it with
+    /// [`FailoverCtx::seed`](crate::FailoverCtx::seed)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
     /// What was measured.
     pub target: TargetInfo,
     /// When the probe started.
@@ -353,6 +363,7 @@ pub struct Report {
 pub(crate) struct Draft<'a> {
     pub run_id: String,
     pub scenario: String,
+    pub seed: Option<u64>,
     pub target: TargetInfo,
     pub started: Instant,
     pub slo: Slo,
@@ -520,6 +531,7 @@ impl Report {
             schema_version: SCHEMA_VERSION,
             run_id: d.run_id,
             scenario: d.scenario,
+            seed: d.seed,
             target: d.target,
             started_at: Timestamp::from(d.history.wall(d.started)),
             origin,
@@ -940,6 +952,7 @@ mod tests {
                 started: t0 + ms_(i * 10),
                 finished: t0 + ms_(i * 10 + 1),
                 outcome,
+                connected: None,
             });
         }
         let history = History {
@@ -973,6 +986,7 @@ mod tests {
         Report::from_draft(Draft {
             run_id: "r1".into(),
             scenario: "unit::sample".into(),
+            seed: None,
             target: TargetInfo {
                 kind: "local".into(),
                 rw_dsn: "postgresql://postgres@127.0.0.11:5432/postgres".into(),

@@ -417,6 +417,7 @@ impl WorkloadSummary {
                             reason: IndeterminateReason::ConnectionLost,
                         },
                     },
+                    connected: None,
                 })
                 .collect(),
         }

@@ -28,4 +28,10 @@ pub async fn trailing_comma_and_pub(ctx: &mut chaos_core::FailoverCtx) -> std::i
     Ok(())
 }
 
+#[failover_test(repeat = 20, max_rto_p95 = "10s")]
+async fn repeated_with_a_percentile(ctx: &mut FailoverCtx) -> chaos_core::Result<()> {
+    let _ = ctx.seed();
+    Ok(())
+}
+
 fn main() {}

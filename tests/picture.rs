@@ -1,0 +1,295 @@
+//! The pictures as a person sees them: a real report of the embedded cluster
+//! (`fixtures/local_failover.report.json`, from `cargo run --release
+//! --example local_failover`), a set of runs and a comparison, rendered by
+//! headless Chromium at 1200 px: the screenshots are not blank and show the
+//! palette's colours for acknowledged writes, the phase shading and the fault
+//! bar; the rendered text holds the labels.
+//!
+//! `CHAOS_KEEP_SCREENSHOTS=<dir>` copies the screenshots there as
+//! `picture-<name>.png`, to look at them.
+
+use std::path::PathBuf;
+
+use chaos_core::report::Report;
+use chaos_core::report::picture::{self, palette};
+use chaos_core::runs::{Comparison, RunSet, Sample};
+use chaos_tests::chromium::{self, Image, rgb};
+
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/fixtures/local_failover.report.json"
+);
+
+fn fixture() -> Report {
+    let text = std::fs::read_to_string(FIXTURE).expect("the fixture");
+    serde_json::from_str(&text).expect("a report")
+}
+
+/// The fixture without RTO phases, as reports written before they existed.
+fn without_phases(mut r: Report) -> Report {
+    r.phases.clear();
+    for f in &mut r.faults {
+        f.phases.clear();
+    }
+    if let Some(f) = &mut r.fault {
+        f.phases.clear();
+    }
+    r
+}
+
+/// The fixture with its RTO (and phases) scaled by `factor`, seed `seed`.
+fn scaled(r: &Report, factor: f64, seed: u64) -> Report {
+    let mut r = r.clone();
+    r.seed = Some(seed);
+    r.rto_ms = r.rto_ms.map(|v| v * factor);
+    for p in &mut r.phases {
+        p.ms *= factor;
+    }
+    r.fault = None;
+    for f in &mut r.faults {
+        f.rto_ms = f.rto_ms.map(|v| v * factor);
+        for p in &mut f.phases {
+            p.ms *= factor;
+        }
+        // Each phase starts where the one before ended.
+        let mut at = f.injected_at;
+        for p in &mut f.phases {
+            p.at = at;
+            at = at.plus(std::time::Duration::from_micros((p.ms * 1000.0) as u64));
+        }
+    }
+    r.fault = r.faults.first().cloned();
+    r
+}
+
+fn out_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("chaos-picture-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// Renders `html` at 1200 × `height`, keeps a copy if asked, and returns the
+/// image and the rendered DOM.
+fn render(name: &str, html: &str, height: u32) -> (Image, String) {
+    let dir = out_dir(name);
+    let page = dir.join(format!("{name}.html"));
+    std::fs::write(&page, html).expect("page written");
+    let png = chromium::screenshot(&page, 1200, height).expect("a screenshot");
+    if let Some(keep) = std::env::var_os("CHAOS_KEEP_SCREENSHOTS") {
+        let keep = PathBuf::from(keep);
+        std::fs::create_dir_all(&keep).expect("keep dir");
+        std::fs::copy(&png, keep.join(format!("picture-{name}.png"))).expect("kept");
+        std::fs::copy(&page, keep.join(format!("picture-{name}.html"))).expect("kept");
+    }
+    let image = Image::read(&png).expect("a PNG");
+    let dom = chromium::dump_dom(&page).expect("the DOM");
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+    assert_eq!(image.width, 1200, "{name}");
+    (image, dom)
+}
+
+/// Not blank: many colours, a good share of ink.
+fn assert_not_blank(name: &str, img: &Image) {
+    let colours = img.distinct_colours();
+    let ink = img.non_white_share();
+    assert!(colours >= 40, "{name}: only {colours} colours");
+    assert!(ink >= 0.04, "{name}: only {:.1} % non-white", ink * 100.0);
+}
+
+fn assert_colour(name: &str, img: &Image, what: &str, hex: &str, at_least: usize) {
+    let n = img.count(rgb(hex));
+    assert!(
+        n >= at_least,
+        "{name}: {what} ({hex}) has {n} pixels, expected at least {at_least}"
+    );
+}
+
+fn assert_text(name: &str, dom: &str, needles: &[&str]) {
+    for n in needles {
+        assert!(dom.contains(n), "{name}: {n:?} is not in the rendered page");
+    }
+}
+
+/// Whether to skip for want of Chromium, after a notice: only on a
+/// developer's machine. CI (root, or `CI` set) runs `ci/install-deps.sh`
+/// first, so there a missing browser fails.
+fn skip() -> bool {
+    if chromium::available() {
+        return false;
+    }
+    let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
+    assert!(
+        !(ci || chaos_tests::is_root()),
+        "{} is not installed: run ci/install-deps.sh (CI does before the tests)",
+        chromium::CHROMIUM
+    );
+    println!(
+        "skipped: {} is not installed (ci/install-deps.sh installs it)",
+        chromium::CHROMIUM
+    );
+    true
+}
+
+#[test]
+fn the_fixture_is_a_real_failover() {
+    let r = fixture();
+    assert_eq!(r.scenario, "local_failover");
+    assert_eq!(r.target.kind, "local");
+    assert!(
+        r.rto_ms.is_some() && !r.faults.is_empty(),
+        "a recovered fault"
+    );
+    assert!(r.history.len() > 1_000, "{} attempts", r.history.len());
+    // Every attempt is drawn: one path command per attempt of its class.
+    let svg = picture::report_svg(&r);
+    let drawn: usize = svg
+        .split("data-n=\"")
+        .skip(1)
+        .filter_map(|s| s.split('"').next()?.parse::<usize>().ok())
+        .sum::<usize>()
+        - r.lost.len();
+    assert_eq!(drawn, r.history.len());
+    assert!(svg.len() < 200_000, "the SVG is {} bytes", svg.len());
+}
+
+#[test]
+fn the_report_page_shows_the_timeline() {
+    if skip() {
+        return;
+    }
+    let r = fixture();
+    let phase_names: Vec<String> = r.phases.iter().map(|p| p.name.clone()).collect();
+    for (name, report) in [
+        ("report", r.clone()),
+        ("report-no-phases", without_phases(r)),
+    ] {
+        let (img, dom) = render(name, &picture::report_html(&report), 1500);
+        assert_not_blank(name, &img);
+        assert_colour(
+            name,
+            &img,
+            "acknowledged writes",
+            palette::ACKNOWLEDGED,
+            300,
+        );
+        assert_colour(name, &img, "the fault bar", palette::FAULT, 300);
+        assert_colour(
+            name,
+            &img,
+            "cannot-connect failures",
+            palette::CANNOT_CONNECT,
+            300,
+        );
+        assert_text(
+            name,
+            &dom,
+            &[
+                "local_failover",
+                "RTO",
+                "write gap",
+                "delete-primary",
+                "PASSED",
+                "primary → node",
+            ],
+        );
+        if report.phases.is_empty() {
+            assert!(!dom.contains("RTO phases"), "{name}: no phases to show");
+        } else {
+            assert_colour(
+                name,
+                &img,
+                "the detection phase",
+                palette::phase("detection"),
+                2_000,
+            );
+            let names: Vec<&str> = phase_names.iter().map(String::as_str).collect();
+            assert_text(name, &dom, &names);
+        }
+    }
+}
+
+#[test]
+fn the_set_page_shows_every_run() {
+    if skip() {
+        return;
+    }
+    let r = fixture();
+    let runs = vec![
+        scaled(&r, 1.0, 11),
+        scaled(&r, 1.2, 12),
+        scaled(&r, 0.9, 13),
+    ];
+    let mut slo = r.slo.clone();
+    slo.max_rto_p95_ms = Some(8_000.0);
+    let set = RunSet::new("local_failover", slo, 7, runs);
+    let (img, dom) = render("set", &picture::set_html(&set), 2600);
+    assert_not_blank("set", &img);
+    assert_colour(
+        "set",
+        &img,
+        "acknowledged writes",
+        palette::ACKNOWLEDGED,
+        300,
+    );
+    assert_colour("set", &img, "the fault bars", palette::FAULT, 300);
+    assert_colour(
+        "set",
+        &img,
+        "the detection phase",
+        palette::phase("detection"),
+        2_000,
+    );
+    assert_text(
+        "set",
+        &dom,
+        &[
+            "local_failover",
+            "max_rto 10.000s",
+            "max_rto_p95 8.000s",
+            "p50",
+            "p95",
+            "run 3 of 3",
+            "detection",
+            "seed 13",
+        ],
+    );
+}
+
+#[test]
+fn the_comparison_page_shows_both_samples() {
+    if skip() {
+        return;
+    }
+    let r = fixture();
+    let a: Vec<Report> = [0.95, 1.0, 1.05, 0.98, 1.02]
+        .iter()
+        .enumerate()
+        .map(|(i, f)| scaled(&r, *f, i as u64))
+        .collect();
+    let b: Vec<Report> = [0.70, 0.74, 0.69, 0.72, 0.76]
+        .iter()
+        .enumerate()
+        .map(|(i, f)| scaled(&r, *f, 10 + i as u64))
+        .collect();
+    let c = Comparison::new(
+        Sample::of_reports("baseline", &a),
+        Sample::of_reports("variant", &b),
+        3,
+    );
+    let html = picture::comparison_html(&c);
+    let (img, dom) = render("comparison", &html, 1100);
+    assert_not_blank("comparison", &img);
+    assert_colour("comparison", &img, "sample A", palette::SAMPLE_A, 300);
+    assert_colour("comparison", &img, "sample B", palette::SAMPLE_B, 300);
+    assert_text(
+        "comparison",
+        &dom,
+        &[
+            "variant is faster by",
+            "baseline",
+            "median",
+            "detection",
+            "RTO of every run",
+        ],
+    );
+}
