@@ -11,6 +11,7 @@ use chaos_core::experiment::{DEFAULT_RECOVERY_TIMEOUT, DEFAULT_WARMUP};
 use chaos_core::fault::{FaultKind, FaultSpec};
 use chaos_core::probe::{DEFAULT_INTERVAL, DEFAULT_WRITERS};
 use chaos_core::report::default_report_dir;
+use chaos_core::runs::Setting;
 use chaos_core::slo::{Rpo, Slo, parse_duration};
 use clap::builder::{PossibleValue, TypedValueParser};
 use clap::error::ErrorKind;
@@ -75,9 +76,102 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run one failover experiment and check it against the SLO.
+    /// Run one failover experiment (or --repeat N of them) and check it
+    /// against the SLO.
     #[command(after_help = RUN_EXAMPLES)]
     Run(RunArgs),
+    /// Does a setting change the RTO? Baseline and variant runs, interleaved
+    /// on one local cluster re-configured between them, then compared.
+    #[command(after_help = EXPERIMENT_EXAMPLES)]
+    Experiment(ExperimentArgs),
+    /// Compare two reports or sets of runs: the difference in RTO and in each
+    /// phase, with a 95 % confidence interval.
+    #[command(after_help = COMPARE_EXAMPLES)]
+    Compare(CompareArgs),
+    /// Work with report files.
+    #[command(subcommand)]
+    Report(ReportCommand),
+}
+
+const EXPERIMENT_EXAMPLES: &str = "\
+Examples:
+  # Does a longer Patroni ttl slow failover down? 5 runs each, interleaved
+  chaos experiment --set ttl=20 --repeat 5
+  # A PostgreSQL parameter (nodes are restarted through Patroni if it needs it)
+  chaos experiment --set checkpoint_timeout=1min --set wal_sender_timeout=5s --repeat 10
+
+Settings named ttl, loop_wait, retry_timeout, maximum_lag_on_failover,
+primary_start_timeout, primary_stop_timeout, synchronous_mode,
+synchronous_mode_strict, synchronous_node_count, failsafe_mode or check_timeline
+are Patroni's; any other name is a PostgreSQL parameter. The cluster's
+configuration is restored afterwards. Writes <NAME>.baseline.runs.json,
+<NAME>.variant.runs.json (and .html) and <NAME>.comparison.json/.html.
+
+Exit status: 0 the experiment ran (whatever it found), 1 runs failed to
+complete, 2 usage or set-up error, 130 interrupted.";
+
+const COMPARE_EXAMPLES: &str = "\
+Examples:
+  chaos compare before.json after.json
+  chaos compare baseline.runs.json variant.runs.json --html comparison.html
+
+A and B are reports (chaos run, a test) or sets of runs (chaos run --repeat N).
+The verdict needs at least two runs on each side.
+
+Exit status: 0 compared, 2 a file is not a report or a set of runs.";
+
+/// `chaos report …`.
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Draw a report (or a set of runs) again: writes its timeline picture as
+    /// HTML (and SVG) beside it and prints the path.
+    Show(ShowArgs),
+}
+
+/// `chaos report show`'s arguments.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The report (`<name>.json`) or set of runs (`<name>.runs.json`).
+    #[arg(value_name = "REPORT.json")]
+    pub report: PathBuf,
+    /// Also open the page with the desktop's browser (xdg-open).
+    #[arg(long)]
+    pub open: bool,
+}
+
+/// `chaos compare`'s arguments.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The baseline: a report or a set of runs.
+    #[arg(value_name = "A")]
+    pub a: PathBuf,
+    /// The change: a report or a set of runs.
+    #[arg(value_name = "B")]
+    pub b: PathBuf,
+    /// Write the comparison's picture (HTML) here [default: beside B, as
+    /// <B>.comparison.html].
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Write the comparison as JSON here.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Seed of the bootstrap (the same seed gives the same interval).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// `chaos experiment`'s arguments: `chaos run`'s, plus the settings.
+#[derive(Debug, Args)]
+pub struct ExperimentArgs {
+    /// A setting of the variant, NAME=VALUE (repeatable): a Patroni setting
+    /// (ttl=20) or a PostgreSQL parameter (checkpoint_timeout=1min).
+    #[arg(long = "set", value_name = "NAME=VALUE", required = true,
+          value_parser = parse_setting, help_heading = "Experiment")]
+    pub settings: Vec<Setting>,
+
+    /// The run's flags (target local only).
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// Which cluster to measure.
@@ -209,6 +303,13 @@ pub struct RunArgs {
           value_parser = duration("--max-rto"), help_heading = "SLO")]
     pub max_rto: Dur,
 
+    /// Longest acceptable RTO at the 95th percentile of the runs (with
+    /// --repeat; nearest rank). Without --max-rto, each run's cap becomes the
+    /// larger of this and --recovery-timeout.
+    #[arg(long, value_name = "DURATION", value_parser = positive_duration("--max-rto-p95"),
+          help_heading = "SLO")]
+    pub max_rto_p95: Option<Dur>,
+
     /// Acknowledged writes that may be lost: a whole number, or a time window
     /// such as 2s.
     #[arg(long, value_name = "N|DURATION", default_value = "0", value_parser = parse_rpo,
@@ -240,24 +341,43 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR", default_value_os_t = default_report_dir(), help_heading = "Run")]
     pub report_dir: PathBuf,
 
-    /// The scenario's name, and the report files' (<NAME>.json, <NAME>.xml).
-    #[arg(
-        long,
-        value_name = "NAME",
-        default_value = "chaos_run",
-        help_heading = "Run"
-    )]
-    pub name: String,
+    /// The scenario's name, and the report files' (<NAME>.json, <NAME>.xml)
+    /// [default: chaos_run; chaos_experiment for `chaos experiment`].
+    #[arg(long, value_name = "NAME", help_heading = "Run")]
+    pub name: Option<String>,
+
+    /// Run the scenario N times on one cluster, healthy between runs, and
+    /// judge the set (RTO p50/p95/max; with --max-rto-p95, the percentile).
+    /// Writes <NAME>.runs.json and <NAME>.runs.html with every run's timeline.
+    /// For `chaos experiment`: runs per arm [default: 5].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000),
+          help_heading = "Run")]
+    pub repeat: Option<u32>,
+
+    /// Whether --max-rto was given (not a flag).
+    #[arg(skip)]
+    pub max_rto_given: bool,
 }
 
 impl RunArgs {
     /// The objectives given by --max-rto and --rpo.
     pub fn slo(&self) -> Slo {
-        let slo = Slo::max_rto(self.max_rto.0);
+        let mut slo = Slo::max_rto(self.max_rto.0);
+        if let Some(p95) = self.max_rto_p95 {
+            slo = slo.max_rto_p95(p95.0);
+            if !self.max_rto_given {
+                slo.max_rto = p95.0.max(self.recovery_timeout.0);
+            }
+        }
         match self.rpo {
             Rpo::MaxLostWrites(n) => slo.max_lost_writes(n),
             Rpo::MaxLostWindow(w) => slo.max_lost_window(w),
         }
+    }
+
+    /// The scenario's name: --name, else `default`.
+    pub fn name_or(&self, default: &str) -> String {
+        self.name.clone().unwrap_or_else(|| default.to_string())
     }
 
     /// The read-write DSN, when one was given and is not blank.
@@ -281,25 +401,73 @@ pub fn parse() -> Cli {
 /// # Errors
 /// A clap error (usage error, exit status 2) naming the flags involved.
 pub fn from_matches(matches: &ArgMatches) -> Result<Cli, clap::Error> {
-    let cli = Cli::from_arg_matches(matches).map_err(|e| e.format(&mut Cli::command()))?;
-    match (&cli.command, matches.subcommand()) {
-        (Command::Run(run), Some(("run", sub))) => check_run(run, sub)?,
-        (Command::Run(_), _) => {}
+    let mut cli = Cli::from_arg_matches(matches).map_err(|e| e.format(&mut Cli::command()))?;
+    match (&mut cli.command, matches.subcommand()) {
+        (Command::Run(run), Some(("run", sub))) => {
+            run.max_rto_given = sub.value_source("max_rto") == Some(ValueSource::CommandLine);
+            check_run(run, sub, "run")?;
+            check_percentile(run, "run")?;
+        }
+        (Command::Experiment(e), Some(("experiment", sub))) => {
+            e.run.max_rto_given = sub.value_source("max_rto") == Some(ValueSource::CommandLine);
+            check_run(&e.run, sub, "experiment")?;
+            check_percentile(&e.run, "experiment")?;
+            if e.run.target != TargetKind::Local {
+                return Err(sub_error(
+                    "experiment",
+                    ErrorKind::ArgumentConflict,
+                    "chaos experiment runs on the embedded cluster only (--target local, the \
+                     default): it re-configures the cluster between runs"
+                        .into(),
+                ));
+            }
+        }
+        _ => {}
     }
     Ok(cli)
 }
 
+/// A usage error of subcommand `sub`.
+fn sub_error(sub: &str, kind: ErrorKind, msg: String) -> clap::Error {
+    let mut cmd = Cli::command();
+    cmd.build(); // gives the subcommand its full name, `chaos run`
+    match cmd.find_subcommand_mut(sub) {
+        Some(s) => s.error(kind, msg),
+        None => cmd.error(kind, msg),
+    }
+}
+
+/// `--max-rto-p95` must fit under an explicit `--max-rto`.
+fn check_percentile(args: &RunArgs, sub: &str) -> Result<(), clap::Error> {
+    if let Some(p95) = args.max_rto_p95
+        && args.max_rto_given
+        && p95.0 > args.max_rto.0
+    {
+        return Err(sub_error(
+            sub,
+            ErrorKind::ArgumentConflict,
+            format!(
+                "--max-rto-p95 {p95} is above --max-rto {}, which caps every run: lower \
+                 --max-rto-p95 or raise --max-rto",
+                args.max_rto
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `--set NAME=VALUE`.
+fn parse_setting(s: &str) -> Result<Setting, String> {
+    s.parse::<Setting>().map_err(|e| match e {
+        chaos_core::Error::Config { expected, .. } => format!("expected {expected}"),
+        other => other.to_string(),
+    })
+}
+
 /// Checks that clap cannot express: which flags go with which target.
-fn check_run(args: &RunArgs, m: &ArgMatches) -> Result<(), clap::Error> {
+fn check_run(args: &RunArgs, m: &ArgMatches, sub: &str) -> Result<(), clap::Error> {
     let on_command_line = |id: &str| m.value_source(id) == Some(ValueSource::CommandLine);
-    let error = |kind: ErrorKind, msg: String| {
-        let mut cmd = Cli::command();
-        cmd.build(); // gives the subcommand its full name, `chaos run`
-        match cmd.find_subcommand_mut("run") {
-            Some(run) => run.error(kind, msg),
-            None => cmd.error(kind, msg),
-        }
-    };
+    let error = |kind: ErrorKind, msg: String| sub_error(sub, kind, msg);
     match args.target {
         TargetKind::External if args.rw_dsn().is_none() => {
             return Err(error(
@@ -495,10 +663,89 @@ mod tests {
     fn parse_args(args: &[&str]) -> Result<RunArgs, clap::Error> {
         let argv = ["chaos", "run"].iter().chain(args).copied();
         let matches = Cli::command().try_get_matches_from(argv)?;
-        let Cli {
-            command: Command::Run(run),
-        } = from_matches(&matches)?;
-        Ok(run)
+        match from_matches(&matches)?.command {
+            Command::Run(run) => Ok(run),
+            other => panic!("not a run: {other:?}"),
+        }
+    }
+
+    fn parse_cli(args: &[&str]) -> Result<Command, clap::Error> {
+        let argv = std::iter::once("chaos").chain(args.iter().copied());
+        let matches = Cli::command().try_get_matches_from(argv)?;
+        Ok(from_matches(&matches)?.command)
+    }
+
+    #[test]
+    fn repeat_and_the_percentile_objective() {
+        let a = parse_args(&["--repeat", "20", "--max-rto-p95", "10s"]).expect("parses");
+        assert_eq!(a.repeat, Some(20));
+        let slo = a.slo();
+        assert_eq!(slo.max_rto_p95, Some(Duration::from_secs(10)));
+        // Without --max-rto, single slow runs are judged by the percentile.
+        assert_eq!(slo.max_rto, DEFAULT_RECOVERY_TIMEOUT);
+        let a = parse_args(&["--max-rto", "30s", "--max-rto-p95", "10s"]).expect("both");
+        assert_eq!(a.slo().max_rto, Duration::from_secs(30));
+        let e = parse_args(&["--max-rto", "5s", "--max-rto-p95", "10s"]).expect_err("above");
+        assert!(
+            e.to_string()
+                .contains("--max-rto-p95 10s is above --max-rto 5s"),
+            "{e}"
+        );
+        let e = parse_args(&["--repeat", "0"]).expect_err("zero");
+        assert_eq!(e.kind(), ErrorKind::ValueValidation);
+    }
+
+    #[test]
+    fn experiment_settings_and_target() {
+        let Command::Experiment(e) = parse_cli(&[
+            "experiment",
+            "--set",
+            "ttl=20",
+            "--set",
+            "checkpoint_timeout=1min",
+            "--repeat",
+            "3",
+        ])
+        .expect("parses") else {
+            panic!("an experiment");
+        };
+        assert_eq!(e.settings.len(), 2);
+        assert_eq!(e.settings[0].to_string(), "ttl=20");
+        assert_eq!(e.run.repeat, Some(3));
+        let err = parse_cli(&["experiment"]).expect_err("no --set");
+        assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument);
+        let err = parse_cli(&["experiment", "--set", "ttl"]).expect_err("no value");
+        assert!(err.to_string().contains("NAME=VALUE"), "{err}");
+        let err = parse_cli(&[
+            "experiment",
+            "--set",
+            "ttl=9",
+            "--target",
+            "external",
+            "--rw-dsn",
+            "postgresql://h/db",
+        ])
+        .expect_err("not local");
+        assert!(err.to_string().contains("embedded cluster only"), "{err}");
+    }
+
+    #[test]
+    fn compare_and_report_show() {
+        let Command::Compare(c) = parse_cli(&["compare", "a.json", "b.json"]).expect("parses")
+        else {
+            panic!("a comparison");
+        };
+        assert_eq!(
+            (c.a, c.b),
+            (PathBuf::from("a.json"), PathBuf::from("b.json"))
+        );
+        parse_cli(&["compare", "a.json"]).expect_err("needs two");
+        let Command::Report(ReportCommand::Show(s)) =
+            parse_cli(&["report", "show", "r.json", "--open"]).expect("parses")
+        else {
+            panic!("report show");
+        };
+        assert!(s.open);
     }
 
     #[test]
@@ -516,7 +763,7 @@ mod tests {
         assert_eq!(a.recovery_timeout.0, DEFAULT_RECOVERY_TIMEOUT);
         assert_eq!(a.slo(), Slo::default());
         assert_eq!(a.interval.0, Duration::from_millis(10));
-        assert_eq!(a.name, "chaos_run");
+        assert_eq!(a.name_or("chaos_run"), "chaos_run");
     }
 
     #[test]

@@ -44,6 +44,8 @@
 //! The report goes to stdout. DSNs are printed only without their password.
 
 mod args;
+mod compare;
+mod experiment;
 mod progress;
 mod run;
 
@@ -67,5 +69,8 @@ fn main() -> ExitCode {
         .try_init();
     match cli.command {
         args::Command::Run(run_args) => run::execute(run_args, status),
+        args::Command::Experiment(e) => experiment::execute(e, status),
+        args::Command::Compare(c) => compare::execute(&c),
+        args::Command::Report(args::ReportCommand::Show(s)) => compare::show(&s),
     }
 }

@@ -21,6 +21,8 @@ pub struct Status {
     /// Set by [`finish`](Status::finish): later progress is not shown (a
     /// progress task may outlive an interrupted run for a moment).
     finished: AtomicBool,
+    /// Which run of a set is going (`run 3 of 10`), shown before the progress.
+    run: Mutex<Option<String>>,
 }
 
 #[derive(Debug)]
@@ -48,6 +50,7 @@ impl Status {
             Status {
                 mode: Mode::Spinner(bar),
                 finished: AtomicBool::new(false),
+                run: Mutex::new(None),
             }
         } else {
             Self::plain()
@@ -59,6 +62,7 @@ impl Status {
         Status {
             mode: Mode::Plain(Mutex::default()),
             finished: AtomicBool::new(false),
+            run: Mutex::new(None),
         }
     }
 
@@ -83,13 +87,30 @@ impl Status {
         }
     }
 
+    /// Which run of a set is going (`run 3 of 10`); shown before the
+    /// progress and printed as a line of its own.
+    pub fn set_run(&self, run: Option<String>) {
+        if let Some(r) = &run {
+            self.line(&format!("chaos: {r}"));
+        }
+        *self.run.lock().unwrap_or_else(|e| e.into_inner()) = run;
+        if let Mode::Plain(state) = &self.mode {
+            // Each run's phases are shown afresh.
+            *state.lock().unwrap_or_else(|e| e.into_inner()) = Plain::default();
+        }
+    }
+
     /// Shows the experiment's progress.
     pub fn update(&self, p: &Progress) {
         if self.finished.load(Ordering::SeqCst) {
             return;
         }
+        let line = match &*self.run.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(run) => format!("{run}: {}", describe(p)),
+            None => describe(p),
+        };
         match &self.mode {
-            Mode::Spinner(bar) => bar.set_message(describe(p)),
+            Mode::Spinner(bar) => bar.set_message(line),
             Mode::Plain(state) => {
                 let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
                 let due = state.printed.is_none_or(|t| t.elapsed() >= PLAIN_EVERY);
@@ -97,7 +118,7 @@ impl Status {
                     state.phase = Some(p.phase);
                     state.printed = Some(Instant::now());
                     drop(state);
-                    self.line(&format!("chaos: {}", describe(p)));
+                    self.line(&format!("chaos: {line}"));
                 }
             }
         }

@@ -15,6 +15,7 @@ use chaos_core::dsn::redact;
 use chaos_core::experiment::{DEFAULT_RECOVERY_TIMEOUT, DEFAULT_TIMEOUT, RunOutcome};
 use chaos_core::fault::{FaultKind, FaultSpec, Shell};
 use chaos_core::probe::ProbeConfig;
+use chaos_core::runs::{RunSetOutcome, Runs};
 use chaos_core::{Error, Experiment, FailoverCtx};
 
 use crate::args::{RunArgs, TargetKind};
@@ -93,7 +94,7 @@ fn scrub(msg: &str, secrets: &[String]) -> String {
 
 /// The fault the body injects.
 #[derive(Debug, Clone)]
-enum FaultPlan {
+pub(crate) enum FaultPlan {
     /// A built-in fault: the target does it its own way (on an external
     /// cluster, with the command registered for it).
     Builtin(FaultSpec),
@@ -103,7 +104,7 @@ enum FaultPlan {
 
 impl FaultPlan {
     /// From --fault, --fault-cmd and --heal-cmd.
-    fn from_args(args: &RunArgs) -> Self {
+    pub(crate) fn from_args(args: &RunArgs) -> Self {
         let shell = |cmd: &str| {
             let s = Shell::new(cmd);
             match &args.heal_cmd {
@@ -137,7 +138,7 @@ impl FaultPlan {
 }
 
 /// An error returned by the body, shown as its message in the report.
-struct BodyError(String);
+pub(crate) struct BodyError(String);
 
 impl std::fmt::Debug for BodyError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -148,7 +149,7 @@ impl std::fmt::Debug for BodyError {
 /// The whole run on a runtime: target, experiment, report.
 async fn run(args: RunArgs, status: Arc<Status>) -> Verdict {
     let fault = FaultPlan::from_args(&args);
-    let experiment = experiment(&args, status.clone());
+    let experiment = experiment(&args, status.clone(), "chaos_run");
     let (target, local) = tokio::select! {
         t = connect(&args, &fault, &status) => match t {
             Ok(t) => t,
@@ -162,7 +163,7 @@ async fn run(args: RunArgs, status: Arc<Status>) -> Verdict {
         return dry_run(cnpg, fault, &status).await;
     }
     let verdict = tokio::select! {
-        v = measure(&experiment, target, fault, args.hold.map(|h| h.0), &status) => v,
+        v = measure(&experiment, target, fault, args.hold.map(|h| h.0), args.repeat, &status) => v,
         _ = tokio::signal::ctrl_c() => {
             // The run was dropped: its context healed the faults it held.
             status.finish();
@@ -210,8 +211,8 @@ async fn dry_run(cluster: &CnpgCluster, fault: FaultPlan, status: &Status) -> Ve
     Verdict::Passed
 }
 
-/// The experiment the flags describe.
-fn experiment(args: &RunArgs, status: Arc<Status>) -> Experiment {
+/// The experiment the flags describe, called `default_name` without --name.
+pub(crate) fn experiment(args: &RunArgs, status: Arc<Status>, default_name: &str) -> Experiment {
     let hold = args.hold.map_or(Duration::ZERO, |h| h.0);
     // Room for the hold and for a recovery timeout above the default.
     let deadline = DEFAULT_TIMEOUT
@@ -220,7 +221,7 @@ fn experiment(args: &RunArgs, status: Arc<Status>) -> Experiment {
             .recovery_timeout
             .0
             .saturating_sub(DEFAULT_RECOVERY_TIMEOUT);
-    Experiment::new(args.name.clone())
+    Experiment::new(args.name_or(default_name))
         .slo(args.slo())
         .warmup(args.warmup.0)
         .recovery_timeout(args.recovery_timeout.0)
@@ -238,7 +239,7 @@ fn experiment(args: &RunArgs, status: Arc<Status>) -> Experiment {
 
 /// Boots or connects to the target; the local cluster is returned too, to be
 /// stopped at the end.
-async fn connect(
+pub(crate) async fn connect(
     args: &RunArgs,
     fault: &FaultPlan,
     status: &Status,
@@ -393,63 +394,136 @@ fn env_fault_command(kind: FaultKind, rw: &str) -> Option<FaultCommand> {
         .cloned()
 }
 
-/// Runs the experiment and presents its outcome.
+/// The body every run uses: injects the fault (holding and healing it when
+/// --hold says), and records an injection that failed in `slot`.
+pub(crate) fn body(
+    fault: FaultPlan,
+    hold: Option<Duration>,
+    slot: Arc<Mutex<Option<Error>>>,
+) -> impl for<'a> Fn(&'a mut FailoverCtx) -> futures::future::BoxFuture<'a, Result<(), BodyError>>
++ Send
++ Sync
++ 'static {
+    move |ctx| {
+        let fault = fault.clone();
+        let slot = slot.clone();
+        Box::pin(async move {
+            let handle = match fault.inject(ctx).await {
+                Ok(h) => h,
+                Err(e) => {
+                    let msg = e.to_string();
+                    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    return Err(BodyError(msg));
+                }
+            };
+            if let Some(hold) = hold {
+                tokio::time::sleep(hold).await;
+                ctx.heal(handle)
+                    .await
+                    .map_err(|e| BodyError(format!("healing the fault: {e}")))?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// The set-up error for a fault that could not be injected, if one was not.
+pub(crate) fn injection_failure(slot: &Mutex<Option<Error>>) -> Option<Verdict> {
+    let e = slot.lock().unwrap_or_else(|p| p.into_inner()).take()?;
+    let hint = match &e {
+        Error::Command { .. } => {
+            "; fix the fault command: it must exit 0 once the fault is in effect"
+        }
+        Error::Timeout { .. } => "; the fault command must return once the fault is in effect",
+        _ => "",
+    };
+    Some(Verdict::Setup(format!(
+        "the fault could not be injected: {e}{hint}"
+    )))
+}
+
+/// The message for a probe that could not start.
+pub(crate) fn probe_failure(e: &Error) -> Verdict {
+    Verdict::Setup(format!(
+        "the write probe could not start: {e}. The DSN's user must be able to connect and \
+         CREATE TABLE"
+    ))
+}
+
+/// Runs the experiment (`repeat` times, when given) and presents its outcome.
 async fn measure(
     experiment: &Experiment,
     target: Arc<dyn Target>,
     fault: FaultPlan,
     hold: Option<Duration>,
-    status: &Status,
+    repeat: Option<u32>,
+    status: &Arc<Status>,
 ) -> Verdict {
     // An injection that fails means nothing was measured: a set-up error.
     let not_injected: Arc<Mutex<Option<Error>>> = Arc::default();
-    let slot = not_injected.clone();
-    let outcome = experiment
-        .run(target, move |ctx| {
-            Box::pin(async move {
-                let handle = match fault.inject(ctx).await {
-                    Ok(h) => h,
-                    Err(e) => {
-                        let msg = e.to_string();
-                        *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                        return Err(BodyError(msg));
-                    }
-                };
-                if let Some(hold) = hold {
-                    tokio::time::sleep(hold).await;
-                    ctx.heal(handle)
-                        .await
-                        .map_err(|e| BodyError(format!("healing the fault: {e}")))?;
+    let body = body(fault, hold, not_injected.clone());
+    if repeat.is_some() || experiment.slo_ref().max_rto_p95.is_some() {
+        let n = repeat.unwrap_or(1) as usize;
+        let (start, done) = (status.clone(), status.clone());
+        let runs = Runs::new(experiment.clone())
+            .repeat(n)
+            .on_start(move |i, n| start.set_run(Some(format!("run {i} of {n}"))))
+            .on_done(move |i, n, out| {
+                if let Some(r) = &out.report {
+                    done.line(&format!("chaos: run {i} of {n}: {}", r.summary_line()));
                 }
-                Ok(())
-            })
-        })
-        .await;
+            });
+        let outcome = runs.run(target, body).await;
+        status.finish();
+        if let Some(v) = injection_failure(&not_injected) {
+            return v;
+        }
+        return match outcome {
+            Ok(o) => present_set(&o),
+            Err(e) => probe_failure(&e),
+        };
+    }
+    let outcome = experiment.run(target, body).await;
     status.finish();
     let outcome = match outcome {
         Ok(o) => o,
-        Err(e) => {
-            return Verdict::Setup(format!(
-                "the write probe could not start: {e}. The DSN's user must be able to connect \
-                 and CREATE TABLE"
-            ));
-        }
+        Err(e) => return probe_failure(&e),
     };
-    if let Some(e) = not_injected
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .take()
-    {
-        let hint = match &e {
-            Error::Command { .. } => {
-                "; fix the fault command: it must exit 0 once the fault is in effect"
-            }
-            Error::Timeout { .. } => "; the fault command must return once the fault is in effect",
-            _ => "",
-        };
-        return Verdict::Setup(format!("the fault could not be injected: {e}{hint}"));
+    if let Some(v) = injection_failure(&not_injected) {
+        return v;
     }
     present(&outcome)
+}
+
+/// Prints a set's summary, its runs and files; the verdict.
+fn present_set(outcome: &RunSetOutcome) -> Verdict {
+    let set = &outcome.set;
+    for (i, r) in set.runs.iter().enumerate() {
+        println!("run {:>3}: {}", i + 1, r.summary_line());
+    }
+    println!("{}", set.summary_line());
+    for v in &set.violations {
+        println!("  - {v}");
+    }
+    for e in &outcome.errors {
+        println!("  - {e}");
+    }
+    finish_with(&outcome.report_paths, outcome.passed())
+}
+
+/// Lists the files written; the verdict.
+pub(crate) fn finish_with(paths: &[std::path::PathBuf], passed: bool) -> Verdict {
+    if !paths.is_empty() {
+        println!("reports:");
+        for path in paths {
+            println!("  {}", path.display());
+        }
+    }
+    if passed {
+        Verdict::Passed
+    } else {
+        Verdict::Failed
+    }
 }
 
 /// Prints the report and the files written; the verdict.
@@ -463,17 +537,7 @@ fn present(outcome: &RunOutcome) -> Verdict {
             }
         }
     }
-    if !outcome.report_paths.is_empty() {
-        println!("reports:");
-        for path in &outcome.report_paths {
-            println!("  {}", path.display());
-        }
-    }
-    if outcome.passed() {
-        Verdict::Passed
-    } else {
-        Verdict::Failed
-    }
+    finish_with(&outcome.report_paths, outcome.passed())
 }
 
 #[cfg(test)]
