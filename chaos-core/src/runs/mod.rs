@@ -16,14 +16,16 @@
 //!
 //! # async fn demo() -> chaos_core::Result<()> {
 //! let cluster = std::sync::Arc::new(LocalCluster::builder().nodes(3).start().await?);
-//! let set = Runs::new(
-//!     Experiment::new("kill_primary").slo(Slo::max_rto(Duration::from_secs(30)).max_rto_p95(Duration::from_secs(10))),
-//! )
-//! .repeat(10)
-//! .run(cluster, |ctx| Box::pin(async move { ctx.inject(DeletePrimary::kill()).await.map(|_| ()) }))
-//! .await?;
+//! let slo = Slo::max_rto(Duration::from_secs(30)).max_rto_p95(Duration::from_secs(10));
+//! let outcome = Runs::new(Experiment::new("kill_primary").slo(slo))
+//!     .repeat(10)
+//!     .run(cluster, |ctx| {
+//!         Box::pin(async move { ctx.inject(DeletePrimary::kill()).await.map(|_| ()) })
+//!     })
+//!     .await?;
+//! let set = &outcome.set;
 //! println!("{}", set.summary_line());
-//! assert!(set.passed, "{}", set.violations.join("; "));
+//! assert!(outcome.passed(), "{}", set.violations.join("; "));
 //! # Ok(()) }
 //! ```
 
