@@ -253,7 +253,7 @@ fn help_shows_the_defaults_and_examples() {
         "[default: 1s]",
         "[default: 1m]",
         "[default: 10ms]",
-        "[default: chaos_run]",
+        "[default: chaos_run; chaos_experiment for `chaos experiment`]",
     ] {
         assert!(out.contains(default), "{default} missing: {out}");
     }

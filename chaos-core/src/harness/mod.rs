@@ -340,15 +340,23 @@ where
         slo.max_rto = p95.max(crate::experiment::DEFAULT_RECOVERY_TIMEOUT);
     }
     let name = spec.experiment.name().to_string();
+    let started = name.clone();
     let runs = Runs::new(spec.experiment.clone())
         .repeat(spec.repeat)
+        .on_start(move |i, n| {
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "chaos: {started}: run {i} of {n}…"
+            );
+        })
         .on_done(move |i, n, out| {
             use std::io::Write as _;
             let line = match &out.report {
                 Some(r) => r.summary_line(),
-                None => format!("chaos: {name} run {i} made no report"),
+                None => format!("chaos: {name}: run {i} of {n} made no report"),
             };
-            let _ = writeln!(std::io::stderr().lock(), "chaos: run {i} of {n}: {line}");
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
         });
     runtime.block_on(async move {
         let _serial = shared::serial().await;
