@@ -1364,32 +1364,7 @@ fn timeline_svg(r: &Report, compact: bool) -> String {
     }
 
     // Time axis.
-    w!(
-        o,
-        "<line x1=\"{x0:.1}\" y1=\"{axis_y:.1}\" x2=\"{x1:.1}\" y2=\"{axis_y:.1}\" stroke=\"#8C8C8C\"/>"
-    );
-    o.push_str(&format!("<g fill=\"{MUTED}\" font-size=\"10.5\">"));
-    for &t in &tvals {
-        let x = xs.at(t);
-        w!(
-            o,
-            "<line x1=\"{x:.1}\" y1=\"{axis_y:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"#8C8C8C\"/>",
-            axis_y + 4.0
-        );
-        text(
-            &mut o,
-            x,
-            axis_y + 15.0,
-            "middle",
-            if t == 0.0 && !r.faults.is_empty() {
-                "font-weight=\"700\" fill=\"#1A1A1A\""
-            } else {
-                ""
-            },
-            &tick_label(t, step, true),
-        );
-    }
-    o.push_str("</g>");
+    axis(&mut o, xs, &tvals, step, axis_y, true, !r.faults.is_empty());
     if !compact {
         let what = match r.faults.len() {
             0 => "seconds since the measured window began (no fault)",
@@ -1967,28 +1942,7 @@ pub fn set_rto_svg(s: &RunSet) -> String {
             &format!("no recovery ({})", unrecovered.len()),
         );
     }
-    w!(
-        o,
-        "<line x1=\"{x0:.1}\" y1=\"{axis_y:.1}\" x2=\"{x1:.1}\" y2=\"{axis_y:.1}\" stroke=\"#8C8C8C\"/>"
-    );
-    o.push_str(&format!("<g fill=\"{MUTED}\" font-size=\"10.5\">"));
-    for &t in &tv {
-        let x = xs.at(t);
-        w!(
-            o,
-            "<line x1=\"{x:.1}\" y1=\"{axis_y:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"#8C8C8C\"/>",
-            axis_y + 4.0
-        );
-        text(
-            &mut o,
-            x,
-            axis_y + 15.0,
-            "middle",
-            "",
-            &tick_label(t, step, false),
-        );
-    }
-    o.push_str("</g>");
+    axis(&mut o, xs, &tv, step, axis_y, false, false);
     text(
         &mut o,
         (x0 + x1) / 2.0,
@@ -2351,7 +2305,7 @@ pub fn comparison_svg(c: &Comparison) -> String {
         }
     }
     let axis_y = strips_top + 2.0 * strip_h;
-    axis(&mut body, xs, &tv, step, axis_y, false);
+    axis(&mut body, xs, &tv, step, axis_y, false, false);
     y = axis_y + 40.0;
 
     // Panel 2: medians and differences per metric.
@@ -2512,8 +2466,8 @@ pub fn comparison_svg(c: &Comparison) -> String {
                 &label,
             );
         }
-        axis(&mut body, ms, &mtv, mstep, rows_bottom, false);
-        axis(&mut body, ds, &dtv, dstep, rows_bottom, true);
+        axis(&mut body, ms, &mtv, mstep, rows_bottom, false, false);
+        axis(&mut body, ds, &dtv, dstep, rows_bottom, true, false);
         text(
             &mut body,
             d0,
@@ -2549,8 +2503,9 @@ pub fn comparison_svg(c: &Comparison) -> String {
     o
 }
 
-/// A horizontal axis at `y` with tick labels.
-fn axis(o: &mut String, xs: Lin, tv: &[f64], step: f64, y: f64, sign: bool) {
+/// A horizontal axis at `y` with tick labels; with `bold_zero`, the label
+/// of 0 (the fault's injection) stands out.
+fn axis(o: &mut String, xs: Lin, tv: &[f64], step: f64, y: f64, sign: bool, bold_zero: bool) {
     w!(
         o,
         "<line x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#8C8C8C\"/><g fill=\"{MUTED}\" font-size=\"10.5\">",
@@ -2564,7 +2519,12 @@ fn axis(o: &mut String, xs: Lin, tv: &[f64], step: f64, y: f64, sign: bool) {
             "<line x1=\"{x:.1}\" y1=\"{y:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"#8C8C8C\"/>",
             y + 4.0
         );
-        text(o, x, y + 15.0, "middle", "", &tick_label(t, step, sign));
+        let extra = if bold_zero && t == 0.0 {
+            "font-weight=\"700\" fill=\"#1A1A1A\""
+        } else {
+            ""
+        };
+        text(o, x, y + 15.0, "middle", extra, &tick_label(t, step, sign));
     }
     o.push_str("</g>");
 }
