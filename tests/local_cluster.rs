@@ -940,7 +940,7 @@ async fn missing_programs_are_typed_errors_naming_the_package() {
         "{msg}"
     );
     assert!(
-        msg.contains("install the Debian package `patroni`"),
+        msg.contains("pip install 'patroni[etcd3]==3.1.2'") && msg.contains("CHAOS_PATRONI"),
         "{msg}"
     );
 

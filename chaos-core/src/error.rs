@@ -11,16 +11,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// A program the local target needs is not installed.
-    #[error(
-        "{program} not found ({searched}); install the Debian package `{package}` or set {env_var}"
-    )]
+    #[error("{program} not found ({searched}); {install}, or set {env_var}")]
     BinaryNotFound {
         /// The program looked for, e.g. `patroni`.
         program: &'static str,
-        /// Where it was looked for.
+        /// Where it was looked for, and what was found instead.
         searched: String,
-        /// The Debian package that provides it.
+        /// The package that provides it (Debian's, or PyPI's for Patroni).
         package: &'static str,
+        /// How to install it, e.g. "install the Debian package `etcd-server`".
+        install: &'static str,
         /// The environment variable that overrides the search.
         env_var: &'static str,
     },

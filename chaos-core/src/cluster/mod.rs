@@ -84,6 +84,13 @@ pub trait Target: Any + Send + Sync + fmt::Debug {
         Box::pin(async { Vec::new() })
     }
 
+    /// What runs the cluster, for the report's target info: component →
+    /// version or setting (the local cluster: `patroni`, `postgresql`,
+    /// `synchronous_mode`, `ttl`). Empty by default.
+    fn software(&self) -> std::collections::BTreeMap<String, String> {
+        std::collections::BTreeMap::new()
+    }
+
     /// A single-host DSN that always reaches the current primary — a proxy or
     /// a service in front of the cluster — for drivers without multi-host
     /// DSNs (sqlx). `None` (the default) when the target has none.

@@ -531,6 +531,7 @@ impl Experiment {
                         kind: target.kind().to_string(),
                         rw_dsn: redact(&rw),
                         nodes: target.node_count(),
+                        software: target.software(),
                     },
                     started,
                     slo: self.slo,

@@ -32,6 +32,12 @@ pub struct TargetInfo {
     pub rw_dsn: String,
     /// Number of database nodes.
     pub nodes: usize,
+    /// What runs the cluster, as far as the target knows: component name →
+    /// version or setting (`patroni` → `3.1.2`, `synchronous_mode` →
+    /// `strict`, …; see [`Target::software`](crate::cluster::Target::software)).
+    /// Absent from reports written before it existed.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub software: std::collections::BTreeMap<String, String>,
 }
 
 /// One fault of the run: injected by the library, or marked by the test.
@@ -759,9 +765,15 @@ impl fmt::Display for Report {
         let w = &self.writes;
         let verdict = if self.passed { "PASSED" } else { "FAILED" };
         writeln!(f, "chaos report: {} — {verdict}", self.scenario)?;
+        let software: String = self
+            .target
+            .software
+            .iter()
+            .map(|(k, v)| format!(", {k} {v}"))
+            .collect();
         writeln!(
             f,
-            "  target      {} ({} nodes) {}",
+            "  target      {} ({} nodes{software}) {}",
             self.target.kind, self.target.nodes, self.target.rw_dsn
         )?;
         if self.faults.is_empty() {
@@ -991,6 +1003,7 @@ mod tests {
                 kind: "local".into(),
                 rw_dsn: "postgresql://postgres@127.0.0.11:5432/postgres".into(),
                 nodes: 3,
+                software: [("patroni".to_string(), "3.1.2".to_string())].into(),
             },
             started: t0,
             slo: Slo::max_rto(Duration::from_secs(1)),

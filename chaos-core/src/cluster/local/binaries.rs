@@ -48,15 +48,11 @@ impl Binaries {
     /// if `haproxy` is true.
     pub(crate) fn discover_inner(overrides: &Overrides, haproxy: bool) -> Result<Self> {
         let pg_bin = find_pg_bin(overrides.pg_bin.as_deref())?;
-        let patroni = find_program(
-            "patroni",
-            "patroni",
-            "CHAOS_PATRONI",
-            overrides.patroni.as_deref(),
-        )?;
+        let (patroni, patroni_version) = find_patroni(overrides.patroni.as_deref())?;
         let etcd = find_program(
             "etcd",
             "etcd-server",
+            "install the Debian package `etcd-server`",
             "CHAOS_ETCD",
             overrides.etcd.as_deref(),
         )?;
@@ -65,7 +61,6 @@ impl Binaries {
         } else {
             None
         };
-        let patroni_version = patroni_version(&patroni)?;
         Ok(Binaries {
             pg_bin,
             patroni,
@@ -136,8 +131,99 @@ fn not_found_pg(searched: String) -> Error {
         program: "PostgreSQL server (postgres, pg_rewind)",
         searched,
         package: "postgresql-15",
+        install: "install the Debian package `postgresql-15`",
         env_var: "CHAOS_PG_BIN",
     }
+}
+
+/// The Patroni release the local cluster runs by default.
+///
+/// Debian 12's Patroni 3.0.2 has the etcd3 `_update_leader` bug: a primary
+/// paused past the ttl writes the leader key back over its successor's on
+/// resume, and what the successor acknowledged is lost (fixed in 3.0.3,
+/// upstream PR #2693; `tests/patroni_versions.rs` shows it). Releases from
+/// 3.2.0 on refuse a ttl under 20 s, so a failover takes 20 s or more. 3.1.2
+/// has the fix and allows the 5 s ttl a test suite wants.
+pub const DEFAULT_PATRONI_VERSION: &str = "3.1.2";
+
+/// Where `ci/install-deps.sh` installs Patroni `version` from PyPI: a
+/// virtualenv of its own, `/opt/chaos/patroni-<version>`; this is its
+/// `bin/patroni`.
+pub fn pinned_patroni(version: &str) -> PathBuf {
+    PathBuf::from(format!("/opt/chaos/patroni-{version}/bin/patroni"))
+}
+
+/// Patroni versions with the etcd3 leader-takeover bug (before 3.0.3).
+pub(crate) fn has_takeover_bug(version: (u32, u32, u32)) -> bool {
+    version < (3, 0, 3)
+}
+
+const PATRONI_INSTALL: &str = "install Patroni 3.1.2 from PyPI: `ci/install-deps.sh` does, or \
+    `python3 -m venv /opt/chaos/patroni-3.1.2 && /opt/chaos/patroni-3.1.2/bin/pip install \
+    'patroni[etcd3]==3.1.2' psycopg2-binary`";
+
+/// Patroni and its version: `explicit`, else `$CHAOS_PATRONI` (whatever
+/// version they are), else [`pinned_patroni`] of [`DEFAULT_PATRONI_VERSION`],
+/// else a `patroni` on the search path that does not have the etcd3 takeover
+/// bug. A buggy one found on the path (Debian 12's 3.0.2) is refused with an
+/// error saying why and how to use it anyway.
+fn find_patroni(explicit: Option<&Path>) -> Result<(PathBuf, (u32, u32, u32))> {
+    let given = explicit.is_some() || std::env::var_os("CHAOS_PATRONI").is_some();
+    choose_patroni(
+        given,
+        &pinned_patroni(DEFAULT_PATRONI_VERSION),
+        || {
+            search_program(
+                "patroni",
+                "patroni",
+                PATRONI_INSTALL,
+                "CHAOS_PATRONI",
+                explicit,
+            )
+        },
+        patroni_version,
+    )
+}
+
+/// [`find_patroni`]'s choice, with the search and the version query passed in.
+fn choose_patroni(
+    given: bool,
+    pinned: &Path,
+    search: impl FnOnce() -> Result<Option<PathBuf>>,
+    version_of: impl Fn(&Path) -> Result<(u32, u32, u32)>,
+) -> Result<(PathBuf, (u32, u32, u32))> {
+    let found = if !given && pinned.is_file() {
+        Some(pinned.to_path_buf())
+    } else {
+        search()?
+    };
+    let Some(patroni) = found else {
+        return Err(Error::BinaryNotFound {
+            program: "patroni",
+            searched: format!("{}, {SEARCHED}", pinned.display()),
+            package: "patroni",
+            install: PATRONI_INSTALL,
+            env_var: "CHAOS_PATRONI",
+        });
+    };
+    let version = version_of(&patroni)?;
+    if !given && has_takeover_bug(version) {
+        let (a, b, c) = version;
+        return Err(Error::BinaryNotFound {
+            program: "patroni without the etcd3 leader-takeover bug",
+            searched: format!(
+                "{} is missing; {} is Patroni {a}.{b}.{c}, whose primary paused past the ttl \
+                 takes the leader key back and loses its successor's acknowledged writes \
+                 (fixed in 3.0.3)",
+                pinned.display(),
+                patroni.display()
+            ),
+            package: "patroni",
+            install: PATRONI_INSTALL,
+            env_var: "CHAOS_PATRONI to that path to measure it anyway",
+        });
+    }
+    Ok((patroni, version))
 }
 
 /// Where programs are searched when no path is given.
@@ -146,13 +232,15 @@ pub(crate) const SEARCHED: &str = "PATH, /usr/bin, /usr/sbin";
 fn find_program(
     name: &'static str,
     package: &'static str,
+    install: &'static str,
     env_var: &'static str,
     explicit: Option<&Path>,
 ) -> Result<PathBuf> {
-    search_program(name, package, env_var, explicit)?.ok_or(Error::BinaryNotFound {
+    search_program(name, package, install, env_var, explicit)?.ok_or(Error::BinaryNotFound {
         program: name,
         searched: SEARCHED.into(),
         package,
+        install,
         env_var,
     })
 }
@@ -163,7 +251,13 @@ fn find_program(
 /// # Errors
 /// [`Error::BinaryNotFound`] when a path given is not a file.
 pub(crate) fn find_haproxy(explicit: Option<&Path>) -> Result<Option<PathBuf>> {
-    search_program("haproxy", "haproxy", "CHAOS_HAPROXY", explicit)
+    search_program(
+        "haproxy",
+        "haproxy",
+        "install the Debian package `haproxy`",
+        "CHAOS_HAPROXY",
+        explicit,
+    )
 }
 
 /// `explicit`, else `$env_var` (an error if it is not a file), else the first
@@ -171,6 +265,7 @@ pub(crate) fn find_haproxy(explicit: Option<&Path>) -> Result<Option<PathBuf>> {
 fn search_program(
     name: &'static str,
     package: &'static str,
+    install: &'static str,
     env_var: &'static str,
     explicit: Option<&Path>,
 ) -> Result<Option<PathBuf>> {
@@ -185,6 +280,7 @@ fn search_program(
                 program: name,
                 searched: format!("{} is not a file", p.display()),
                 package,
+                install,
                 env_var,
             })
         };
@@ -252,7 +348,52 @@ pub(crate) fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_version;
+    use super::*;
+
+    #[test]
+    fn the_pinned_patroni_comes_first_and_a_buggy_one_is_refused_unless_asked_for() {
+        let dir = std::env::temp_dir().join(format!("chaos-binaries-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pinned = dir.join("pinned-patroni");
+        let debian = PathBuf::from("/usr/bin/patroni");
+        let version = |p: &Path| Ok(if p == debian { (3, 0, 2) } else { (3, 1, 2) });
+        let on_path = || Ok(Some(debian.clone()));
+
+        // Pinned missing, Debian's 3.0.2 on PATH: refused, saying why and what to do.
+        let err = choose_patroni(false, &pinned, on_path, version).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            matches!(
+                err,
+                Error::BinaryNotFound {
+                    package: "patroni",
+                    ..
+                }
+            ),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("Patroni 3.0.2") && msg.contains("takes the leader key back"),
+            "{msg}"
+        );
+        assert!(msg.contains("pip install 'patroni[etcd3]==3.1.2'"), "{msg}");
+        assert!(msg.contains("set CHAOS_PATRONI to that path"), "{msg}");
+        // Asked for explicitly (CHAOS_PATRONI or the builder): used.
+        let (p, v) = choose_patroni(true, &pinned, on_path, version).unwrap();
+        assert_eq!((p, v), (debian.clone(), (3, 0, 2)));
+        // Nothing anywhere: where it looked and how to install.
+        let err = choose_patroni(false, &pinned, || Ok(None), version).unwrap_err();
+        assert!(
+            err.to_string().contains(&pinned.display().to_string()),
+            "{err}"
+        );
+        // The pinned one, when present, before the search path.
+        std::fs::write(&pinned, "").unwrap();
+        let (p, v) = choose_patroni(false, &pinned, on_path, version).unwrap();
+        assert_eq!((p.as_path(), v), (pinned.as_path(), (3, 1, 2)));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(has_takeover_bug((3, 0, 2)) && !has_takeover_bug((3, 0, 3)));
+    }
 
     #[test]
     fn parses_patroni_versions() {

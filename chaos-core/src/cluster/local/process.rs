@@ -37,6 +37,7 @@ impl RunAs {
                 program: "user `postgres` (PostgreSQL refuses to run as root)",
                 searched: "/etc/passwd".into(),
                 package: "postgresql-15",
+                install: "install the Debian package `postgresql-15` (it creates the user)",
                 env_var: "CHAOS_PG_BIN",
             })?;
         Ok(RunAs {

@@ -337,40 +337,39 @@ fn remove_stale(cache: &Path, key: &str) {
 }
 
 /// Makes the PostgreSQL binary directory Patroni is given: links to every
-/// program of `pg_bin`, except two shims that act during the first boot only:
+/// program of `pg_bin`, except three shims that act during the first boot only:
 ///
-/// * `pg_ctl` serves `pg_ctl initdb` from the template (Patroni bootstraps a
-///   leader with `pg_ctl initdb`) and runs the real `pg_ctl` for everything
-///   else; the same script is the first replica-creation method
+/// * `pg_ctl` serves `pg_ctl initdb` from the template (Patroni up to 3.0.2
+///   bootstraps a leader with `pg_ctl initdb`) and runs the real `pg_ctl` for
+///   everything else; the same script is the first replica-creation method
 ///   (`--datadir=…`);
+/// * `initdb` serves `initdb [OPTIONS] DATADIR` from the template (Patroni
+///   3.0.3 and later call `initdb` directly);
 /// * `pg_isready` asks a server that is still starting up again for up to a
 ///   second, where Patroni would sleep a second before asking again.
 ///
-/// The shim moves the node's staged copy into place, waiting for it while the
+/// The shims move the node's staged copy into place, waiting for it while the
 /// template is being made. Once the cluster has booted, or if staging failed,
-/// it steps aside: `initdb` runs for real and replicas come from
+/// they step aside: `initdb` runs for real and replicas come from
 /// `pg_basebackup`. Returns the directory.
 pub(crate) fn write_bin_dir(run_dir: &Path, pg_bin: &Path) -> Result<PathBuf> {
+    const SHIMS: [&str; 3] = ["pg_ctl", "initdb", "pg_isready"];
     let bin = run_dir.join("bin");
     fs::create_dir_all(&bin).map_err(|e| Error::io(format!("creating {}", bin.display()), e))?;
     let entries =
         fs::read_dir(pg_bin).map_err(|e| Error::io(format!("reading {}", pg_bin.display()), e))?;
     for entry in entries.flatten() {
         let name = entry.file_name();
-        if name != "pg_ctl" && name != "pg_isready" {
+        if !SHIMS.iter().any(|s| name == *s) {
             std::os::unix::fs::symlink(entry.path(), bin.join(&name))
                 .map_err(|e| Error::io(format!("linking {}", entry.path().display()), e))?;
         }
     }
     let quote = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', "'\\''"));
-    let text = format!(
-        r#"#!/bin/sh
-# Written by chaos. As `pg_ctl initdb -D DIR ...` (Patroni bootstrapping a leader)
-# and as a replica-creation method (--datadir=DIR), moves this node's staged copy
-# of the data-directory template into DIR; during a cluster's first boot only.
-# Anything else goes to the real pg_ctl.
-run={run}
-real={real}
+    let run = quote(run_dir);
+    // Moves this node's staged copy into the directory "$1".
+    let take = format!(
+        r#"run={run}
 take() {{
   [ -e "$run/template-closed" ] && return 1
   rmdir "$1" 2>/dev/null
@@ -388,7 +387,16 @@ take() {{
     [ "$tries" -le 3000 ] || {{ echo "no staged data directory in $run/{STAGED}" >&2; return 1; }}
     sleep 0.02
   done
-}}
+}}"#
+    );
+    let text = format!(
+        r#"#!/bin/sh
+# Written by chaos. As `pg_ctl initdb -D DIR ...` (Patroni up to 3.0.2
+# bootstrapping a leader) and as a replica-creation method (--datadir=DIR),
+# moves this node's staged copy of the data-directory template into DIR;
+# during a cluster's first boot only. Anything else goes to the real pg_ctl.
+{take}
+real={real}
 case "$1" in
   initdb)
     [ "$2" = -D ] && take "$3" && exit 0
@@ -401,10 +409,27 @@ case "$1" in
   *) exec "$real" "$@" ;;
 esac
 "#,
-        run = quote(run_dir),
         real = quote(&pg_bin.join("pg_ctl")),
     );
     write_executable(&bin.join("pg_ctl"), &text)?;
+    let text = format!(
+        r#"#!/bin/sh
+# Written by chaos. As `initdb [OPTIONS] DIR` (Patroni 3.0.3 and later
+# bootstrapping a leader), moves this node's staged copy of the data-directory
+# template into DIR, during a cluster's first boot only; made with the same
+# options (the template's cache key names them). Otherwise the real initdb.
+{take}
+real={real}
+for dir in "$@"; do :; done
+case "$dir" in
+  -*|'') ;;
+  *) take "$dir" && exit 0 ;;
+esac
+exec "$real" "$@"
+"#,
+        real = quote(&pg_bin.join("initdb")),
+    );
+    write_executable(&bin.join("initdb"), &text)?;
     let text = format!(
         r#"#!/bin/sh
 # Written by chaos. During a cluster's first boot, a server that is still
@@ -426,7 +451,6 @@ while :; do
   sleep 0.02
 done
 "#,
-        run = quote(run_dir),
         real = quote(&pg_bin.join("pg_isready")),
     );
     write_executable(&bin.join("pg_isready"), &text)?;
