@@ -175,6 +175,33 @@ pub struct ExperimentArgs {
 }
 
 /// Which cluster to measure.
+/// `--sync`: the local cluster's replication
+/// ([`SynchronousMode`](chaos_core::cluster::local::SynchronousMode)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SyncArg {
+    /// Every commit waits for the synchronous standby; without one, writes stop.
+    Strict,
+    /// Commits wait for a synchronous standby while there is one.
+    NonStrict,
+    /// Quorum commit: any one standby (CloudNativePG's `method: any`); needs
+    /// Patroni 4.0 or later, e.g. --patroni /opt/chaos/patroni-4.1.5/bin/patroni.
+    Quorum,
+    /// Asynchronous replication: a failover can lose acknowledged writes.
+    Off,
+}
+
+impl From<SyncArg> for chaos_core::cluster::local::SynchronousMode {
+    fn from(s: SyncArg) -> Self {
+        use chaos_core::cluster::local::SynchronousMode as M;
+        match s {
+            SyncArg::Strict => M::Strict,
+            SyncArg::NonStrict => M::NonStrict,
+            SyncArg::Quorum => M::Quorum,
+            SyncArg::Off => M::Off,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TargetKind {
     /// An embedded etcd + Patroni + PostgreSQL cluster booted on this machine.
@@ -206,6 +233,15 @@ pub struct RunArgs {
     /// Nodes of the local cluster (2 to 9).
     #[arg(long, value_name = "N", default_value_t = 3, help_heading = "Target")]
     pub nodes: usize,
+
+    /// How the local cluster's commits wait for standbys.
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = SyncArg::Strict, help_heading = "Target")]
+    pub sync: SyncArg,
+
+    /// The Patroni executable of the local cluster (or CHAOS_PATRONI)
+    /// [default: Patroni 3.1.2 in /opt/chaos/patroni-3.1.2, as ci/install-deps.sh installs it].
+    #[arg(long, value_name = "PATH", help_heading = "Target")]
+    pub patroni: Option<std::path::PathBuf>,
 
     /// Read-write DSN of the external cluster (libpq string or postgresql:// URL).
     #[arg(
@@ -482,6 +518,15 @@ fn check_run(args: &RunArgs, m: &ArgMatches, sub: &str) -> Result<(), clap::Erro
                 ErrorKind::ArgumentConflict,
                 "--nodes is for --target local; give the nodes of an external cluster with \
                  --node-dsn"
+                    .into(),
+            ));
+        }
+        TargetKind::External | TargetKind::Cnpg
+            if on_command_line("sync") || on_command_line("patroni") =>
+        {
+            return Err(error(
+                ErrorKind::ArgumentConflict,
+                "--sync and --patroni are for --target local: they configure the cluster it boots"
                     .into(),
             ));
         }

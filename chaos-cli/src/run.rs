@@ -250,7 +250,12 @@ pub(crate) async fn connect(
                 "booting a {}-node Patroni + etcd + PostgreSQL cluster…",
                 args.nodes
             ));
-            let mut builder = LocalCluster::builder().nodes(args.nodes);
+            let mut builder = LocalCluster::builder()
+                .nodes(args.nodes)
+                .synchronous_mode(args.sync.into());
+            if let Some(patroni) = &args.patroni {
+                builder = builder.patroni(patroni);
+            }
             if let FaultPlan::Builtin(spec) = fault
                 && spec.kind() == FaultKind::ThrottlePrimaryDisk
             {

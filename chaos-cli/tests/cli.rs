@@ -138,6 +138,37 @@ fn flags_must_fit_the_target() {
     let (code, _, err) = run(chaos(&["run", "--heal-cmd", "true"]));
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--fault-cmd"), "{err}");
+
+    let (code, _, err) = run(chaos(&[
+        "run",
+        "--target",
+        "external",
+        "--rw-dsn",
+        "postgresql://app@db/app",
+        "--sync",
+        "quorum",
+    ]));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--sync and --patroni are for --target local"),
+        "{err}"
+    );
+}
+
+#[test]
+fn quorum_commit_needs_a_patroni_that_has_it_and_says_so_before_booting() {
+    let started = std::time::Instant::now();
+    let (code, _, err) = run(chaos(&["run", "--sync", "quorum"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("Patroni 4.0 or later"), "{err}");
+    assert!(err.contains("/opt/chaos/patroni-4.1.5"), "{err}");
+    // Refused on the version alone: no cluster was booted (a boot takes seconds).
+    assert!(!err.contains("booted"), "{err}");
+    println!("refused after {:?}", started.elapsed());
+
+    let (code, _, err) = run(chaos(&["run", "--sync", "sometimes"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("strict") && err.contains("quorum"), "{err}");
 }
 
 #[test]

@@ -19,11 +19,12 @@ pub struct PatroniTimings {
 impl PatroniTimings {
     /// The fastest timings known to be stable for the given Patroni version.
     ///
-    /// Patroni 3.0.2 accepts ttl 5 / loop_wait 1 / retry_timeout 2 (stable under
-    /// load on a 2-core machine; ttl 3 was not). Later releases clamp to ttl ≥ 20,
-    /// loop_wait ≥ 1 and retry_timeout ≥ 3, so those get the smallest legal values.
+    /// Patroni up to 3.1.x accepts ttl 5 / loop_wait 1 / retry_timeout 2
+    /// (stable under load on a 2-core machine; ttl 3 was not). From 3.2.0 on
+    /// Patroni clamps to ttl ≥ 20, loop_wait ≥ 1 and retry_timeout ≥ 3
+    /// (`Config._validate_and_adjust_timeouts`), so those get the smallest legal values.
     pub fn for_version(version: (u32, u32, u32)) -> Self {
-        if version <= (3, 0, 2) {
+        if version < (3, 2, 0) {
             PatroniTimings {
                 ttl: 5,
                 loop_wait: 1,
@@ -46,6 +47,11 @@ impl PatroniTimings {
 
 /// How commits wait for standbys: Patroni's `synchronous_mode` and
 /// `synchronous_mode_strict`. `Default` is [`Strict`](Self::Strict).
+///
+/// [`Quorum`](Self::Quorum) needs Patroni 4.0 or later, whose ttl is at least
+/// 20 s (a failover takes that long), so it is not the default: the default
+/// Patroni ([`DEFAULT_PATRONI_VERSION`](super::DEFAULT_PATRONI_VERSION)) fails
+/// over in about 5 s with `Strict`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SynchronousMode {
@@ -62,6 +68,13 @@ pub enum SynchronousMode {
     /// lost, at the risk of losing them in the next failover. Boot and health
     /// still wait for a synchronous standby.
     NonStrict,
+    /// Quorum commit, CloudNativePG's `method: any` with `dataDurability:
+    /// required`: `synchronous_standby_names = 'ANY 1 (node2,node3)'`, so a
+    /// commit waits for any one standby, and Patroni promotes only a standby
+    /// that a quorum shows to have every acknowledged commit
+    /// (`synchronous_mode: quorum`, strict). Needs Patroni 4.0 or later; boot
+    /// and health wait until Patroni has published the quorum in the DCS.
+    Quorum,
     /// Asynchronous replication (`synchronous_mode` off): commits never wait
     /// for a standby, so a failover can lose acknowledged writes. The cluster
     /// boots and counts as healthy once every replica streams.
@@ -75,12 +88,52 @@ impl SynchronousMode {
     }
 
     /// Patroni's `(synchronous_mode, synchronous_mode_strict)`.
-    fn patroni_flags(self) -> (bool, bool) {
+    fn patroni_flags(self) -> (Value, bool) {
         match self {
-            SynchronousMode::Strict => (true, true),
-            SynchronousMode::NonStrict => (true, false),
-            SynchronousMode::Off => (false, false),
+            SynchronousMode::Strict => (json!(true), true),
+            SynchronousMode::NonStrict => (json!(true), false),
+            SynchronousMode::Quorum => (json!("quorum"), true),
+            SynchronousMode::Off => (json!(false), false),
         }
+    }
+
+    /// The first Patroni version that has this mode.
+    pub fn min_patroni(self) -> (u32, u32, u32) {
+        match self {
+            SynchronousMode::Quorum => (4, 0, 0),
+            _ => (0, 0, 0),
+        }
+    }
+
+    /// The mode as `--sync` names it: `strict`, `non-strict`, `quorum`, `off`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SynchronousMode::Strict => "strict",
+            SynchronousMode::NonStrict => "non-strict",
+            SynchronousMode::Quorum => "quorum",
+            SynchronousMode::Off => "off",
+        }
+    }
+}
+
+impl std::str::FromStr for SynchronousMode {
+    type Err = crate::Error;
+
+    /// Parses [`name`](SynchronousMode::name).
+    fn from_str(s: &str) -> crate::Result<Self> {
+        [
+            SynchronousMode::Strict,
+            SynchronousMode::NonStrict,
+            SynchronousMode::Quorum,
+            SynchronousMode::Off,
+        ]
+        .into_iter()
+        .find(|m| m.name() == s)
+        .ok_or_else(|| crate::Error::Config {
+            field: "synchronous mode",
+            expected: "one of strict, non-strict, quorum, off",
+            found: s.to_string(),
+        })
     }
 }
 
@@ -225,6 +278,8 @@ mod tests {
     fn timings_follow_the_patroni_version() {
         assert_eq!(PatroniTimings::for_version((3, 0, 2)).ttl, 5);
         assert_eq!(PatroniTimings::for_version((2, 1, 4)).ttl, 5);
+        assert_eq!(PatroniTimings::for_version((3, 1, 2)).ttl, 5);
+        assert_eq!(PatroniTimings::for_version((3, 2, 0)).ttl, 20);
         let newer = PatroniTimings::for_version((4, 0, 4));
         assert!(newer.ttl >= 20 && newer.retry_timeout >= 3 && newer.loop_wait >= 1);
         assert!(newer.loop_wait + 2 * newer.retry_timeout <= newer.ttl);
@@ -267,6 +322,21 @@ mod tests {
             (json!(true), json!(false))
         );
         assert_eq!(flags(SynchronousMode::Off), (json!(false), json!(false)));
+        assert_eq!(
+            flags(SynchronousMode::Quorum),
+            (json!("quorum"), json!(true))
+        );
+        assert!(SynchronousMode::Quorum.is_synchronous());
+        for mode in [
+            SynchronousMode::Strict,
+            SynchronousMode::NonStrict,
+            SynchronousMode::Quorum,
+            SynchronousMode::Off,
+        ] {
+            assert_eq!(mode.name().parse::<SynchronousMode>().unwrap(), mode);
+        }
+        let err = "any".parse::<SynchronousMode>().unwrap_err().to_string();
+        assert!(err.contains("strict, non-strict, quorum, off"), "{err}");
         assert!(!SynchronousMode::Off.is_synchronous());
         assert!(SynchronousMode::NonStrict.is_synchronous());
     }

@@ -31,6 +31,7 @@ mod boot;
 mod cluster;
 mod config;
 pub(crate) mod disk;
+mod etcd;
 pub(crate) mod leader_watch;
 mod log_tail;
 pub(crate) mod netfilter;
@@ -38,7 +39,7 @@ pub(crate) mod process;
 mod proxy;
 mod template;
 
-pub use binaries::{Binaries, Overrides};
+pub use binaries::{Binaries, DEFAULT_PATRONI_VERSION, Overrides, pinned_patroni};
 pub use boot::BootTimings;
 pub use cluster::{LocalCluster, LocalClusterBuilder, NodeInfo};
 pub use config::{PatroniTimings, SynchronousMode};
