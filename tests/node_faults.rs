@@ -58,22 +58,6 @@ where
     });
 }
 
-/// Runs `body` on a cluster of its own (booted now, stopped after), still one
-/// test at a time.
-fn with_fresh_cluster<F, Fut>(body: F)
-where
-    F: FnOnce(LocalCluster) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    init_tracing();
-    runtime().block_on(async {
-        let _serial = SERIAL.lock().await;
-        let cluster = LocalCluster::start().await.expect("cluster boots");
-        body(cluster.clone()).await;
-        cluster.stop();
-    });
-}
-
 /// Writes one row through a fresh connection to `dsn` within `deadline`.
 async fn write_once(dsn: &str, deadline: Duration) -> Result<()> {
     tokio::time::timeout(deadline, async {
@@ -186,82 +170,8 @@ fn pausing_a_node_stops_patroni_and_all_of_postgres_and_drop_resumes_it() {
     });
 }
 
-/// The past-the-ttl pause on the primary that bootstrapped the cluster (a
-/// cluster of its own): a failover during the pause, and 0 lost unless the
-/// resumed node takes the lock back.
-///
-/// That is a real bug of Patroni 3.0.2 with etcd3, found with this fault:
-/// `Etcd3._update_leader` compares the leader key's lease in its view from
-/// before the pause with its own, finds them different, re-creates its
-/// expired lease and writes the leader key unconditionally. The promoted
-/// standby loses the lock, is demoted and rewound: writes it acknowledged are
-/// lost (233 in one run), or the cluster stays without a synchronous standby.
-/// Seen in 3 of 6 runs on a leader promoted by a switchover, and once in CI on
-/// a bootstrapped one (0 lost that time). The test reports it when it
-/// happens rather than asserting Patroni's correctness.
-#[test]
-fn pausing_the_primary_past_the_ttl_fails_over_without_losing_writes() {
-    with_fresh_cluster(|cluster| async move {
-        pause_past_ttl(&cluster).await;
-    });
-}
-
-/// Pauses the primary for twice the ttl under the probe: a failover, nothing
-/// lost, healthy again after the heal.
-async fn pause_past_ttl(cluster: &LocalCluster) {
-    let cluster = cluster.clone();
-    let leader = cluster.primary().await.unwrap();
-    // The lock expires within the ttl; the sync standby then spends up to
-    // 2 s (Patroni's connect timeout) asking the paused node for its
-    // position before it promotes itself: about 7 s in all here.
-    let hold = cluster.timings().ttl() * 2;
-    let started = Instant::now();
-    let report = Scenario::new("node_faults_pause_past_ttl")
-        .slo(Slo::max_rto(Duration::from_secs(60)))
-        .warmup(Duration::from_secs(1))
-        .hold(hold)
-        .write_report(false)
-        .run(&cluster, PauseNode::primary())
-        .await
-        .expect("scenario runs");
-    println!("{report}");
-    // A failover while the node was paused: another node observed as primary
-    // before the heal.
-    let healed = report.faults[0].healed_at.expect("healed");
-    let promoted = report
-        .events
-        .iter()
-        .filter(|e| e.name == "new primary observed" && e.at < healed)
-        .filter_map(|e| e.detail.as_deref()?.split_whitespace().next())
-        .find(|n| *n != leader)
-        .map(str::to_string);
-    assert!(
-        promoted.is_some(),
-        "no failover during the pause:\n{report}"
-    );
-    assert_eq!(report.split_brain_writes, 0, "{report}");
-    assert_eq!(report.faults[0].victim.as_deref(), Some(leader.as_str()));
-    let rto = report.rto().expect("the service recovered");
-    let t = cluster.wait_healthy(Duration::from_secs(90)).await.unwrap();
-    let now = t.primary_name().unwrap().to_string();
-    if now == leader {
-        // Patroni 3.0.2 + etcd3: the resumed node may write the leader key back
-        // unconditionally (see the ignored test below); what it costs is
-        // reported, not asserted — it is Patroni's bug, measured.
-        eprintln!(
-            "Patroni took the lock back: {leader} is primary again after {promoted:?} was promoted; \
-             {} acknowledged writes lost",
-            report.writes.lost
-        );
-    } else {
-        assert_eq!(report.writes.lost, 0, "{report}");
-    }
-    println!(
-        "pause {hold:?} of {leader}: RTO {rto:?}, gap {:?}, promoted {promoted:?}, primary after the heal {now}, healthy again after {:?}",
-        report.write_gap(),
-        started.elapsed()
-    );
-}
+// The pause past the ttl (a failover, and on Patroni 3.0.2 the old primary
+// taking the leader key back) is in `patroni_versions.rs`.
 
 #[test]
 fn pausing_the_primary_below_the_ttl_keeps_it_primary() {
