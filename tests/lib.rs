@@ -58,6 +58,21 @@ pub fn is_root() -> bool {
     nix::unistd::Uid::effective().is_root()
 }
 
+/// For a test that needs root: `true` when it may go on. Without root it
+/// fails under CI (`CI` set: CI runs as root, so the faults must be tested
+/// there) and elsewhere says on stderr that `test` was skipped, then `false`.
+pub fn root_or_skip(test: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test} needs root, and CI runs as root: run the suite as root"
+    );
+    eprintln!("skipped (needs root): {test}");
+    false
+}
+
 /// `iptables -S`: every rule of the filter table.
 pub fn iptables_rules() -> String {
     std::process::Command::new("iptables")

@@ -21,6 +21,19 @@ async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
     CLUSTER_LOCK.lock().await
 }
 
+/// The default cluster the tests that need nothing of their own share
+/// (booted once; one boot less each), healthy, with this test's turn.
+async fn shared() -> (tokio::sync::MutexGuard<'static, ()>, LocalCluster) {
+    static SHARED: chaos_tests::SharedCluster =
+        chaos_tests::SharedCluster::new(LocalCluster::builder);
+    let turn = serial().await;
+    let cluster = SHARED.get().await;
+    Target::repair(cluster, Duration::from_secs(90))
+        .await
+        .expect("the shared cluster is healthy");
+    (turn, cluster.clone())
+}
+
 use chaos_tests::init_tracing;
 
 /// A private work directory for tests that inspect what is left behind.
@@ -82,8 +95,7 @@ fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_under_load_loses_no_acknowledged_write() {
     init_tracing();
-    let _serial = serial().await;
-    let cluster = LocalCluster::start().await.expect("cluster boots");
+    let (_serial, cluster) = shared().await;
     let before = cluster.topology().await.expect("topology");
     let old_leader = before.primary_name().expect("a leader").to_string();
 
@@ -185,8 +197,7 @@ async fn failover_under_load_loses_no_acknowledged_write() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verification_counts_exactly_the_deleted_acknowledged_writes() {
     init_tracing();
-    let _serial = serial().await;
-    let cluster = LocalCluster::start().await.expect("cluster boots");
+    let (_serial, cluster) = shared().await;
     let rw = cluster.rw_dsn();
     let probe = ProbeConfig::default()
         .start(&rw)
@@ -262,8 +273,7 @@ async fn verification_counts_exactly_the_deleted_acknowledged_writes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_primary_shows_a_write_gap_of_the_freeze_length() {
     init_tracing();
-    let _serial = serial().await;
-    let cluster = LocalCluster::start().await.expect("cluster boots");
+    let (_serial, cluster) = shared().await;
     let ttl = cluster.timings().ttl();
     let hold = Duration::from_millis(1500);
     assert!(
@@ -429,8 +439,7 @@ async fn nothing_survives_a_dropped_or_panicking_cluster() {
 async fn a_cancelled_synchronous_replication_wait_is_indeterminate() {
     use chaos_core::probe::{IndeterminateReason, Outcome};
     init_tracing();
-    let _serial = serial().await;
-    let cluster = LocalCluster::start().await.expect("cluster boots");
+    let (_serial, cluster) = shared().await;
     let leader = cluster.primary().await.unwrap();
     let rw = cluster.rw_dsn();
     let probe = ProbeConfig::default()
@@ -584,8 +593,7 @@ async fn a_cluster_not_ready_in_time_is_an_error_with_logs_and_leaves_nothing() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_guards_heal_their_faults() {
     init_tracing();
-    let _serial = serial().await;
-    let cluster = LocalCluster::start().await.expect("cluster boots");
+    let (_serial, cluster) = shared().await;
 
     // A frozen primary is thawed when its guard is dropped.
     let frozen = FreezePrimary::new().inject(&cluster).await.unwrap();

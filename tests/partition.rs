@@ -122,7 +122,9 @@ async fn isolating_the_primary_fails_over_and_the_old_primary_acknowledges_nothi
         !direct_acks.lock().unwrap().is_empty(),
         "the direct client wrote before the partition"
     );
-    c.wait_healthy(Duration::from_secs(90)).await.unwrap();
+    let t = c.wait_healthy(Duration::from_secs(90)).await.unwrap();
+    // No takeover: the healed old primary rejoins as a replica.
+    assert_ne!(t.primary_name(), Some(old.as_str()), "{t:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

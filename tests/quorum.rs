@@ -13,7 +13,7 @@ use std::time::Duration;
 use chaos_core::cluster::Role;
 use chaos_core::cluster::local::{LocalClusterBuilder, SynchronousMode, pinned_patroni};
 use chaos_core::prelude::*;
-use chaos_tests::{SharedCluster, init_tracing, is_root};
+use chaos_tests::{SharedCluster, init_tracing, root_or_skip};
 
 const QUORUM_PATRONI: &str = "4.1.5";
 
@@ -88,12 +88,7 @@ async fn killing_the_primary_of_a_quorum_cluster_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cutting_off_the_primary_of_a_quorum_cluster_loses_nothing() {
     init_tracing();
-    if !is_root() {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI runs as root: network faults must be tested"
-        );
-        eprintln!("skipped (needs root): cutting_off_the_primary_of_a_quorum_cluster");
+    if !root_or_skip("cutting_off_the_primary_of_a_quorum_cluster_loses_nothing") {
         return;
     }
     let (_turn, c) = CLUSTER.healthy_turn().await;

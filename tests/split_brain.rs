@@ -10,7 +10,15 @@
 //! random host order reach both primaries. The control case (strict
 //! synchronous mode, default timings: no split-brain) is in `partition.rs`.
 //!
-//! Needs root (network faults); returns early without it.
+//! By Patroni version: the provocation works on the default 3.1.2 (this test)
+//! and on Debian 12's 3.0.2. From 3.2.0 on it is impossible: Patroni adjusts
+//! the timings so that `loop_wait + 2 × retry_timeout ≤ ttl`
+//! (`Config._validate_and_adjust_timeouts`, upstream commit 9283ebda), so a
+//! leader cut off from etcd always demotes itself before its key expires —
+//! the guard this misconfiguration breaks cannot be broken there.
+//!
+//! Needs root (network faults): fails under CI without it, says it was
+//! skipped elsewhere.
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
@@ -23,7 +31,9 @@ use chaos_tests::init_tracing;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_old_primary_outliving_its_leader_key_is_counted_as_split_brain() {
     init_tracing();
-    if !nix::unistd::Uid::effective().is_root() {
+    if !chaos_tests::root_or_skip(
+        "an_old_primary_outliving_its_leader_key_is_counted_as_split_brain",
+    ) {
         return;
     }
     let cluster = LocalCluster::builder()

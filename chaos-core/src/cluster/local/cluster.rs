@@ -1452,7 +1452,11 @@ impl LocalCluster {
     /// cluster replicates asynchronously.
     fn is_healthy(&self, t: &Topology) -> bool {
         let expected = self.inner.nodes.len();
-        if self.inner.synchronous_mode.is_synchronous() {
+        if self.inner.synchronous_mode == SynchronousMode::Quorum {
+            // Every standby votes in the quorum (`ANY 1 (…)` over all of
+            // them): a standby outside it is one that has not caught up.
+            t.is_healthy(expected) && t.sync_standbys().count() == expected - 1
+        } else if self.inner.synchronous_mode.is_synchronous() {
             t.is_healthy(expected)
         } else {
             t.members.len() == expected
