@@ -9,10 +9,15 @@
 //! standby that was promoted meanwhile. The promoted node is demoted and
 //! rewound, and every write it acknowledged is lost. Whether the resumed
 //! node's HA loop runs before its DCS watcher has seen the new leader is a
-//! race (3 of 5 first pauses here), so the 3.0.2 test pauses the primary up to
-//! six times and stops at the first takeover. Fixed in 3.0.3 (upstream commit
-//! 1c7bf2f5, PR #2693): the default Patroni (3.1.2) must never take the key
-//! back, and must lose nothing.
+//! race (3 of 5 first pauses on a quiet machine, 0 of 6 on a busy one), so the
+//! test tilts it the same way for both versions: while the node is paused it
+//! writes keys of no meaning into the cluster's etcd namespace, which the
+//! resumed watcher must read before it reaches the leader change (see
+//! [`flood_while_paused`]). The takeover then came on the first pause in every
+//! run here; the 3.0.2 test still pauses up to six times and stops at the
+//! first takeover. Fixed in 3.0.3 (upstream commit 1c7bf2f5, PR #2693): the
+//! default Patroni (3.1.2), paused the same way, must never take the key back,
+//! and must lose nothing.
 //!
 //! Each test boots a cluster of its own; they run one at a time.
 #![allow(clippy::unwrap_used)]
@@ -28,6 +33,10 @@ use chaos_tests::init_tracing;
 
 /// Debian 12's package (`ci/install-deps.sh` installs it beside the pinned one).
 const DEBIAN_PATRONI: &str = "/usr/bin/patroni";
+
+/// Keys written to the DCS while the primary is paused: the same on both
+/// versions, so that they differ only in Patroni.
+const FLOOD: usize = 4096;
 
 /// One test at a time: two three-node clusters failing over side by side
 /// would skew each other's timing.
@@ -50,9 +59,21 @@ impl Outcome {
 }
 
 /// Pauses the primary's node past the ttl under the probe, resumes it, and
-/// says who led before, during and after.
-async fn pause_past_ttl(cluster: &LocalCluster, name: &str) -> Outcome {
+/// says who led before, during and after. With `flood`, the DCS gets that many
+/// writes of keys of no meaning in the cluster's namespace as soon as the node
+/// is paused (see [`flood_while_paused`]).
+async fn pause_past_ttl(cluster: &LocalCluster, name: &str, flood: usize) -> Outcome {
     let paused = cluster.primary().await.unwrap();
+    let flooding = (flood > 0).then(|| {
+        let pid = cluster
+            .patroni_pid(&paused)
+            .expect("the primary's Patroni runs");
+        let (etcd, scope) = (
+            cluster.etcd_endpoint().to_string(),
+            cluster.scope().to_string(),
+        );
+        tokio::task::spawn_blocking(move || flood_while_paused(pid, &etcd, &scope, flood))
+    });
     // The key expires within the ttl; the sync standby then asks the paused
     // node for its position (2 s connect timeout) before it promotes itself:
     // about 7 s with ttl 5. Held well past that.
@@ -73,6 +94,9 @@ async fn pause_past_ttl(cluster: &LocalCluster, name: &str) -> Outcome {
         .run(cluster, PauseNode::primary())
         .await
         .expect("the scenario runs");
+    if let Some(f) = flooding {
+        f.await.unwrap();
+    }
     let healed = report.faults[0].healed_at.expect("healed");
     let promoted = report
         .events
@@ -107,6 +131,53 @@ async fn pause_past_ttl(cluster: &LocalCluster, name: &str) -> Outcome {
     outcome
 }
 
+/// Waits until Patroni `pid` is stopped (the pause began), then writes
+/// `keys` keys of no meaning under the cluster's namespace in etcd, before the
+/// paused leader's key expires. Patroni's DCS watcher, paused too, finds them
+/// queued ahead of the leader change when the node resumes: it is still
+/// reading them when the resumed HA loop looks at its cached view of the
+/// cluster. Without this the takeover is a race between the two threads —
+/// won by the loop in 3 of 5 first pauses on a quiet machine, in none of 6
+/// with three other clusters busy on it. Patroni ignores keys it does not know.
+fn flood_while_paused(pid: i32, etcd: &str, scope: &str, keys: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while chaos_tests::process_state(pid) != Some('T') {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Patroni {pid} was never paused"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let b64 = |s: &str| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(s)
+    };
+    // etcd takes at most 128 operations in one transaction.
+    for chunk in (0..keys).collect::<Vec<_>>().chunks(128) {
+        let ops: Vec<String> = chunk
+            .iter()
+            .map(|i| {
+                format!(
+                    r#"{{"request_put":{{"key":"{}","value":"{}"}}}}"#,
+                    b64(&format!("/chaos/{scope}/noise/{i}")),
+                    b64("x")
+                )
+            })
+            .collect();
+        let body = format!(r#"{{"success":[{}]}}"#, ops.join(","));
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--noproxy", "*", "-m", "5", "-d", &body])
+            .arg(format!("http://{etcd}/v3/kv/txn"))
+            .output()
+            .expect("curl runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 fn builder(patroni: &Path) -> LocalClusterBuilder {
     LocalCluster::builder().patroni(patroni).proxy(false)
 }
@@ -128,7 +199,7 @@ async fn the_default_patroni_never_takes_the_leader_key_back_and_loses_nothing()
     );
     assert_eq!(cluster.timings().ttl, 5, "a sub-20 s ttl on the default");
     for run in 1..=2 {
-        let o = pause_past_ttl(&cluster, &format!("patroni_versions_default_{run}")).await;
+        let o = pause_past_ttl(&cluster, &format!("patroni_versions_default_{run}"), FLOOD).await;
         assert!(
             o.report.target.software.get("patroni").map(String::as_str)
                 == Some(DEFAULT_PATRONI_VERSION),
@@ -162,7 +233,7 @@ async fn patroni_3_0_2_takes_the_leader_key_back_and_loses_acknowledged_writes()
     );
     let mut tries = Vec::new();
     for run in 1..=6 {
-        let o = pause_past_ttl(&cluster, &format!("patroni_versions_3_0_2_{run}")).await;
+        let o = pause_past_ttl(&cluster, &format!("patroni_versions_3_0_2_{run}"), FLOOD).await;
         assert!(
             o.report
                 .warnings

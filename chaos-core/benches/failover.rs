@@ -80,11 +80,70 @@ async fn main() -> Result<()> {
         rounded(&floors),
     );
     println!("warm boot, where the time went (median time since start of each step):");
+    let step = |name: &str| -> f64 {
+        median(
+            steps
+                .iter()
+                .filter_map(|s| s.iter().find(|(n, _)| *n == name).map(|(_, d)| *d))
+                .collect(),
+        )
+    };
     if let Some(first) = steps.first() {
-        for (i, (name, _)) in first.iter().enumerate() {
-            let at = median(steps.iter().map(|s| s[i].1).collect());
-            println!("  {name:<26} {at:>6.2} s");
+        for (name, _) in first {
+            println!("  {name:<26} {:>6.2} s", step(name));
         }
+    }
+    let binaries = Binaries::discover()?;
+    let (a, b, c) = binaries.patroni_version;
+    let streaming = step("replicas streaming");
+    println!(
+        "warm boot against the floor: a synchronous commit can be acknowledged once a standby \
+         streams, at {streaming:.2} s ({:.1}x the floor, which ends at its first synchronous \
+         commit); failover-ready (Patroni {a}.{b}.{c} has named the synchronous standby in the \
+         DCS) at {:.2} s ({:.1}x)",
+        streaming / floor,
+        median(warm.clone()),
+        median(warm.clone()) / floor
+    );
+    println!("waits left in a warm boot, and whose they are:");
+    println!(
+        "  ours      etcd ready {:.2} s (etcd's own start), template staged {:.2} s (cp -a of one data directory per node, beside Patroni starting)",
+        step("etcd ready"),
+        step("data staged")
+    );
+    println!(
+        "  Patroni   leader running {:.2} s: Python start-up and bootstrap (no fixed wait: the pg_isready shim answers as soon as PostgreSQL accepts)",
+        step("leader running")
+    );
+    println!(
+        "  Patroni   standby named {:.2} s after the standbys stream: {}",
+        step("sync standby chosen") - streaming,
+        patroni_fixed_wait(&binaries.patroni)
+            .unwrap_or_else(|| "(Patroni's source not found)".into())
+    );
+    // Quorum commit on Patroni 4.x, when installed: no fixed sleep before the
+    // quorum is published (it waits for the next HA cycle, which the library
+    // wakes).
+    let quorum_patroni = chaos_core::cluster::local::pinned_patroni("4.1.5");
+    if quorum_patroni.is_file() {
+        let mut quorum = Vec::new();
+        for _ in 0..runs {
+            quorum.push(
+                boot(
+                    LocalCluster::builder()
+                        .patroni(&quorum_patroni)
+                        .synchronous_mode(chaos_core::cluster::local::SynchronousMode::Quorum),
+                    None,
+                )
+                .await?,
+            );
+        }
+        println!(
+            "boot, warm, quorum commit on Patroni 4.1.5 (ttl 20 s): {:.2} s ({:.1}x the floor)  runs {:?}",
+            median(quorum.clone()),
+            median(quorum.clone()) / floor,
+            rounded(&quorum)
+        );
     }
 
     let cluster = LocalCluster::start().await?;
@@ -213,6 +272,44 @@ async fn boot(
     }
     cluster.stop();
     Ok(took)
+}
+
+/// The fixed `time.sleep(2)` of the installed Patroni's
+/// `process_sync_replication` (or `_process_multisync_replication`), as
+/// `patroni/ha.py:LINE`, read from its source: the interpreter on the
+/// executable's `#!` line says where the package is.
+fn patroni_fixed_wait(patroni: &std::path::Path) -> Option<String> {
+    let script = std::fs::read_to_string(patroni).ok()?;
+    let python = script
+        .lines()
+        .next()?
+        .strip_prefix("#!")?
+        .trim()
+        .to_string();
+    let out = std::process::Command::new(python)
+        .args(["-c", "import patroni.ha as h; print(h.__file__)"])
+        .output()
+        .ok()?;
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let source = std::fs::read_to_string(&path).ok()?;
+    let mut function = "";
+    for (i, line) in source.lines().enumerate() {
+        if let Some(rest) = line.trim_start().strip_prefix("def ") {
+            function = rest.split('(').next().unwrap_or("");
+        }
+        if line.trim() == "time.sleep(2)"
+            && matches!(
+                function,
+                "process_sync_replication" | "_process_multisync_replication"
+            )
+        {
+            return Some(format!(
+                "a fixed time.sleep(2) in {function}, {path}:{} (no setting changes it)",
+                i + 1
+            ));
+        }
+    }
+    None
 }
 
 fn rounded(v: &[f64]) -> Vec<f64> {

@@ -78,7 +78,7 @@ pub(crate) async fn wait_booted(
         etcd: Some(etcd_ready),
         ..Seen::default()
     };
-    let mut nudged = 0;
+    let mut nudged = super::cluster::Nudged::default();
     let mut last_state = String::from("no answer from Patroni yet");
     let since = || started.elapsed();
     while started.elapsed() < timeout {

@@ -353,6 +353,15 @@ enum ProxyChoice {
     Off(&'static str),
 }
 
+/// What [`LocalCluster::nudge_for_sync_standby`] did last.
+#[derive(Debug, Default)]
+pub(crate) struct Nudged {
+    /// Running standbys at the last nudge.
+    running: usize,
+    /// When it was.
+    at: Option<Instant>,
+}
+
 /// Addresses of one node.
 #[derive(Debug, Clone)]
 pub struct NodeInfo {
@@ -1202,7 +1211,7 @@ impl LocalCluster {
     pub async fn wait_healthy(&self, timeout: Duration) -> Result<Topology> {
         let start = Instant::now();
         let mut last_state = String::from("no answer from Patroni yet");
-        let mut nudged = 0;
+        let mut nudged = Nudged::default();
         while start.elapsed() < timeout {
             match self.topology().await {
                 Ok(t) if self.is_healthy(&t) => match self.replication_ok(&t).await {
@@ -1370,17 +1379,30 @@ impl LocalCluster {
     }
 
     /// A leader without a synchronous standby picks one on its next HA cycle;
-    /// a replica that started running since the last call (`nudged` counts
-    /// them) is worth waking it for.
-    pub(crate) async fn nudge_for_sync_standby(&self, t: &Topology, nudged: &mut usize) {
+    /// a replica that started running since the last call is worth waking it
+    /// for. With quorum commit Patroni takes two cycles (it names the standbys
+    /// in `synchronous_standby_names`, then publishes the quorum in the DCS
+    /// once they confirm), so while a running standby is not yet in the quorum
+    /// the leader is woken again every 200 ms.
+    pub(crate) async fn nudge_for_sync_standby(&self, t: &Topology, nudged: &mut Nudged) {
         let running = t.standbys().count();
-        if let Some(leader) = t.primary_name()
-            && self.inner.synchronous_mode.is_synchronous()
-            && t.sync_standbys().next().is_none()
-            && running > *nudged
-        {
+        let Some(leader) = t.primary_name() else {
+            return;
+        };
+        let mode = self.inner.synchronous_mode;
+        let missing = if mode == SynchronousMode::Quorum {
+            t.sync_standbys().count() < running
+        } else {
+            mode.is_synchronous() && t.sync_standbys().next().is_none()
+        };
+        let again = mode == SynchronousMode::Quorum
+            && nudged
+                .at
+                .is_some_and(|at| at.elapsed() >= Duration::from_millis(200));
+        if missing && (running > nudged.running || again) {
             self.nudge(leader).await;
-            *nudged = running;
+            nudged.running = running;
+            nudged.at = Some(Instant::now());
         }
     }
 
