@@ -287,7 +287,10 @@ fn patroni_fixed_wait(patroni: &std::path::Path) -> Option<String> {
         .trim()
         .to_string();
     let out = std::process::Command::new(python)
-        .args(["-c", "import patroni.ha as h; print(h.__file__)"])
+        .args([
+            "-c",
+            "import importlib.util as u; print(u.find_spec('patroni').submodule_search_locations[0] + '/ha.py')",
+        ])
         .output()
         .ok()?;
     let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
