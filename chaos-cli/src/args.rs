@@ -82,7 +82,9 @@ pub enum Command {
     Run(RunArgs),
     /// Does a setting change the RTO? Baseline and variant runs, interleaved
     /// on one local cluster re-configured between them, then compared.
-    #[command(after_help = EXPERIMENT_EXAMPLES)]
+    #[command(after_help = EXPERIMENT_EXAMPLES,
+              mut_arg("repeat", |a| a.help("Runs per arm: N baseline and N variant runs, \
+                  interleaved, on one cluster healthy between runs [default: 5]")))]
     Experiment(ExperimentArgs),
     /// Compare two reports or sets of runs: the difference in RTO and in each
     /// phase, with a 95 % confidence interval.
@@ -231,7 +233,8 @@ pub struct RunArgs {
     pub target: TargetKind,
 
     /// Nodes of the local cluster (2 to 9).
-    #[arg(long, value_name = "N", default_value_t = 3, help_heading = "Target")]
+    #[arg(long, value_name = "N", default_value_t = 3, help_heading = "Target",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(2..=9))]
     pub nodes: usize,
 
     /// How the local cluster's commits wait for standbys.
@@ -336,7 +339,7 @@ pub struct RunArgs {
 
     /// Longest acceptable RTO.
     #[arg(long, value_name = "DURATION", default_value_t = Dur(Slo::default().max_rto),
-          value_parser = duration("--max-rto"), help_heading = "SLO")]
+          value_parser = positive_duration("--max-rto"), help_heading = "SLO")]
     pub max_rto: Dur,
 
     /// Longest acceptable RTO at the 95th percentile of the runs (with
@@ -349,7 +352,7 @@ pub struct RunArgs {
     /// Acknowledged writes that may be lost: a whole number, or a time window
     /// such as 2s.
     #[arg(long, value_name = "N|DURATION", default_value = "0", value_parser = parse_rpo,
-          help_heading = "SLO")]
+          allow_negative_numbers = true, help_heading = "SLO")]
     pub rpo: Rpo,
 
     /// How long the probe writes before the fault.
@@ -385,7 +388,6 @@ pub struct RunArgs {
     /// Run the scenario N times on one cluster, healthy between runs, and
     /// judge the set (RTO p50/p95/max; with --max-rto-p95, the percentile).
     /// Writes <NAME>.runs.json and <NAME>.runs.html with every run's timeline.
-    /// For `chaos experiment`: runs per arm [default: 5].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000),
           help_heading = "Run")]
     pub repeat: Option<u32>,
@@ -615,6 +617,12 @@ fn positive_duration(
 /// `--rpo`: a whole number of writes, or a time window.
 fn parse_rpo(s: &str) -> Result<Rpo, String> {
     let s = s.trim();
+    if s.starts_with('-') {
+        return Err(format!(
+            "{s} is negative: expected a whole number of acknowledged writes that may be lost \
+             (0: none), or a time window such as 2s"
+        ));
+    }
     if let Ok(n) = s.parse::<u64>() {
         return Ok(Rpo::MaxLostWrites(n));
     }

@@ -93,12 +93,12 @@ async fn run(args: &ExperimentArgs, status: Arc<Status>) -> Verdict {
     println!(
         "baseline ({}): {}",
         result.baseline.settings.join(" "),
-        result.baseline.summary_line()
+        result.baseline.summary()
     );
     println!(
         "variant  ({}): {}",
         result.variant.settings.join(" "),
-        result.variant.summary_line()
+        result.variant.summary()
     );
     print!("{}", result.comparison);
     for e in &result.errors {

@@ -475,7 +475,7 @@ async fn measure(
             .on_start(move |i, n| start.set_run(Some(format!("run {i} of {n}"))))
             .on_done(move |i, n, out| {
                 if let Some(r) = &out.report {
-                    done.line(&format!("chaos: run {i} of {n}: {}", r.summary_line()));
+                    done.line(&format!("chaos: run {i} of {n}: {}", r.summary()));
                 }
             });
         let outcome = runs.run(target, body).await;
@@ -504,7 +504,7 @@ async fn measure(
 fn present_set(outcome: &RunSetOutcome) -> Verdict {
     let set = &outcome.set;
     for (i, r) in set.runs.iter().enumerate() {
-        println!("run {:>3}: {}", i + 1, r.summary_line());
+        println!("run {:>3}: {}", i + 1, r.summary());
     }
     println!("{}", set.summary_line());
     for v in &set.violations {

@@ -155,6 +155,37 @@ fn flags_must_fit_the_target() {
     );
 }
 
+/// Values that can never make sense are refused at once, exit 2, before a
+/// cluster boots, each saying what was expected.
+#[test]
+fn impossible_values_are_refused_before_anything_boots() {
+    for (args, says) in [
+        (&["run", "--max-rto", "0s"][..], "above zero"),
+        (&["run", "--nodes", "1"][..], "--nodes"),
+        (&["run", "--nodes", "10"][..], "--nodes"),
+        (&["run", "--rpo", "-1"][..], "-1 is negative"),
+    ] {
+        let started = std::time::Instant::now();
+        let (code, _, err) = run(chaos(args));
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(!err.contains("booting"), "{args:?} booted: {err}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{args:?} took {:?}",
+            started.elapsed()
+        );
+    }
+    // --repeat's help fits the command it is read in.
+    let (_, run_help, _) = run(chaos(&["run", "--help"]));
+    assert!(!run_help.contains("per arm"), "{run_help}");
+    let (_, experiment_help, _) = run(chaos(&["experiment", "--help"]));
+    assert!(
+        experiment_help.contains("Runs per arm"),
+        "{experiment_help}"
+    );
+}
+
 #[test]
 fn quorum_commit_needs_a_patroni_that_has_it_and_says_so_before_booting() {
     let started = std::time::Instant::now();
@@ -542,6 +573,22 @@ fn repeated_runs_are_judged_as_a_set_and_their_files_compared() {
         "{err}"
     );
     assert!(out.contains("chaos: cli_set ×2 PASSED — RTO p50 "), "{out}");
+    // Each run's line once prefixed, and every file listed, pictures included.
+    assert!(
+        out.contains("run   1: cli_set-run01 PASSED — RTO "),
+        "{out}"
+    );
+    assert!(
+        !out.contains(": chaos: ") && !err.contains(": chaos: "),
+        "{out}\n{err}"
+    );
+    for file in [
+        "cli_set-run01.json",
+        "cli_set-run01.svg",
+        "cli_set-run01.html",
+    ] {
+        assert!(out.contains(file), "reports: lists {file}:\n{out}");
+    }
     assert!(
         out.contains("max_rto_p95 30.000s, max_rto 60.000s"),
         "{out}"

@@ -63,12 +63,7 @@ pub fn redact_text(text: &str) -> String {
             continue;
         }
         let value_start = key_end + sep;
-        let value = &out[value_start..];
-        let len = if let Some(q) = value.strip_prefix('\'') {
-            q.find('\'').map_or(value.len(), |e| e + 2)
-        } else {
-            value.find(ends).unwrap_or(value.len())
-        };
+        let len = value_len(&out[value_start..], ends);
         result.push_str(&out[last..value_start]);
         result.push_str("********");
         last = value_start + len;
@@ -117,68 +112,68 @@ fn redact_url(rest: &str) -> String {
 }
 
 /// `key = value` pairs as libpq reads them: spaces around `=` allowed, values
-/// optionally single-quoted with `\'` and `\\` escapes.
+/// optionally quoted, with backslash escapes (see [`value_len`]).
 fn redact_key_values(dsn: &str) -> String {
-    let chars: Vec<char> = dsn.chars().collect();
     let mut out = String::with_capacity(dsn.len());
-    let mut i = 0;
-    while i < chars.len() {
-        if chars[i].is_whitespace() {
-            out.push(chars[i]);
-            i += 1;
+    let mut rest = dsn;
+    loop {
+        let space = rest.len() - rest.trim_start().len();
+        out.push_str(&rest[..space]);
+        rest = &rest[space..];
+        if rest.is_empty() {
+            return out;
+        }
+        let key_len = rest
+            .find(|c: char| c.is_whitespace() || c == '=')
+            .unwrap_or(rest.len());
+        let (key, after_key) = rest.split_at(key_len);
+        let before_eq = after_key.len() - after_key.trim_start().len();
+        let Some(after_eq) = after_key[before_eq..].strip_prefix('=') else {
+            out.push_str(key);
+            out.push_str(&after_key[..before_eq]);
+            rest = &after_key[before_eq..];
             continue;
-        }
-        // The key.
-        let key_start = i;
-        while i < chars.len() && !chars[i].is_whitespace() && chars[i] != '=' {
-            i += 1;
-        }
-        let key: String = chars[key_start..i].iter().collect();
-        let mut sep = String::new();
-        while i < chars.len() && chars[i].is_whitespace() {
-            sep.push(chars[i]);
-            i += 1;
-        }
-        if i >= chars.len() || chars[i] != '=' {
-            out.push_str(&key);
-            out.push_str(&sep);
-            continue;
-        }
-        sep.push('=');
-        i += 1;
-        while i < chars.len() && chars[i].is_whitespace() {
-            sep.push(chars[i]);
-            i += 1;
-        }
-        // The value, quoted or bare.
-        let value_start = i;
-        if i < chars.len() && chars[i] == '\'' {
-            i += 1;
-            while i < chars.len() && chars[i] != '\'' {
-                if chars[i] == '\\' {
-                    i += 1;
-                }
-                i += 1;
-            }
-            i = (i + 1).min(chars.len());
-        } else {
-            while i < chars.len() && !chars[i].is_whitespace() {
-                if chars[i] == '\\' {
-                    i += 1;
-                }
-                i += 1;
-            }
-            i = i.min(chars.len());
-        }
-        out.push_str(&key);
+        };
+        let after_sep = after_eq.len() - after_eq.trim_start().len();
+        let value = &after_eq[after_sep..];
+        let len = value_len(value, char::is_whitespace);
+        out.push_str(key);
         if key.eq_ignore_ascii_case("password") {
             out.push_str("=********");
         } else {
-            out.push_str(&sep);
-            out.extend(&chars[value_start..i]);
+            out.push_str(&after_key[..before_eq + 1 + after_sep]);
+            out.push_str(&value[..len]);
+        }
+        rest = &value[len..];
+    }
+}
+
+/// The length in bytes of the value at the start of `s`, for both redaction
+/// paths: a quoted value (`'…'` or `"…"`, in which a backslash escapes the next
+/// character) with its quotes, or a bare one up to the first character that
+/// `ends` accepts (a backslash escapes there too); all of `s` if it does not end.
+fn value_len(s: &str, ends: impl Fn(char) -> bool) -> usize {
+    let mut chars = s.char_indices().peekable();
+    let quote = match chars.peek() {
+        Some(&(_, q @ ('\'' | '"'))) => {
+            chars.next();
+            Some(q)
+        }
+        _ => None,
+    };
+    let mut escaped = false;
+    for (i, c) in chars {
+        if escaped {
+            escaped = false;
+        } else if c == '\\' {
+            escaped = true;
+        } else if quote == Some(c) {
+            return i + c.len_utf8();
+        } else if quote.is_none() && ends(c) {
+            return i;
         }
     }
-    out
+    s.len()
 }
 
 #[cfg(test)]
@@ -221,6 +216,39 @@ mod tests {
         );
         assert_eq!(redact_text("Password: 'a b' x"), "Password: ******** x");
         assert_eq!(redact_text("kubectl delete pod x"), "kubectl delete pod x");
+    }
+
+    /// Quoted values, with escapes, are redacted whole: nothing of them leaks
+    /// after the mask (they did, before one scanner served both paths).
+    #[test]
+    fn quoted_and_escaped_values_are_redacted_whole() {
+        use super::redact_text;
+        for (text, want) in [
+            ("PGPASSWORD=\"s3cret\" psql", "PGPASSWORD=******** psql"),
+            ("PGPASSWORD='s3cret' psql", "PGPASSWORD=******** psql"),
+            (
+                "psql password='p\\'w x' -c 1",
+                "psql password=******** -c 1",
+            ),
+            ("password=\"a \\\" b\" next", "password=******** next"),
+            ("password=a\\ b next", "password=******** next"),
+            ("PASSWORD: \"unterminated", "PASSWORD: ********"),
+        ] {
+            let got = redact_text(text);
+            assert_eq!(got, want, "{text}");
+            for secret in ["s3cret", "w x", "a \\\" b", "a\\ b", "unterminated"] {
+                assert!(!got.contains(secret), "{secret} leaks from {text}: {got}");
+            }
+        }
+        assert_eq!(
+            redact("host=a password=\"p w\" user=b"),
+            "host=a password=******** user=b"
+        );
+        assert_eq!(
+            redact("host=a  sslmode = require"),
+            "host=a  sslmode = require"
+        );
+        assert_eq!(redact("host=a flag user=b"), "host=a flag user=b");
     }
 
     #[test]

@@ -603,7 +603,10 @@ impl Experiment {
             if self.write_junit {
                 written.push(report.write_junit_to(&dir, &suite));
             }
-            written.push(crate::report::picture::write_report_html(report, &dir));
+            match crate::report::picture::write_report_html(report, &dir) {
+                Ok(pictures) => written.extend(pictures.map(Ok)),
+                Err(e) => written.push(Err(e)),
+            }
             for written in written {
                 match written {
                     Ok(p) => outcome.report_paths.push(p),

@@ -628,8 +628,15 @@ impl Report {
         junit::write(self, dir, suite)
     }
 
-    /// One line with the figures, for logs: verdict, RTO, write gap, losses.
+    /// One line with the figures, for logs: `chaos: ` and [`summary`](Self::summary).
     pub fn summary_line(&self) -> String {
+        format!("chaos: {}", self.summary())
+    }
+
+    /// The scenario, verdict, RTO, write gap and losses in one line, without
+    /// the `chaos: ` of [`summary_line`](Self::summary_line) (for lines that
+    /// have a prefix of their own, such as a set's `run 3:`).
+    pub fn summary(&self) -> String {
         let verdict = if self.passed { "PASSED" } else { "FAILED" };
         let rto = match (self.rto(), self.faults.is_empty()) {
             (Some(r), _) => fmt_duration(r),
@@ -658,7 +665,7 @@ impl Report {
             })
             .collect();
         format!(
-            "chaos: {} {verdict} — RTO {rto} (max {}), write gap {}, {} acknowledged writes lost, {} indeterminate{workloads}",
+            "{} {verdict} — RTO {rto} (max {}), write gap {}, {} acknowledged writes lost, {} indeterminate{workloads}",
             self.scenario,
             fmt_duration(from_ms(self.slo.max_rto_ms)),
             opt(self.write_gap()),

@@ -1777,14 +1777,16 @@ fn report_tables(b: &mut String, r: &Report) {
     }
 }
 
-/// Writes `dir/<scenario>.svg` and `dir/<scenario>.html`; returns the HTML's path.
+/// Writes `dir/<scenario>.svg` and `dir/<scenario>.html`; returns their
+/// paths, the SVG's first.
 ///
 /// # Errors
 /// [`crate::Error::ReportWrite`] naming the file.
-pub fn write_report_html(r: &Report, dir: &Path) -> Result<PathBuf> {
+pub fn write_report_html(r: &Report, dir: &Path) -> Result<[PathBuf; 2]> {
     let stem = file_stem(&r.scenario);
-    write_file(dir, &format!("{stem}.svg"), report_svg(r).as_bytes())?;
-    write_file(dir, &format!("{stem}.html"), report_html(r).as_bytes())
+    let svg = write_file(dir, &format!("{stem}.svg"), report_svg(r).as_bytes())?;
+    let html = write_file(dir, &format!("{stem}.html"), report_html(r).as_bytes())?;
+    Ok([svg, html])
 }
 
 // ---------------------------------------------------------------------------
@@ -2935,7 +2937,8 @@ mod tests {
             );
         }
         let dir = std::env::temp_dir().join(format!("chaos-picture-unit-{}", std::process::id()));
-        let path = write_report_html(&r, &dir).expect("written");
+        let [svg, path] = write_report_html(&r, &dir).expect("written");
+        assert!(svg.is_file() && svg.extension().is_some_and(|e| e == "svg"));
         assert!(
             path.ends_with("unit__two__faults_____quotes_.html"),
             "{}",

@@ -201,8 +201,14 @@ impl RunSet {
         }
     }
 
-    /// One line with the figures, for logs.
+    /// One line with the figures, for logs: `chaos: ` and [`summary`](Self::summary).
     pub fn summary_line(&self) -> String {
+        format!("chaos: {}", self.summary())
+    }
+
+    /// The set's name, verdict, RTO percentiles, recoveries, losses, phase
+    /// medians and seed in one line, without the `chaos: ` prefix.
+    pub fn summary(&self) -> String {
         let verdict = if self.passed { "PASSED" } else { "FAILED" };
         let d = |v: f64| fmt_duration(from_ms(v));
         let rto = match &self.stats.rto {
@@ -232,7 +238,7 @@ impl RunSet {
             )
         };
         format!(
-            "chaos: {} ×{} {verdict} — {rto} ({slo}), {} of {} recovered, {} acknowledged writes lost, {} indeterminate{phases}; seed {}",
+            "{} ×{} {verdict} — {rto} ({slo}), {} of {} recovered, {} acknowledged writes lost, {} indeterminate{phases}; seed {}",
             self.scenario,
             self.stats.runs,
             self.stats.recovered,
