@@ -427,12 +427,14 @@ fn a_stall_made_by_hand_is_reported_as_an_outage_of_its_length() {
 #[test]
 fn two_faults_in_one_body_each_have_their_own_rto() {
     let spec = TestSpec::new("failover_macro::two_faults").max_rto(Duration::from_secs(10));
-    let report = run(spec, |ctx| {
+    let waited = Arc::new(std::sync::Mutex::new(None));
+    let seen = waited.clone();
+    let report = run(spec, move |ctx| {
         Box::pin(async move {
             let freeze = ctx.inject(FreezePrimary::new()).await?;
             tokio::time::sleep(Duration::from_millis(400)).await;
             ctx.heal(freeze).await?;
-            ctx.wait_recovered().await?;
+            *seen.lock().unwrap() = Some(ctx.wait_recovered().await?);
             tokio::time::sleep(Duration::from_millis(500)).await;
             stall_primary_by_hand(ctx, Duration::from_millis(1500), Some("manual stall")).await?;
             Ok::<(), chaos_core::Error>(())
@@ -459,6 +461,16 @@ fn two_faults_in_one_body_each_have_their_own_rto() {
         "second RTO {r2} ms\n{report}"
     );
     assert_eq!(report.rto_ms, Some(r2.max(r1)), "{report}");
+    // wait_recovered returned once the recovery was confirmed, as its doc
+    // says: after the freeze's RTO, by at most the one-second confirmation
+    // (plus the probe's resolution and the 5 ms it polls at).
+    let waited = waited.lock().unwrap().expect("the body ran").as_secs_f64() * 1000.0;
+    assert!(
+        waited >= r1 - report.resolution_ms
+            && waited <= r1 + 1_000.0 + report.resolution_ms + 100.0,
+        "wait_recovered {waited:.1} ms vs RTO {r1:.1} ms (resolution ±{:.0} ms)",
+        report.resolution_ms
+    );
     assert!(first.healed_at.is_some() && second.healed_at.is_some());
     assert!(report.passed(), "{report}");
 

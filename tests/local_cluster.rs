@@ -1287,3 +1287,50 @@ async fn a_cached_template_serves_the_next_boot_and_steps_aside_after_it() {
     drop(second);
     let _ = std::fs::remove_dir_all(&cache);
 }
+
+/// `curl` on Patroni's `/config` at `api` (`PATCH` with `body`, else `GET`);
+/// the `loop_wait` of the configuration it answers with.
+fn config_loop_wait(api: &str, patch: Option<&str>) -> Option<u64> {
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args(["-sS", "--noproxy", "*", "-m", "10"]);
+    if let Some(body) = patch {
+        cmd.args(["-X", "PATCH", "-d", body]);
+    }
+    let out = cmd
+        .arg(format!("{api}/config"))
+        .output()
+        .expect("curl runs");
+    let config: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    config.get("loop_wait")?.as_u64()
+}
+
+/// The health wait wakes Patroni's HA loop with a `PATCH /config` of the
+/// `loop_wait` in force — not the boot's, which undid an experiment's
+/// `--set loop_wait=N` variant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waking_patroni_keeps_the_loop_wait_in_force() {
+    init_tracing();
+    let (_serial, cluster) = shared().await;
+    let t = cluster.topology().await.unwrap();
+    let leader = cluster.node(t.primary_name().unwrap()).unwrap().api_url();
+    let sync = t.sync_standbys().next().unwrap().name.clone();
+    assert_eq!(
+        config_loop_wait(&leader, Some(r#"{"loop_wait": 2}"#)),
+        Some(2)
+    );
+    // The synchronous standby gone: the health wait sees a leader without
+    // one beside a running standby, and wakes the leader.
+    cluster
+        .stop_node(&sync, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(cluster.wait_healthy(Duration::from_secs(4)).await.is_err());
+    let after = config_loop_wait(&leader, None);
+    cluster.start_node(&sync).unwrap();
+    assert_eq!(
+        config_loop_wait(&leader, Some(r#"{"loop_wait": 1}"#)),
+        Some(1)
+    );
+    cluster.wait_healthy(Duration::from_secs(60)).await.unwrap();
+    assert_eq!(after, Some(2), "the variant's loop_wait was kept");
+}

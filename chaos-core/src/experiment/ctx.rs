@@ -274,7 +274,12 @@ impl FailoverCtx {
     }
 
     /// Waits until the service accepts writes again after the latest fault and
-    /// returns how long after that fault it did. Without a fault it returns at once.
+    /// returns how long after that fault the recovery was confirmed: an
+    /// acknowledged write that started after the last failed one, and then
+    /// half a second without a failure (a second, when the fault caused no
+    /// failure at all). The figure therefore exceeds the fault's RTO by up to
+    /// that confirmation; the report's `rto_ms` is the precise one. Without a
+    /// fault it returns at once.
     ///
     /// # Errors
     /// [`Error::Timeout`] when no write is acknowledged within the recovery timeout.

@@ -1269,17 +1269,37 @@ impl LocalCluster {
 
     /// Wakes node `name`'s Patroni HA loop now instead of at its next
     /// `loop_wait` tick, with a `PATCH /config` that changes nothing (Patroni
-    /// wakes its loop after every config patch). Best effort: errors are ignored.
+    /// wakes its loop after every config patch): it writes back the
+    /// `loop_wait` that `GET /config` shows. Best effort: errors are ignored.
     async fn nudge(&self, name: &str) {
         let Some(node) = self.node(name) else { return };
-        let body = serde_json::json!({ "loop_wait": self.inner.timings.loop_wait });
-        let res = self
-            .inner
-            .http
-            .patch(format!("{}/config", node.api_url()))
-            .json(&body)
-            .send()
-            .await;
+        let url = format!("{}/config", node.api_url());
+        // The value in force now, not the boot's: an experiment may have
+        // changed it (`chaos experiment --set loop_wait=3`), and patching the
+        // boot's value back would undo the variant.
+        let current = async {
+            let config: serde_json::Value = self
+                .inner
+                .http
+                .get(&url)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            config.get("loop_wait")?.as_u64()
+        }
+        .await;
+        let Some(loop_wait) = current else {
+            tracing::debug!(
+                node = name,
+                "no configuration to wake Patroni's HA loop with"
+            );
+            return;
+        };
+        let body = serde_json::json!({ "loop_wait": loop_wait });
+        let res = self.inner.http.patch(&url).json(&body).send().await;
         tracing::debug!(node = name, ok = res.is_ok(), "woke Patroni's HA loop");
     }
 
