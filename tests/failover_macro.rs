@@ -597,3 +597,60 @@ fn an_unwritable_report_dir_fails_the_test_naming_the_file() {
     );
     assert!(report.as_ref().is_some_and(|r| !r.passed()), "{text}");
 }
+
+/// For [`the_shared_cluster_says_where_it_is_kept`]: one harness run, in a
+/// process of its own with `CHAOS_KEEP=1`.
+#[test]
+#[ignore = "helper process for the CHAOS_KEEP test"]
+fn helper_run_and_keep() {
+    if std::env::var_os("CHAOS_KEEP").is_none() {
+        return;
+    }
+    let spec = TestSpec::new("failover_macro::kept_helper").max_rto(Duration::from_secs(30));
+    run(spec, |_ctx| {
+        Box::pin(async { Ok::<(), chaos_core::Error>(()) })
+    })
+    .unwrap();
+}
+
+/// `CHAOS_KEEP=1` with the harness (the macro): its shared cluster is never
+/// dropped, so it says at first use where it is and how to remove it; the
+/// cluster outlives the test process, and that command removes it.
+#[test]
+fn the_shared_cluster_says_where_it_is_kept() {
+    let work = std::env::temp_dir().join(format!("chaos-test-macro-keep-{}", std::process::id()));
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "helper_run_and_keep",
+            "--ignored",
+            "--test-threads=1",
+        ])
+        .env("CHAOS_KEEP", "1")
+        .env("CHAOS_WORK_DIR", &work)
+        .output()
+        .expect("helper runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let notice = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("CHAOS_KEEP=1: the local cluster at "))
+        .unwrap_or_else(|| panic!("no notice on stderr: {stderr}"));
+    let (dir, command) = notice
+        .split_once(" will be kept when these tests end (processes left running); remove it with: ")
+        .unwrap_or_else(|| panic!("no removal command in {notice:?}"));
+    let dir = std::path::PathBuf::from(dir);
+    let kept = dir.exists();
+    let removed = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .status();
+    let _ = std::fs::remove_dir_all(&work);
+    assert!(out.status.success(), "helper failed:\n{stderr}");
+    assert!(
+        dir.starts_with(&work) && kept,
+        "{} was not kept",
+        dir.display()
+    );
+    assert!(removed.is_ok_and(|s| s.success()), "{command} failed");
+    assert!(!dir.exists(), "{} left after {command}", dir.display());
+}

@@ -68,7 +68,11 @@ pub(crate) async fn healthy_target(which: Resolved) -> Result<Arc<dyn Target>> {
         }
     }
     let target: Arc<dyn Target> = match which {
-        Resolved::Local(nodes) => Arc::new(LocalCluster::builder().nodes(nodes).start().await?),
+        Resolved::Local(nodes) => {
+            let cluster = LocalCluster::builder().nodes(nodes).start().await?;
+            cluster.announce_kept();
+            Arc::new(cluster)
+        }
         Resolved::External => {
             let t = ExternalCluster::from_env()?;
             t.wait_healthy(Duration::from_secs(90)).await?;

@@ -1234,6 +1234,24 @@ impl LocalCluster {
         })
     }
 
+    /// With `CHAOS_KEEP=1`, says now on stderr where this cluster is and how
+    /// to remove it, for a cluster that is never dropped (the test harness's
+    /// shared one: its watchdog keeps it when the process exits, silently).
+    /// Does nothing otherwise.
+    pub(crate) fn announce_kept(&self) {
+        if !process::keep_requested() {
+            return;
+        }
+        let msg = format!(
+            "CHAOS_KEEP=1: the local cluster at {} will be kept when these tests end \
+             (processes left running); remove it with: {}",
+            self.dir().display(),
+            process::remove_command(self.dir())
+        );
+        tracing::warn!("{msg}");
+        let _ = writeln!(std::io::stderr().lock(), "{msg}");
+    }
+
     /// How the boot went (set once [`LocalClusterBuilder::start`] returned it).
     pub fn boot_timings(&self) -> Option<&BootTimings> {
         self.inner.boot.get()
