@@ -30,6 +30,8 @@ chaos-cluster = { max-threads = 1 }
 filter = 'kind(test)'
 test-group = 'chaos-cluster'
 slow-timeout = { period = "60s", terminate-after = 10 }
+# Show a passing test's output too: its one-line figures (chaos: … PASSED — RTO …).
+success-output = "immediate"
 "#;
 
 const FAILOVER_RS: &str = r#"use std::time::Duration;
@@ -225,6 +227,18 @@ fn readme_nextest_config_runs_a_users_failover_tests_one_at_a_time() {
                 .iter()
                 .any(|(_, name)| name.ends_with(&format!("failover {test}"))),
             "nextest did not report {test} as passed:\n{}",
+            run.text
+        );
+    }
+    // …with its one-line figures, which nextest shows for passing tests only
+    // as the README's settings ask (success-output).
+    for test in TESTS {
+        assert!(
+            run.text
+                .lines()
+                .any(|l| l.trim_start().starts_with("chaos: ")
+                    && l.contains(&format!("{test} PASSED — RTO"))),
+            "no figures of {test} in nextest's output:\n{}",
             run.text
         );
     }

@@ -73,9 +73,30 @@ pub struct WriteCounts {
     pub indeterminate_found: u64,
     /// Indeterminate writes that turned out not committed.
     pub indeterminate_missing: u64,
+    /// Indeterminate writes whose outcome nothing can check: an application's
+    /// operation that failed without telling which row it meant (a workload
+    /// learns a write's identity only from its reply). Neither committed nor
+    /// not: unknown. Absent (0) in reports written before it existed.
+    #[serde(default)]
+    pub indeterminate_unknown: u64,
     /// Writes reported as failed that are present nevertheless (the server said
     /// "error" but committed): a client-visible anomaly, not a loss.
     pub failed_but_present: u64,
+}
+
+impl WriteCounts {
+    /// What became of the indeterminate writes, in words: `2 committed, 1
+    /// not`, with `, 3 unknown` when some could not be checked.
+    pub fn indeterminate_outcomes(&self) -> String {
+        let mut text = format!(
+            "{} committed, {} not",
+            self.indeterminate_found, self.indeterminate_missing
+        );
+        if self.indeterminate_unknown > 0 {
+            text.push_str(&format!(", {} unknown", self.indeterminate_unknown));
+        }
+        text
+    }
 }
 
 /// When a fault was in effect, as the measurement needs it.
@@ -152,6 +173,18 @@ pub struct Measurement {
 }
 
 impl Measurement {
+    /// The same measurement for writes whose indeterminate outcomes cannot be
+    /// checked (a workload's, see [`WriteCounts::indeterminate_unknown`]):
+    /// those count as unknown, not as missing or committed.
+    #[must_use]
+    pub fn with_indeterminate_unknown(mut self) -> Self {
+        let w = &mut self.writes;
+        w.indeterminate_unknown += w.indeterminate_found + w.indeterminate_missing;
+        w.indeterminate_found = 0;
+        w.indeterminate_missing = 0;
+        self
+    }
+
     /// Measures `history` over `window` against `faults` (in injection order),
     /// given the set of rows `found` after recovery.
     pub fn compute(
@@ -487,6 +520,26 @@ mod tests {
         assert_eq!(m.writes.indeterminate_found, 1);
         assert_eq!(m.writes.indeterminate_missing, 1);
         assert_eq!(m.writes.lost, 0, "indeterminate writes never count as lost");
+        assert_eq!(m.writes.indeterminate_outcomes(), "1 committed, 1 not");
+        // A workload's indeterminate writes cannot be looked for: unknown.
+        let w = m.with_indeterminate_unknown().writes;
+        assert_eq!(
+            (
+                w.indeterminate,
+                w.indeterminate_found,
+                w.indeterminate_missing,
+                w.indeterminate_unknown
+            ),
+            (2, 0, 0, 2)
+        );
+        assert_eq!(w.indeterminate_outcomes(), "0 committed, 0 not, 2 unknown");
+        // Reports written before the field existed read as 0 unknown.
+        let old: WriteCounts = serde_json::from_str(
+            r#"{"attempted":1,"acknowledged":0,"failed":0,"indeterminate":1,"lost":0,
+                "indeterminate_found":0,"indeterminate_missing":1,"failed_but_present":0}"#,
+        )
+        .unwrap();
+        assert_eq!(old.indeterminate_unknown, 0);
     }
 
     #[test]

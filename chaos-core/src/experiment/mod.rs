@@ -644,7 +644,13 @@ impl Experiment {
                 },
                 None => (acknowledged_ids(&history), Ok(false)),
             };
-            let measurement = Measurement::compute(&history, spans, window, &found);
+            // Its gaps over its own active window: a workload stopped early
+            // (or started late) was not out of service after (or before) it.
+            let window = active_window(&history, window);
+            // A workload learns a write's identity only from its reply: an
+            // indeterminate operation has none to look for.
+            let measurement =
+                Measurement::compute(&history, spans, window, &found).with_indeterminate_unknown();
             out.push(WorkloadDraft {
                 summary,
                 measurement,
@@ -677,6 +683,20 @@ impl Experiment {
                 "could not check the synchronous replication settings: {e}"
             )],
         }
+    }
+}
+
+/// The part of the run's measured `window` in which a series made attempts:
+/// from its first attempt's start to its last attempt's end, within `window`.
+fn active_window(history: &crate::probe::History, window: Window) -> Window {
+    let first = history.attempts.iter().map(|a| a.started).min();
+    let last = history.attempts.iter().map(|a| a.finished).max();
+    match (first, last) {
+        (Some(first), Some(last)) => Window {
+            start: window.start.max(first).min(window.end),
+            end: window.end.min(last).max(window.start),
+        },
+        _ => window,
     }
 }
 
@@ -779,5 +799,58 @@ async fn report_progress(
         };
         f(&p);
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::{Attempt, History, Outcome};
+
+    fn attempt(started: Instant, finished: Instant) -> Attempt {
+        Attempt {
+            writer: 1,
+            seq: 1,
+            started,
+            finished,
+            outcome: Outcome::Failed { sqlstate: None },
+            connected: None,
+        }
+    }
+
+    #[test]
+    fn a_series_is_measured_over_its_own_active_window() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let window = Window {
+            start: at(1_000),
+            end: at(10_000),
+        };
+        let history = |attempts| History {
+            run_id: "r".into(),
+            interval: Duration::from_millis(10),
+            origin: (t0, std::time::SystemTime::now()),
+            attempts,
+        };
+        // Started late, stopped early: its own span.
+        let h = history(vec![
+            attempt(at(2_000), at(2_010)),
+            attempt(at(5_000), at(5_005)),
+        ]);
+        assert_eq!(
+            active_window(&h, window),
+            Window {
+                start: at(2_000),
+                end: at(5_005)
+            }
+        );
+        // Attempts beyond the window do not widen it.
+        let h = history(vec![
+            attempt(at(500), at(510)),
+            attempt(at(9_990), at(12_000)),
+        ]);
+        assert_eq!(active_window(&h, window), window);
+        // No attempt at all: the run's window.
+        assert_eq!(active_window(&history(Vec::new()), window), window);
     }
 }

@@ -833,14 +833,12 @@ impl fmt::Display for Report {
         }
         writeln!(
             f,
-            "  writes      {} attempted, {} acknowledged, {} failed, {} indeterminate \
-             ({} committed, {} not)",
+            "  writes      {} attempted, {} acknowledged, {} failed, {} indeterminate ({})",
             w.attempted,
             w.acknowledged,
             w.failed,
             w.indeterminate,
-            w.indeterminate_found,
-            w.indeterminate_missing
+            w.indeterminate_outcomes()
         )?;
         let allowed = match (self.slo.max_lost_writes, self.slo.max_lost_window_ms) {
             (_, Some(win)) => format!("window {}", fmt_duration(from_ms(win))),

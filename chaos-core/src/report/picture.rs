@@ -1622,10 +1622,7 @@ fn figures_table(b: &mut String, r: &Report) {
     ));
     rows.push((
         "indeterminate".into(),
-        format!(
-            "{} ({} committed, {} not)",
-            w_.indeterminate, w_.indeterminate_found, w_.indeterminate_missing
-        ),
+        format!("{} ({})", w_.indeterminate, w_.indeterminate_outcomes()),
     ));
     rows.push((
         "split-brain".into(),
