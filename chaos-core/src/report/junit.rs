@@ -151,6 +151,36 @@ fn case(report: &Report, suite: &str) -> TestCase {
             ms(Some(p.ms)),
         ));
     }
+    // Each of the application's own workloads, beside the probe's figures;
+    // `slo_on` names the one the RTO was judged on.
+    for w in &report.workloads {
+        let key = |what: &str| format!("workload_{}_{what}", w.name);
+        for (k, v) in [
+            (key("rto_ms"), ms(w.rto_ms)),
+            (key("write_gap_ms"), ms(w.write_gap_ms)),
+            (
+                key("acknowledged_writes"),
+                w.writes.acknowledged.to_string(),
+            ),
+            (
+                key("indeterminate_writes"),
+                w.writes.indeterminate.to_string(),
+            ),
+            (
+                key("lost_writes"),
+                if w.verified {
+                    w.lost.len().to_string()
+                } else {
+                    "unverified".into()
+                },
+            ),
+        ] {
+            case.add_property(Property::new(k, v));
+        }
+        if w.slo {
+            case.add_property(Property::new("slo_on", w.name.clone()));
+        }
+    }
     case.set_system_out(report.to_string());
     case
 }

@@ -1092,6 +1092,43 @@ mod tests {
     }
 
     #[test]
+    fn junit_carries_each_workloads_figures_and_the_series_judged() {
+        let mut report = sample();
+        report.workloads.push(WorkloadRecord {
+            name: "orders".into(),
+            slo: true,
+            verified: true,
+            rto_ms: Some(5742.0),
+            fault_rto_ms: vec![Some(5742.0)],
+            write_gap_ms: Some(5750.5),
+            median_latency_ms: 2.0,
+            p99_latency_ms: 9.0,
+            writes: WriteCounts {
+                attempted: 10,
+                acknowledged: 7,
+                indeterminate: 1,
+                ..WriteCounts::default()
+            },
+            lost: vec!["42".into()],
+            errors: Vec::new(),
+            panics: Vec::new(),
+            history: Vec::new(),
+        });
+        let xml = junit::to_xml(&report, "suite").expect("xml");
+        for (name, value) in [
+            ("workload_orders_rto_ms", "5742.000"),
+            ("workload_orders_write_gap_ms", "5750.500"),
+            ("workload_orders_acknowledged_writes", "7"),
+            ("workload_orders_indeterminate_writes", "1"),
+            ("workload_orders_lost_writes", "1"),
+            ("slo_on", "orders"),
+        ] {
+            let prop = format!(r#"<property name="{name}" value="{value}"/>"#);
+            assert!(xml.contains(&prop), "{prop} missing from {xml}");
+        }
+    }
+
+    #[test]
     fn failures_other_than_the_slo_name_their_cause() {
         let mut report = sample();
         report.add_failure(FailureKind::Panic, "test body panicked: boom");
