@@ -631,18 +631,15 @@ fn the_shared_cluster_says_where_it_is_kept() {
         .output()
         .expect("helper runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let notice = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("CHAOS_KEEP=1: the local cluster at "))
-        .unwrap_or_else(|| panic!("no notice on stderr: {stderr}"));
-    let (dir, command) = notice
-        .split_once(" will be kept when these tests end (processes left running); remove it with: ")
-        .unwrap_or_else(|| panic!("no removal command in {notice:?}"));
-    let dir = std::path::PathBuf::from(dir);
+    let (dir, command) = chaos_tests::kept_notice(
+        &stderr,
+        "CHAOS_KEEP=1: the local cluster at ",
+        " will be kept when these tests end (processes left running); remove it with: ",
+    );
     let kept = dir.exists();
     let removed = std::process::Command::new("sh")
         .arg("-c")
-        .arg(command)
+        .arg(&command)
         .status();
     let _ = std::fs::remove_dir_all(&work);
     assert!(out.status.success(), "helper failed:\n{stderr}");

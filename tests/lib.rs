@@ -53,6 +53,20 @@ impl SharedCluster {
     }
 }
 
+/// The `CHAOS_KEEP=1` notice in `stderr`: the line starting with `prefix`,
+/// split at `middle` into the kept cluster's directory and the command that
+/// removes it. Panics, showing `stderr`, when there is no such line.
+pub fn kept_notice(stderr: &str, prefix: &str, middle: &str) -> (std::path::PathBuf, String) {
+    let notice = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no notice on stderr: {stderr}"));
+    let (dir, command) = notice
+        .split_once(middle)
+        .unwrap_or_else(|| panic!("no removal command in {notice:?}"));
+    (std::path::PathBuf::from(dir), command.to_string())
+}
+
 /// Whether this process runs as root (network and disk faults need it).
 pub fn is_root() -> bool {
     nix::unistd::Uid::effective().is_root()

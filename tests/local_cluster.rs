@@ -834,16 +834,13 @@ async fn a_kept_cluster_stays_until_removed_by_hand() {
     .await
     .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let notice = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("CHAOS_KEEP=1: kept the local cluster at "))
-        .unwrap_or_else(|| panic!("no notice on stderr: {stderr}"));
-    let (dir, command) = notice
-        .split_once(" (processes still running); remove it with: ")
-        .unwrap_or_else(|| panic!("no removal command in {notice:?}"));
-    let dir = PathBuf::from(dir);
+    let (dir, command) = chaos_tests::kept_notice(
+        &stderr,
+        "CHAOS_KEEP=1: kept the local cluster at ",
+        " (processes still running); remove it with: ",
+    );
     // Removed whatever happens next, a failed helper included.
-    let remove = RunOnDrop(command.to_string());
+    let remove = RunOnDrop(command);
     assert!(
         out.status.success(),
         "helper failed:\n{}\n{stderr}",
