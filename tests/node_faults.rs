@@ -411,3 +411,112 @@ fn a_switchover_to_an_asynchronous_replica_is_refused_with_patronis_reason() {
         }
     });
 }
+
+/// A primary paused past the ttl, whichever node it is: the probe connects to
+/// every host of the multi-host DSN at once, so its RTO ends with the
+/// promotion and the routing (its `first_write` phase stays short) wherever
+/// the paused node is listed. An application that tries the hosts in turn
+/// (tokio-postgres, like libpq, on the same DSN) is measured beside it as a
+/// workload: when the paused node is listed first, every connection of the
+/// application hangs on it until the pause ends.
+#[test]
+fn a_paused_primary_gives_the_same_rto_whichever_node_it_is() {
+    with_cluster(|cluster| async move {
+        // Past the promotion (ttl 5 s, then the replicas' calls to the
+        // paused leader's REST API time out: ~6.5-8 s here).
+        let hold = Duration::from_secs(11);
+        let hosts: Vec<String> = cluster.nodes().iter().map(|n| n.name.clone()).collect();
+        let mut seen = Vec::new();
+        while seen.len() < 5 {
+            let victim = cluster.primary().await.unwrap();
+            let listed = hosts.iter().position(|h| *h == victim).unwrap();
+            let dsn = cluster.rw_dsn();
+            let app = Workload::new("in_turn", move |_op| {
+                let dsn = dsn.clone();
+                async move {
+                    let config: tokio_postgres::Config = dsn.parse().unwrap();
+                    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+                    tokio::spawn(connection);
+                    let row = client
+                        .query_one(
+                            "INSERT INTO node_faults_in_turn DEFAULT VALUES RETURNING id",
+                            &[],
+                        )
+                        .await?;
+                    Ok(Some(row.get::<_, i64>(0).to_string()))
+                }
+            })
+            .paced(Duration::from_millis(50))
+            .op_timeout(Duration::from_secs(2));
+            chaos_core::pg::connect(&cluster.rw_dsn(), Duration::from_secs(5))
+                .await
+                .unwrap()
+                .batch_execute(
+                    "CREATE TABLE IF NOT EXISTS node_faults_in_turn (id bigserial PRIMARY KEY)",
+                )
+                .await
+                .unwrap();
+            let report = Scenario::new("node_faults_pause_each_node")
+                .slo(Slo::max_rto(Duration::from_secs(30)))
+                .warmup(Duration::from_secs(1))
+                .hold(hold)
+                .write_report(false)
+                .configure(|e| e.workload(app))
+                .run(&cluster, PauseNode::primary())
+                .await
+                .expect("scenario runs");
+            println!("{}", report.summary_line());
+            assert_eq!(report.writes.lost, 0, "{report}");
+            let rto = report.rto_ms.expect("the probe recovered");
+            let first_write = report
+                .phases
+                .iter()
+                .find(|p| p.name == "first_write")
+                .map(|p| p.ms)
+                .expect("phases");
+            let app_rto = report.workloads[0]
+                .rto_ms
+                .expect("the application recovered");
+            println!(
+                "paused {victim} (listed {}): probe RTO {rto:.0} ms (first write {first_write:.0} ms \
+                 after routing), in-turn application RTO {app_rto:.0} ms",
+                listed + 1
+            );
+            seen.push((listed, rto, first_write, app_rto));
+            cluster.wait_healthy(Duration::from_secs(60)).await.unwrap();
+            let first_listed = seen.iter().any(|s| s.0 == 0);
+            if seen.len() >= 3 && first_listed && seen.iter().any(|s| s.0 > 0) {
+                break;
+            }
+        }
+        println!("pauses (listed position, probe RTO, first write, application RTO): {seen:?}");
+        for &(listed, rto, first_write, app_rto) in &seen {
+            // The probe: a write within a second of the routing, wherever the
+            // paused node was listed (it took until the pause ended, 11 s,
+            // when the attempt waited on the paused host first).
+            assert!(
+                first_write < 1000.0,
+                "listed {listed}: the probe's first write came {first_write:.0} ms after the \
+                 routing (RTO {rto:.0} ms): {seen:?}"
+            );
+            if listed == 0 {
+                // The application tries the paused host first and waits on it.
+                assert!(
+                    app_rto > rto + 1500.0,
+                    "an in-turn client with the paused host first recovered with the probe: \
+                     {seen:?}"
+                );
+            }
+        }
+        let spread = seen.iter().map(|s| s.2).fold(0.0, f64::max)
+            - seen.iter().map(|s| s.2).fold(f64::INFINITY, f64::min);
+        assert!(
+            spread < 1000.0,
+            "first write after routing varies by {spread:.0} ms: {seen:?}"
+        );
+        assert!(
+            seen.iter().any(|s| s.0 == 0) && seen.iter().any(|s| s.0 > 0),
+            "never paused both the first-listed node and another: {seen:?}"
+        );
+    });
+}

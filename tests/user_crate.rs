@@ -163,7 +163,19 @@ fn run_cargo(dir: &Path, target: &Path, args: &[&str], offline: bool, limit: Dur
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let text = fs::read_to_string(&log).unwrap_or_default();
+    // Cargo's build lines would push what matters (nextest's own lines and a
+    // failing test's output) out of a CI log that shows only part of it.
+    let text: String = fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| {
+            let l = l.trim_start();
+            !(l.starts_with("Compiling ")
+                || l.starts_with("Downloaded ")
+                || l.starts_with("Locking "))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
     assert!(
         status.is_some(),
         "cargo nextest {args:?} did not finish within {limit:?}:\n{text}"

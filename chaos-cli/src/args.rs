@@ -680,7 +680,11 @@ fn fault_help(kind: FaultKind) -> &'static str {
     match kind {
         FaultKind::KillPrimary => "SIGKILL the primary (a lost node)",
         FaultKind::StopPrimary => "stop the primary cleanly (a hand-over)",
-        FaultKind::FreezePrimary => "SIGSTOP the primary (a stalled machine); use with --hold",
+        FaultKind::FreezePrimary => {
+            "SIGSTOP the primary's PostgreSQL (a stalled machine); with --hold shorter than \
+             the ttl an outage of known length, without it held until a failover recovers \
+             the service, then thawed"
+        }
         FaultKind::FreezeReplicas => "SIGSTOP every standby (synchronous commits wait)",
         FaultKind::IsolatePrimary => {
             "drop the primary's packets to and from the other nodes and etcd (root); use with --hold"

@@ -328,13 +328,12 @@ fn help_shows_the_defaults_and_examples() {
 fn local_runs_exit_by_their_verdict_and_write_reports() {
     let dir = report_dir("local");
     let dir_arg = dir.display().to_string();
-    let freeze = |max_rto: &str, name: &str| {
-        run(chaos(&[
-            "run",
-            "--fault",
-            "freeze-primary",
-            "--hold",
-            "1s",
+    let freeze = |hold: Option<&str>, max_rto: &str, name: &str| {
+        let mut args = vec!["run", "--fault", "freeze-primary"];
+        if let Some(hold) = hold {
+            args.extend(["--hold", hold]);
+        }
+        args.extend([
             "--max-rto",
             max_rto,
             "--warmup",
@@ -343,10 +342,11 @@ fn local_runs_exit_by_their_verdict_and_write_reports() {
             &dir_arg,
             "--name",
             name,
-        ]))
+        ]);
+        run(chaos(&args))
     };
 
-    let (code, out, err) = freeze("10s", "cli_pass");
+    let (code, out, err) = freeze(Some("1s"), "10s", "cli_pass");
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
     assert!(out.contains("chaos report: cli_pass — PASSED"), "{out}");
     assert!(err.contains("booting a 3-node"), "{err}");
@@ -365,11 +365,27 @@ fn local_runs_exit_by_their_verdict_and_write_reports() {
     assert_eq!(json["target"]["kind"], "local", "{json}");
     assert!(dir.join("cli_pass.xml").is_file());
 
-    let (code, out, err) = freeze("1ms", "cli_fail");
+    // Without --hold a freeze lasts until the service has recovered, by a
+    // failover (Patroni's leader key expires while PostgreSQL is frozen),
+    // and is thawed then: the RTO is the failover's, not the freeze's.
+    let (code, out, err) = freeze(None, "1ms", "cli_fail");
     assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
     assert!(out.contains("FAILED"), "{out}");
     assert!(out.contains("exceeds max_rto 0.001s"), "{out}");
-    assert_eq!(read_json(&dir.join("cli_fail.json"))["passed"], false);
+    let json = read_json(&dir.join("cli_fail.json"));
+    assert_eq!(json["passed"], false);
+    let fault = &json["faults"][0];
+    let rto = json["rto_ms"].as_f64().expect("recovered");
+    let healed = fault["healed_at"].as_str().expect("thawed");
+    assert!(healed >= fault["injected_at"].as_str().unwrap(), "{json}");
+    let timelines: std::collections::BTreeSet<u64> = json["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["timeline"].as_u64())
+        .collect();
+    assert!(timelines.len() >= 2, "no failover: timelines {timelines:?}");
+    assert!(rto < 30_000.0, "RTO {rto} ms: {out}");
 
     let _ = std::fs::remove_dir_all(&dir);
 }

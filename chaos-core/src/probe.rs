@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
+pub use crate::pg::Hosts;
 use crate::pg::{self, Failure};
 use crate::{Error, Result};
 
@@ -116,7 +117,12 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Settings of a [`WriteProbe`]. `Default`: [`DEFAULT_WRITERS`] writers, one
 /// write every [`DEFAULT_INTERVAL`] each, each writer on one connection it
-/// keeps until a write fails, hosts of a multi-host DSN tried in order.
+/// keeps until a write fails; a writer that (re)connects through a multi-host
+/// DSN tries every host at once and writes through the first that accepts
+/// writes ([`Hosts::Race`]), so that the RTO it measures is the service's, not
+/// the host order's. What an application's own client does instead (hosts in
+/// turn, a hung host first) is measured by a [`Workload`](crate::workload::Workload)
+/// that connects as the application does, or by [`ProbeConfig::hosts`].
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct ProbeConfig {
@@ -126,6 +132,7 @@ pub struct ProbeConfig {
     commit_timeout: Duration,
     reconnect_each_write: bool,
     load_balance_hosts: bool,
+    hosts: Hosts,
 }
 
 impl Default for ProbeConfig {
@@ -137,6 +144,7 @@ impl Default for ProbeConfig {
             commit_timeout: Duration::from_secs(5),
             reconnect_each_write: false,
             load_balance_hosts: false,
+            hosts: Hosts::Race,
         }
     }
 }
@@ -154,7 +162,7 @@ impl ProbeConfig {
         self
     }
 
-    /// Client-side deadline for (re)connecting (default 2 s).
+    /// Client-side deadline for (re)connecting to each host (default 2 s).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -181,16 +189,31 @@ impl ProbeConfig {
         self
     }
 
-    /// Whether a writer tries the hosts of a multi-host DSN in random order
-    /// whenever it connects, instead of in the order listed (default off):
-    /// libpq's `load_balance_hosts=random` (PostgreSQL 16 clients, pgJDBC's
-    /// `loadBalanceHosts`), which the probe adds to the DSN. With
-    /// `target_session_attrs=read-write` a connection still ends on a server
-    /// that accepts writes, but on any of them when there are several.
-    /// Combine with [`reconnect_each_write`](Self::reconnect_each_write) to
-    /// spread every write.
+    /// Whether a writer tries the hosts of a multi-host DSN one after the
+    /// other in random order whenever it connects (default off): libpq's
+    /// `load_balance_hosts=random` (PostgreSQL 16 clients, pgJDBC's
+    /// `loadBalanceHosts`), which the probe adds to the DSN; implies
+    /// [`Hosts::InTurn`]. With `target_session_attrs=read-write` a connection
+    /// still ends on a server that accepts writes, but on any of them when
+    /// there are several. Combine with
+    /// [`reconnect_each_write`](Self::reconnect_each_write) to spread every
+    /// write.
     pub fn load_balance_hosts(mut self, enabled: bool) -> Self {
         self.load_balance_hosts = enabled;
+        if enabled {
+            self.hosts = Hosts::InTurn;
+        }
+        self
+    }
+
+    /// How a writer picks among the hosts of a multi-host DSN when it
+    /// (re)connects (default [`Hosts::Race`]: all at once, the first that
+    /// accepts writes). [`Hosts::InTurn`] connects as libpq does, one host
+    /// after the other: a paused or frozen host listed first then holds every
+    /// attempt for [`connect_timeout`](Self::connect_timeout), and the RTO
+    /// depends on where the primary was in the list.
+    pub fn hosts(mut self, hosts: Hosts) -> Self {
+        self.hosts = hosts;
         self
     }
 
@@ -455,7 +478,13 @@ impl Writer {
     async fn attempt(&self, session: &mut Option<Session>, seq: u64) -> (Outcome, Option<Instant>) {
         let mut connected = None;
         if session.as_ref().is_none_or(|(c, _)| c.is_closed()) {
-            match pg::connect_with_notices(&self.dsn, self.config.connect_timeout).await {
+            match pg::connect_with_notices(
+                &self.dsn,
+                self.config.connect_timeout,
+                self.config.hosts,
+            )
+            .await
+            {
                 Ok(s) => {
                     *session = Some(s);
                     connected = Some(Instant::now());
@@ -608,7 +637,7 @@ mod tests {
     #[test]
     fn the_default_probe_keeps_its_connections_and_host_order() {
         let c = ProbeConfig::default();
-        assert!(!c.reconnect_each_write && !c.load_balance_hosts);
+        assert!(!c.reconnect_each_write && !c.load_balance_hosts && c.hosts == Hosts::Race);
         let c = c.reconnect_each_write(true).load_balance_hosts(true);
         assert!(c.reconnect_each_write && c.load_balance_hosts);
     }
