@@ -302,3 +302,56 @@ async fn bad_input_is_refused_and_guards_remove_every_rule() {
     );
     c.wait_healthy(Duration::from_secs(90)).await.unwrap();
 }
+
+/// Packet loss measured by the pipeline: a degrading fault is reported as a
+/// slowdown with its latency figures (before, during, after), and its RTO is
+/// that of an outage it caused, if any — not the time from injection to the
+/// end of the longest gap, which a `max_rto` of 2 s would have failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packet_loss_is_reported_as_a_slowdown_with_latency_figures() {
+    init_tracing();
+    if !is_root() {
+        return;
+    }
+    let (_turn, c) = healthy_turn().await;
+    let report = Scenario::new("links_loss_slowdown")
+        .slo(Slo::max_rto(Duration::from_secs(2)))
+        .warmup(Duration::from_secs(1))
+        .hold(Duration::from_secs(3))
+        .write_report(false)
+        .run(c, PacketLoss::primary(30.0).from_dcs(false))
+        .await
+        .expect("the scenario runs");
+    println!("{report}");
+    let fault = &report.faults[0];
+    let s = fault.slowdown.expect("a degrading fault has a slowdown");
+    println!("packet loss 30 %: {}", s.describe());
+    assert!(s.before.count > 0 && s.during.count > 0, "{s:?}");
+    assert!(s.after.is_some_and(|a| a.count > 0), "{s:?}");
+    // Lost packets wait for a retransmission (≥ 200 ms on Linux).
+    assert!(
+        s.during.p99_ms > s.before.p99_ms + 100.0,
+        "the loss did not show in the commit latency: {s:?}"
+    );
+    match (s.outage, fault.rto_ms) {
+        (false, rto) => {
+            assert_eq!(rto, None, "{report}");
+            assert!(report.summary().contains("no outage"), "{report}");
+            // A stall longer than max_rto without failures is said.
+            assert_eq!(
+                s.longest_gap_ms > 2000.0,
+                report
+                    .warnings
+                    .iter()
+                    .any(|w| w.contains("no write was acknowledged")),
+                "{report}"
+            );
+        }
+        // Writes failed for a while: the RTO is that outage's, shorter than
+        // the hold.
+        (true, Some(rto)) => assert!(rto < 3000.0, "{report}"),
+        (true, None) => panic!("never recovered: {report}"),
+    }
+    assert_eq!(report.writes.lost, 0, "{report}");
+    c.wait_healthy(Duration::from_secs(90)).await.unwrap();
+}

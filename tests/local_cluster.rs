@@ -254,6 +254,7 @@ async fn verification_counts_exactly_the_deleted_acknowledged_writes() {
     let spans = [FaultSpan {
         injected: fault_at,
         healed: None,
+        degrades: false,
     }];
     let window = Window {
         start: probe_started,

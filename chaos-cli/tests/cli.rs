@@ -435,9 +435,9 @@ fn a_disk_throttle_with_its_rate_runs_from_the_command_line() {
         "--fault",
         "throttle-primary-disk=64KiB/s",
         "--hold",
-        "2s",
+        "3s",
         "--max-rto",
-        "30s",
+        "2s",
         "--warmup",
         "1s",
         "--nodes",
@@ -456,6 +456,25 @@ fn a_disk_throttle_with_its_rate_runs_from_the_command_line() {
         "{json}"
     );
     assert_eq!(json["writes"]["lost"], 0, "{json}");
+    // Commits slowed down (the throttle really held the WAL writes back) but
+    // went through: a slowdown with its latency figures, and no RTO held to
+    // max_rto 2s for an outage that did not happen.
+    let slowdown = &fault["slowdown"];
+    let factor = slowdown["factor"].as_f64().expect("a slowdown");
+    println!(
+        "throttle: {}",
+        out.lines().find(|l| l.contains("slowdown")).unwrap_or("")
+    );
+    assert!(factor > 3.0, "commits barely slowed: {slowdown}");
+    assert!(
+        slowdown["during"]["p50_ms"].as_f64() > slowdown["before"]["p50_ms"].as_f64(),
+        "{slowdown}"
+    );
+    assert!(slowdown["after"]["count"].as_u64() > Some(0), "{slowdown}");
+    if slowdown["outage"] == false {
+        assert!(json["rto_ms"].is_null(), "{json}");
+        assert!(out.contains("no outage"), "{out}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -76,6 +76,21 @@ impl FaultKind {
         }
     }
 
+    /// Whether the fault degrades the service rather than takes it away: a
+    /// throttled disk, packet loss, limited bandwidth, added latency. Writes
+    /// may only slow down; the report gives such a fault latency figures
+    /// (a [`Slowdown`](crate::verify::Slowdown)) and an RTO only for an outage
+    /// it caused (writes that failed or got no reply).
+    pub fn degrades(self) -> bool {
+        matches!(
+            self,
+            FaultKind::ThrottlePrimaryDisk
+                | FaultKind::PrimaryPacketLoss
+                | FaultKind::PrimaryBandwidth
+                | FaultKind::PrimaryLatency
+        )
+    }
+
     /// The environment variable that gives an external target the command for
     /// this fault, e.g. `CHAOS_KILL_PRIMARY_CMD`.
     pub fn env_var(self) -> String {

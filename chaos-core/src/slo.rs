@@ -114,6 +114,9 @@ impl Slo {
                         fmt_duration(rto)
                     )),
                     Some(_) => {}
+                    // A degrading fault under which every write went through,
+                    // only slower: a slowdown, not an outage.
+                    None if !f.outage => {}
                     None => violations.push(format!(
                         "no write that started after the fault{which} was acknowledged: the \
                          service did not recover (max_rto {max})"
@@ -199,6 +202,8 @@ mod tests {
         Measurement {
             faults: vec![FaultOutage {
                 rto: rto.map(Duration::from_millis),
+                outage: true,
+                slowdown: None,
                 outage_start: now,
                 recovered_at: None,
             }],

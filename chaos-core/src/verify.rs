@@ -106,6 +106,9 @@ pub struct FaultSpan {
     pub injected: Instant,
     /// Monotonic time it was healed, if it was.
     pub healed: Option<Instant>,
+    /// A degrading fault ([`FaultKind::degrades`](crate::fault::FaultKind::degrades)):
+    /// measured as a [`Slowdown`], with an RTO only for an outage it caused.
+    pub degrades: bool,
 }
 
 /// The measured stretch of a run: from the end of the warm-up to the moment
@@ -119,16 +122,72 @@ pub struct Window {
 }
 
 /// What one fault did to the service.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FaultOutage {
     /// From the fault to the first acknowledged write that started after the
-    /// outage it caused began. `None`: the service never came back.
+    /// outage it caused began; for a degrading fault, the outage's own length
+    /// (from the last acknowledgement before writes failed to the first
+    /// after). `None`: the service never came back, or (a degrading fault,
+    /// [`outage`](Self::outage) false) there was no outage.
     pub rto: Option<Duration>,
+    /// Whether the fault caused an outage: always for a fault that is not
+    /// degrading; for a degrading one, whether some write failed or got no
+    /// reply in a stretch without acknowledgements longer than the
+    /// resolution (rather than every write acknowledged, only slower).
+    pub outage: bool,
+    /// Commit latency before, during and after a degrading fault.
+    pub slowdown: Option<Slowdown>,
     /// Start of the outage: the last acknowledgement (of a write started after
     /// the fault) before it, or the fault's own time.
     pub outage_start: Instant,
     /// When that first acknowledgement came.
     pub recovered_at: Option<Instant>,
+}
+
+/// Commit latencies of acknowledged writes, by the time they started.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Latency {
+    /// How many writes.
+    pub count: usize,
+    /// Median.
+    pub p50: Duration,
+    /// 99th percentile (nearest rank).
+    pub p99: Duration,
+}
+
+impl Latency {
+    fn of(mut latencies: Vec<Duration>) -> Self {
+        latencies.sort_unstable();
+        let rank = |q: f64| {
+            let n = latencies.len();
+            if n == 0 {
+                return Duration::ZERO;
+            }
+            latencies[((q * n as f64).ceil() as usize).clamp(1, n) - 1]
+        };
+        Latency {
+            count: latencies.len(),
+            p50: rank(0.5),
+            p99: rank(0.99),
+        }
+    }
+}
+
+/// What a degrading fault did to commit latency.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Slowdown {
+    /// Writes started in the measured window before the fault.
+    pub before: Latency,
+    /// Writes started while the fault was in effect (until it was healed, or
+    /// the next fault, or the window's end).
+    pub during: Latency,
+    /// Writes started after it was healed; `None` when it was not.
+    pub after: Option<Latency>,
+    /// `during.p50 / before.p50` (1 without writes to compare).
+    pub factor: f64,
+    /// The longest stretch without an acknowledgement while the fault was in
+    /// effect.
+    pub longest_gap: Duration,
 }
 
 /// A stretch without any acknowledged write.
@@ -141,12 +200,13 @@ pub struct Gap {
 }
 
 /// What the history says about the outages.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Measurement {
     /// Per fault, in the order given.
     pub faults: Vec<FaultOutage>,
-    /// The worst RTO of the faults; `None` when there was no fault or one of
-    /// them never recovered.
+    /// The worst RTO of the faults that caused an outage; `None` when there
+    /// was no fault, none caused an outage (only slowdowns), or one of them
+    /// never recovered.
     pub rto: Option<Duration>,
     /// The longest time without an acknowledged write over the whole window.
     pub write_gap: Option<Gap>,
@@ -276,6 +336,15 @@ impl Measurement {
                     .min()
                     .unwrap_or(window.end)
                     .max(f.injected);
+                if f.degrades {
+                    // "Before": since the previous fault was healed, or from
+                    // the first write (the warm-up's included).
+                    let since = i
+                        .checked_sub(1)
+                        .map_or(Some(history.origin.0), |p| faults[p].healed);
+                    let bounds = (since.unwrap_or(f.injected), next, horizon);
+                    return degraded(f, bounds, attempts, &acks, window, significant);
+                }
                 let mut ends: Vec<Instant> = acks
                     .iter()
                     .filter(|a| a.started >= f.injected)
@@ -301,12 +370,14 @@ impl Measurement {
                 let chosen = longest.or(first);
                 FaultOutage {
                     rto: chosen.map(|(_, e)| e - f.injected),
+                    outage: true,
+                    slowdown: None,
                     outage_start: chosen.map_or(f.injected, |(s, _)| s),
                     recovered_at: chosen.map(|(_, e)| e),
                 }
             })
             .collect();
-        let rto = if outages.is_empty() || outages.iter().any(|o| o.rto.is_none()) {
+        let rto = if outages.iter().any(|o| o.outage && o.rto.is_none()) {
             None
         } else {
             outages.iter().filter_map(|o| o.rto).max()
@@ -333,6 +404,7 @@ impl Measurement {
                 let end = match (o.recovered_at, f.healed) {
                     (Some(r), Some(h)) => r.max(h),
                     (Some(r), None) => r,
+                    (None, Some(h)) if !o.outage => h,
                     (None, _) => window.end,
                 };
                 (f.injected, end)
@@ -372,6 +444,103 @@ impl Measurement {
             lost_window,
             split_brain_writes,
         }
+    }
+}
+
+/// What a degrading fault `f` did (latency "before" from `since`, "during"
+/// until `horizon`, stretches up to the `next` fault): its [`Slowdown`] and, if writes failed or
+/// got no reply for longer than `significant` while it was in effect, the
+/// longest such outage, from the last acknowledgement before it to the first
+/// after it (its RTO).
+fn degraded(
+    f: &FaultSpan,
+    (since, next, horizon): (Instant, Option<Instant>, Instant),
+    attempts: &[Attempt],
+    acks: &[&Attempt],
+    window: Window,
+    significant: Duration,
+) -> FaultOutage {
+    let latencies = |from: Instant, to: Instant| {
+        Latency::of(
+            acks.iter()
+                .filter(|a| a.started >= from && a.started < to)
+                .map(|a| a.finished - a.started)
+                .collect(),
+        )
+    };
+    let before = latencies(since, f.injected);
+    let during = latencies(f.injected, horizon);
+    let after = f
+        .healed
+        .filter(|&h| h < window.end)
+        .map(|h| latencies(h, next.unwrap_or(window.end).max(h)));
+    let mut ends: Vec<Instant> = acks
+        .iter()
+        .filter(|a| a.started >= f.injected)
+        .map(|a| a.finished)
+        .filter(|&e| next.is_none_or(|n| e <= n))
+        .collect();
+    ends.sort_unstable();
+    let mut unacknowledged: Vec<Instant> = attempts
+        .iter()
+        .filter(|a| !a.is_acknowledged() && a.started >= f.injected && a.started < horizon)
+        .map(|a| a.started)
+        .collect();
+    unacknowledged.sort_unstable();
+    let failed_within = |s: Instant, e: Instant| {
+        let i = unacknowledged.partition_point(|&t| t < s);
+        unacknowledged.get(i).is_some_and(|&t| t < e)
+    };
+    let mut longest_gap = Duration::ZERO;
+    let mut outage: Option<(Instant, Instant)> = None;
+    let mut prev = f.injected;
+    for &end in &ends {
+        if prev >= horizon {
+            break;
+        }
+        let stretch = end - prev;
+        longest_gap = longest_gap.max(stretch.min(horizon.saturating_duration_since(prev)));
+        if stretch > significant
+            && failed_within(prev, end)
+            && outage.is_none_or(|(s, e)| stretch > e - s)
+        {
+            outage = Some((prev, end));
+        }
+        prev = end;
+    }
+    // Writes that failed after the last acknowledgement, with none after
+    // them: an outage that never ended.
+    let unrecovered = prev < horizon && failed_within(prev, horizon);
+    if prev < horizon {
+        longest_gap = longest_gap.max(horizon - prev);
+    }
+    let factor = if before.count > 0 && during.count > 0 && !before.p50.is_zero() {
+        during.p50.as_secs_f64() / before.p50.as_secs_f64()
+    } else {
+        1.0
+    };
+    let slowdown = Some(Slowdown {
+        before,
+        during,
+        after,
+        factor,
+        longest_gap,
+    });
+    if unrecovered {
+        return FaultOutage {
+            rto: None,
+            outage: true,
+            slowdown,
+            outage_start: prev,
+            recovered_at: None,
+        };
+    }
+    FaultOutage {
+        rto: outage.map(|(s, e)| e - s),
+        outage: outage.is_some(),
+        slowdown,
+        outage_start: outage.map_or(f.injected, |(s, _)| s),
+        recovered_at: outage.map(|(_, e)| e),
     }
 }
 
@@ -447,6 +616,7 @@ mod tests {
                 .map(|&t| FaultSpan {
                     injected: self.at(t),
                     healed: None,
+                    degrades: false,
                 })
                 .collect();
             let end = self
@@ -461,6 +631,96 @@ mod tests {
             };
             Measurement::compute(&self.history(), &spans, window, found)
         }
+    }
+
+    impl Builder {
+        /// One degrading fault from `injected` to `healed`; the window runs
+        /// from t0 to the last reply.
+        fn measure_degrading(&self, injected: u64, healed: u64) -> Measurement {
+            let spans = [FaultSpan {
+                injected: self.at(injected),
+                healed: Some(self.at(healed)),
+                degrades: true,
+            }];
+            let end = self.attempts.iter().map(|a| a.finished).max().unwrap();
+            let window = Window {
+                start: self.t0,
+                end,
+            };
+            Measurement::compute(&self.history(), &spans, window, &all_acked(self))
+        }
+    }
+
+    /// Writes every 10 ms from `from` to `to` (exclusive), each taking `latency`.
+    fn steady(b: &mut Builder, from: u64, to: u64, latency: u64) {
+        let mut t = from;
+        while t < to {
+            b.ack(t, t + latency, 1);
+            t += 10.max(latency);
+        }
+    }
+
+    #[test]
+    fn a_slowdown_without_failures_has_latency_figures_and_no_rto() {
+        // 3 ms commits, then 250 ms commits during a throttle from 1000 to
+        // 7000 ms (all acknowledged), then 4 ms again.
+        let mut b = Builder::new();
+        steady(&mut b, 0, 1000, 3);
+        steady(&mut b, 1000, 7000, 250);
+        steady(&mut b, 7000, 8000, 4);
+        let m = b.measure_degrading(1000, 7000);
+        let f = &m.faults[0];
+        assert!(!f.outage, "{f:?}");
+        assert_eq!(f.rto, None);
+        assert_eq!(m.rto, None, "no outage, no RTO");
+        let s = f.slowdown.expect("a slowdown");
+        assert_eq!(s.before.p50, ms(3));
+        assert_eq!(s.during.p50, ms(250));
+        assert_eq!(s.during.p99, ms(250));
+        assert_eq!(s.after.map(|a| a.p50), Some(ms(4)));
+        assert!((s.factor - 250.0 / 3.0).abs() < 1e-9, "{}", s.factor);
+        assert_eq!(s.longest_gap, ms(250), "one slow commit after another");
+        let slo = crate::slo::Slo::max_rto(ms(2000));
+        assert!(slo.check_rto(&m).is_empty(), "{:?}", slo.check_rto(&m));
+    }
+
+    #[test]
+    fn an_outage_within_a_degrading_fault_is_measured_from_its_own_start() {
+        // Latency added at 1000 ms; writes fine until 5000, then they fail
+        // until 6500 (an outage of 1.5 s late in the fault), then recover.
+        let mut b = Builder::new();
+        steady(&mut b, 0, 1000, 2);
+        steady(&mut b, 1000, 5000, 20);
+        for t in (5000..6500).step_by(10) {
+            b.fail(t, t + 1);
+        }
+        steady(&mut b, 6500, 9000, 20);
+        let m = b.measure_degrading(1000, 9000);
+        let f = &m.faults[0];
+        assert!(f.outage);
+        // From the last acknowledgement (the write started at 4980 ms,
+        // replied at 5000) to the first after (6520).
+        assert_eq!(f.rto, Some(ms(6520 - 5000)), "{f:?}");
+        assert_eq!(f.outage_start, b.at(5000));
+        assert_eq!(m.rto, f.rto);
+        // Injection-based, it would have been 5.52 s.
+        let slo = crate::slo::Slo::max_rto(ms(2000));
+        assert!(slo.check_rto(&m).is_empty(), "{:?}", slo.check_rto(&m));
+    }
+
+    #[test]
+    fn a_degrading_fault_whose_writes_never_come_back_did_not_recover() {
+        let mut b = Builder::new();
+        steady(&mut b, 0, 1000, 2);
+        for t in (1000..4000).step_by(10) {
+            b.fail(t, t + 1);
+        }
+        let m = b.measure_degrading(1000, 5000);
+        let f = &m.faults[0];
+        assert!(f.outage && f.rto.is_none(), "{f:?}");
+        assert_eq!(m.rto, None);
+        let v = crate::slo::Slo::max_rto(ms(2000)).check_rto(&m);
+        assert!(v.iter().any(|v| v.contains("did not recover")), "{v:?}");
     }
 
     fn all_acked(b: &Builder) -> HashSet<WriteId> {

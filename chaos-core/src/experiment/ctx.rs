@@ -358,6 +358,7 @@ impl FailoverCtx {
             .map(|f| FaultSpan {
                 injected: f.at,
                 healed: f.healed.map(|h| h.0),
+                degrades: f.info.degrades(),
             })
             .collect()
     }

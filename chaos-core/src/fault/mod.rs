@@ -95,6 +95,14 @@ pub struct FaultInfo {
     pub injected_at: Timestamp,
 }
 
+impl FaultInfo {
+    /// Whether this is a degrading fault (see [`FaultKind::degrades`]), by
+    /// its [`kind`](Self::kind).
+    pub fn degrades(&self) -> bool {
+        FaultKind::parse(&self.kind).is_ok_and(FaultKind::degrades)
+    }
+}
+
 /// When and how a fault was healed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Healed {

@@ -151,6 +151,29 @@ fn case(report: &Report, suite: &str) -> TestCase {
             ms(Some(p.ms)),
         ));
     }
+    // A degrading fault's latency figures (the first fault's without a
+    // prefix, others as `fault<N>_…`).
+    for (i, f) in report.faults.iter().enumerate() {
+        let Some(s) = f.slowdown else { continue };
+        let key = |what: &str| match i {
+            0 => what.to_string(),
+            _ => format!("fault{}_{what}", i + 1),
+        };
+        let mut props = vec![
+            (key("slowdown_factor"), format!("{:.2}", s.factor)),
+            (key("outage"), s.outage.to_string()),
+            (key("latency_before_p50_ms"), ms(Some(s.before.p50_ms))),
+            (key("latency_during_p50_ms"), ms(Some(s.during.p50_ms))),
+            (key("latency_during_p99_ms"), ms(Some(s.during.p99_ms))),
+            (key("longest_gap_during_ms"), ms(Some(s.longest_gap_ms))),
+        ];
+        if let Some(a) = s.after {
+            props.push((key("latency_after_p50_ms"), ms(Some(a.p50_ms))));
+        }
+        for (k, v) in props {
+            case.add_property(Property::new(k, v));
+        }
+    }
     // Each of the application's own workloads, beside the probe's figures;
     // `slo_on` names the one the RTO was judged on.
     for w in &report.workloads {

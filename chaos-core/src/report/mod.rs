@@ -63,6 +63,73 @@ pub struct FaultRecord {
     /// [`Phase`]); empty when the target marked none or there was no recovery.
     #[serde(default)]
     pub phases: Vec<PhaseRecord>,
+    /// A degrading fault's effect on commit latency (throttle, packet loss,
+    /// bandwidth, latency). Its `rto_ms` is then that of an outage it caused
+    /// (writes failed or got no reply), from the outage's start; with
+    /// `outage` false every write went through and `rto_ms` is absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slowdown: Option<SlowdownRecord>,
+}
+
+/// Commit latency of acknowledged writes over a stretch of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LatencyRecord {
+    /// Writes started in the stretch and acknowledged.
+    pub count: usize,
+    /// Median, in ms.
+    pub p50_ms: f64,
+    /// 99th percentile, in ms.
+    pub p99_ms: f64,
+}
+
+impl From<crate::verify::Latency> for LatencyRecord {
+    fn from(l: crate::verify::Latency) -> Self {
+        LatencyRecord {
+            count: l.count,
+            p50_ms: ms(l.p50),
+            p99_ms: ms(l.p99),
+        }
+    }
+}
+
+/// What a degrading fault did: latency before, during and after it, and
+/// whether it caused an outage.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SlowdownRecord {
+    /// Whether writes failed or got no reply (an outage, with an RTO), rather
+    /// than only slowing down.
+    pub outage: bool,
+    /// Before the fault (from the end of the warm-up).
+    pub before: LatencyRecord,
+    /// While it was in effect.
+    pub during: LatencyRecord,
+    /// After it was healed; absent when it was not.
+    pub after: Option<LatencyRecord>,
+    /// Median during / median before.
+    pub factor: f64,
+    /// The longest stretch without an acknowledged write while it was in
+    /// effect, in ms.
+    pub longest_gap_ms: f64,
+}
+
+impl SlowdownRecord {
+    /// `slowdown ×93.0 (commit p50 2.7 → 250.7 ms, p99 4.1 → 376.0 ms), longest gap 376 ms`.
+    pub fn describe(&self) -> String {
+        let after = self
+            .after
+            .map(|a| format!(" → {:.1}", a.p50_ms))
+            .unwrap_or_default();
+        format!(
+            "slowdown ×{:.1} (commit p50 {:.1} → {:.1}{after} ms, p99 {:.1} → {:.1} ms), longest gap {:.0} ms{}",
+            self.factor,
+            self.before.p50_ms,
+            self.during.p50_ms,
+            self.before.p99_ms,
+            self.during.p99_ms,
+            self.longest_gap_ms,
+            if self.outage { "" } else { ", no outage" }
+        )
+    }
 }
 
 /// One phase of an RTO: `detection`, `election`, `promotion`, `routing` or
@@ -410,6 +477,14 @@ impl Report {
                 marked: *marked,
                 rto_ms: outage.rto.map(ms),
                 phases: Vec::new(),
+                slowdown: outage.slowdown.map(|s| SlowdownRecord {
+                    outage: outage.outage,
+                    before: s.before.into(),
+                    during: s.during.into(),
+                    after: s.after.map(Into::into),
+                    factor: s.factor,
+                    longest_gap_ms: ms(s.longest_gap),
+                }),
             })
             .collect();
         let mut history: Vec<HistoryEntry> = d
@@ -459,9 +534,15 @@ impl Report {
         let mut events = d.events;
         events.sort_by_key(|e| e.at);
         let mut faults = faults;
-        for f in &mut faults {
+        for (f, outage) in faults.iter_mut().zip(&m.faults) {
+            // A degrading fault's RTO runs from the outage's start.
+            let from = if f.slowdown.is_some() {
+                Timestamp::from(d.history.wall(outage.outage_start))
+            } else {
+                f.injected_at
+            };
             if let Some(rto) = f.rto_ms {
-                f.phases = phases_of(&events, f.injected_at, rto);
+                f.phases = phases_of(&events, from, rto);
             }
         }
         // The report's phases: those of the fault whose RTO is the report's.
@@ -472,6 +553,21 @@ impl Report {
             .next()
             .unwrap_or_default();
         let mut warnings = d.warnings;
+        for f in &faults {
+            if let Some(s) = f.slowdown.filter(|s| !s.outage)
+                && s.longest_gap_ms > ms(d.slo.max_rto)
+            {
+                warnings.push(format!(
+                    "under {} no write was acknowledged for {} (longer than max_rto {}), \
+                     although none failed: every write went through, slower (p99 {:.0} ms); \
+                     a client whose deadline is shorter saw an outage",
+                    f.kind,
+                    fmt_duration(from_ms(s.longest_gap_ms)),
+                    fmt_duration(d.slo.max_rto),
+                    s.during.p99_ms
+                ));
+            }
+        }
         if faults.is_empty() {
             warnings.push(
                 "no fault was injected or marked: RTO is absent, and the longest write gap \
@@ -638,11 +734,15 @@ impl Report {
     /// have a prefix of their own, such as a set's `run 3:`).
     pub fn summary(&self) -> String {
         let verdict = if self.passed { "PASSED" } else { "FAILED" };
-        let rto = match (self.rto(), self.faults.is_empty()) {
-            (Some(r), _) => fmt_duration(r),
-            (None, true) => "n/a (no fault)".into(),
-            (None, false) => "none (no recovery)".into(),
-        };
+        let rto = self.rto_text(" (no fault)");
+        let slowdowns: String = self
+            .faults
+            .iter()
+            .filter_map(|f| {
+                f.slowdown
+                    .map(|s| format!("; {}: {}", f.kind, s.describe()))
+            })
+            .collect();
         let workloads: String = self
             .workloads
             .iter()
@@ -665,13 +765,29 @@ impl Report {
             })
             .collect();
         format!(
-            "{} {verdict} — RTO {rto} (max {}), write gap {}, {} acknowledged writes lost, {} indeterminate{workloads}",
+            "{} {verdict} — RTO {rto} (max {}), write gap {}, {} acknowledged writes lost, {} indeterminate{slowdowns}{workloads}",
             self.scenario,
             fmt_duration(from_ms(self.slo.max_rto_ms)),
             opt(self.write_gap()),
             self.writes.lost,
             self.writes.indeterminate
         )
+    }
+
+    /// The RTO as the summaries print it: the figure, or why there is none.
+    fn rto_text(&self, no_fault: &str) -> String {
+        match self.rto() {
+            Some(r) => fmt_duration(r),
+            None if self.faults.is_empty() => format!("n/a{no_fault}"),
+            None if self
+                .faults
+                .iter()
+                .all(|f| f.slowdown.is_some_and(|s| !s.outage)) =>
+            {
+                "none (no outage, a slowdown)".into()
+            }
+            None => "none (no recovery)".into(),
+        }
     }
 
     fn offset(&self, at: Timestamp) -> String {
@@ -806,16 +922,16 @@ impl fmt::Display for Report {
                 match x.rto_ms {
                     Some(r) if self.faults.len() > 1 =>
                         format!("  RTO {}", fmt_duration(from_ms(r))),
+                    None if x.slowdown.is_some_and(|s| !s.outage) => String::new(),
                     None if self.faults.len() > 1 => "  RTO none (no recovery)".into(),
                     _ => String::new(),
                 }
             )?;
+            if let Some(s) = x.slowdown {
+                writeln!(f, "              {}", s.describe())?;
+            }
         }
-        let rto = match (self.rto(), self.faults.is_empty()) {
-            (Some(r), _) => fmt_duration(r),
-            (None, true) => "n/a".into(),
-            (None, false) => "none (no recovery)".into(),
-        };
+        let rto = self.rto_text("");
         writeln!(
             f,
             "  RTO         {rto}  (max {})   write gap {}   resolution ±{} ms",
@@ -988,6 +1104,7 @@ mod tests {
         let spans = [FaultSpan {
             injected: t0 + ms_(100),
             healed: Some(t0 + ms_(800)),
+            degrades: false,
         }];
         let window = Window {
             start: t0,
@@ -1126,6 +1243,56 @@ mod tests {
             let prop = format!(r#"<property name="{name}" value="{value}"/>"#);
             assert!(xml.contains(&prop), "{prop} missing from {xml}");
         }
+    }
+
+    #[test]
+    fn a_slowdown_without_outage_is_said_in_the_summary_junit_and_json() {
+        let mut report = sample();
+        let lat = |p50_ms, p99_ms| LatencyRecord {
+            count: 100,
+            p50_ms,
+            p99_ms,
+        };
+        report.rto_ms = None;
+        report.faults[0].rto_ms = None;
+        report.faults[0].kind = "throttle-primary-disk".into();
+        report.faults[0].slowdown = Some(SlowdownRecord {
+            outage: false,
+            before: lat(2.7, 4.0),
+            during: lat(250.7, 376.0),
+            after: Some(lat(3.9, 6.0)),
+            factor: 250.7 / 2.7,
+            longest_gap_ms: 376.0,
+        });
+        let summary = report.summary();
+        assert!(
+            summary.contains("RTO none (no outage, a slowdown)"),
+            "{summary}"
+        );
+        assert!(
+            summary.contains(
+                "throttle-primary-disk: slowdown ×92.9 (commit p50 2.7 → 250.7 → 3.9 ms, \
+                 p99 4.0 → 376.0 ms), longest gap 376 ms, no outage"
+            ),
+            "{summary}"
+        );
+        let xml = junit::to_xml(&report, "suite").expect("xml");
+        for (name, value) in [
+            ("slowdown_factor", "92.85"),
+            ("outage", "false"),
+            ("latency_during_p99_ms", "376.000"),
+            ("latency_after_p50_ms", "3.900"),
+        ] {
+            let prop = format!(r#"<property name="{name}" value="{value}"/>"#);
+            assert!(xml.contains(&prop), "{prop} missing from {xml}");
+        }
+        let json = serde_json::to_string(&report).unwrap();
+        let back: Report = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.faults[0].slowdown, report.faults[0].slowdown);
+        // Older reports have no `slowdown` and read as before.
+        let old = json.replace(r#","slowdown":"#, r#","x_slowdown":"#);
+        let back: Report = serde_json::from_str(&old).unwrap();
+        assert_eq!(back.faults[0].slowdown, None);
     }
 
     #[test]
