@@ -482,6 +482,26 @@ fn a_paused_primary_gives_the_same_rto_whichever_node_it_is() {
                  after routing), in-turn application RTO {app_rto:.0} ms",
                 listed + 1
             );
+            // The probe reached the new primary; an application that waited
+            // on the paused host is told why it kept failing.
+            let stalled: Vec<&str> = report
+                .failing_after_promotion
+                .iter()
+                .map(|f| f.series.as_str())
+                .collect();
+            println!(
+                "kept failing after the promotion: {:?}",
+                report.failing_after_promotion
+            );
+            assert!(!stalled.contains(&"probe"), "{report}");
+            if app_rto > rto + 3000.0 {
+                assert!(stalled.contains(&"workload in_turn"), "{report}");
+                assert!(
+                    report.summary().contains("workload in_turn kept failing"),
+                    "{}",
+                    report.summary()
+                );
+            }
             seen.push((listed, rto, first_write, app_rto));
             cluster.wait_healthy(Duration::from_secs(60)).await.unwrap();
             let first_listed = seen.iter().any(|s| s.0 == 0);

@@ -1,6 +1,7 @@
 //! Reports people and CI read: a typed JSON document ([`Report`], which
 //! round-trips through serde), its human summary (`Display`), and JUnit XML.
 
+pub mod diagnose;
 pub(crate) mod json;
 pub mod junit;
 pub mod picture;
@@ -424,6 +425,10 @@ pub struct Report {
     /// The application's workloads.
     #[serde(default)]
     pub workloads: Vec<WorkloadRecord>,
+    /// The probe or workloads whose writes kept failing after a new primary
+    /// had been promoted, and why (also in `warnings`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failing_after_promotion: Vec<diagnose::FailingAfterPromotion>,
     /// Whether every objective was met and the run completed.
     pub passed: bool,
     /// Why not, by cause.
@@ -629,6 +634,17 @@ impl Report {
             }
             workloads.push(record);
         }
+        let failing_after_promotion: Vec<_> = std::iter::once(("probe".to_string(), &history))
+            .chain(
+                workloads
+                    .iter()
+                    .map(|w| (format!("workload {}", w.name), &w.history)),
+            )
+            .filter_map(|(series, h)| {
+                diagnose::failing_after_promotion(&series, &events, origin, h)
+            })
+            .collect();
+        warnings.extend(failing_after_promotion.iter().map(ToString::to_string));
         Report {
             schema_version: SCHEMA_VERSION,
             run_id: d.run_id,
@@ -663,6 +679,7 @@ impl Report {
             warnings,
             history,
             workloads,
+            failing_after_promotion,
             passed: violations.is_empty(),
             failure: (!violations.is_empty()).then_some(FailureKind::Slo),
             violations,
@@ -742,6 +759,15 @@ impl Report {
                 f.slowdown
                     .map(|s| format!("; {}: {}", f.kind, s.describe()))
             })
+            .chain(self.failing_after_promotion.iter().map(|f| {
+                format!(
+                    "; {} kept failing {} after the promotion: {}",
+                    f.series,
+                    f.failing_ms
+                        .map_or_else(|| "to the end".into(), |ms| fmt_duration(from_ms(ms))),
+                    f.cause
+                )
+            }))
             .collect();
         let workloads: String = self
             .workloads
