@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use chaos_core::harness::{TestFailure, TestSpec, run};
 use chaos_core::prelude::*;
-use chaos_core::report::{Report, WorkloadRecord};
+use chaos_core::report::{AttemptOutcome, Report, WorkloadRecord};
 use deadpool_postgres::tokio_postgres::NoTls;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -139,6 +139,38 @@ fn deadpool_orders(
     })
 }
 
+const KEYED: &str = "CREATE TABLE IF NOT EXISTS keyed_orders (
+    key text PRIMARY KEY,
+    created_at timestamptz NOT NULL DEFAULT now())";
+
+/// Orders with a key the client chooses before it writes ([`Op::id`]), so
+/// that even an order whose outcome the pool could not tell can be looked
+/// for: `Workload::ids_from_op`.
+fn keyed_orders(pool: Pool) -> Workload {
+    let verify_pool = pool.clone();
+    Workload::new("keyed", move |op| {
+        let pool = pool.clone();
+        async move {
+            let client = pool.get().await?;
+            client
+                .execute("INSERT INTO keyed_orders (key) VALUES ($1)", &[&op.id()])
+                .await?;
+            Ok(None)
+        }
+    })
+    .ids_from_op()
+    .verify(move |keys| {
+        let pool = verify_pool.clone();
+        async move {
+            let client = pool.get().await?;
+            let rows = client
+                .query("SELECT key FROM keyed_orders WHERE key = ANY($1)", &[&keys])
+                .await?;
+            Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+        }
+    })
+}
+
 /// Waits until the workload has `n` acknowledged operations (its first
 /// connections can take a moment right after the previous test's failover).
 async fn acknowledged(ctx: &FailoverCtx, handle: WorkloadHandle, n: u64) {
@@ -205,7 +237,9 @@ fn deadpool_pool_on_the_multi_host_dsn_keeps_every_order() {
     let report = run(spec("deadpool_pool_on_the_multi_host_dsn"), |ctx| {
         Box::pin(async move {
             create_orders(ctx).await?;
+            ctx.client().await?.batch_execute(KEYED).await?;
             ctx.workload(deadpool_orders(deadpool_pool(&ctx.rw_dsn()), |found| found));
+            ctx.workload(keyed_orders(deadpool_pool(&ctx.rw_dsn())));
             tokio::time::sleep(Duration::from_millis(500)).await;
             ctx.inject(DeletePrimary::kill()).await?;
             Ok::<(), chaos_core::Error>(())
@@ -213,6 +247,70 @@ fn deadpool_pool_on_the_multi_host_dsn_keeps_every_order() {
     })
     .unwrap_or_else(|f| panic!("{f}"));
     assert_orders_survived(&report);
+
+    // The keyed orders: every attempt has its key, so each one whose outcome
+    // the pool could not tell was looked for — and the report's counts
+    // match the table, read here independently.
+    let keyed = report.workloads.iter().find(|w| w.name == "keyed").unwrap();
+    let w = &keyed.writes;
+    assert_eq!(w.indeterminate_unknown, 0, "{report}");
+    assert_eq!(
+        w.indeterminate_found + w.indeterminate_missing,
+        w.indeterminate,
+        "{report}"
+    );
+    assert_eq!(w.lost, 0, "{report}");
+    let keys: Vec<String> = keyed
+        .history
+        .iter()
+        .filter_map(|h| h.identity.clone())
+        .collect();
+    assert_eq!(keys.len() as u64, w.attempted, "every attempt has its key");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let present: HashSet<String> = rt.block_on(async {
+        let c = chaos_core::pg::connect(&report.target.rw_dsn, Duration::from_secs(10))
+            .await
+            .unwrap();
+        let rows = c
+            .query("SELECT key FROM keyed_orders WHERE key = ANY($1)", &[&keys])
+            .await
+            .unwrap();
+        rows.iter().map(|r| r.get::<_, String>(0)).collect()
+    });
+    let count = |outcome: AttemptOutcome, there: bool| {
+        keyed
+            .history
+            .iter()
+            .filter(|h| h.outcome == outcome)
+            .filter(|h| present.contains(h.identity.as_ref().unwrap()) == there)
+            .count() as u64
+    };
+    assert_eq!(
+        count(AttemptOutcome::Indeterminate, true),
+        w.indeterminate_found,
+        "{report}"
+    );
+    assert_eq!(
+        count(AttemptOutcome::Indeterminate, false),
+        w.indeterminate_missing,
+        "{report}"
+    );
+    assert_eq!(
+        count(AttemptOutcome::Failed, true),
+        w.failed_but_present,
+        "{report}"
+    );
+    assert_eq!(count(AttemptOutcome::Acknowledged, false), 0, "{report}");
+    eprintln!(
+        "keyed orders: {} acknowledged, {} failed ({} present anyway), {} indeterminate: {} \
+         committed, {} not (the table agrees)",
+        w.acknowledged,
+        w.failed,
+        w.failed_but_present,
+        w.indeterminate,
+        w.indeterminate_found,
+        w.indeterminate_missing
+    );
 }
 
 /// A verification that does not find one acknowledged order fails the run,
@@ -273,7 +371,7 @@ async fn an_operation_that_panics_fails_the_run(ctx: &mut FailoverCtx) -> chaos_
     let orders = Workload::new("orders", move |op| {
         let pool = pool.clone();
         async move {
-            if op == (chaos_core::workload::Op { worker: 1, seq: 3 }) {
+            if (op.worker, op.seq) == (1, 3) {
                 panic!("the order service fell over");
             }
             let client = pool.get().await?;

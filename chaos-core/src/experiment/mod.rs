@@ -647,10 +647,15 @@ impl Experiment {
             // Its gaps over its own active window: a workload stopped early
             // (or started late) was not out of service after (or before) it.
             let window = active_window(&history, window);
-            // A workload learns a write's identity only from its reply: an
-            // indeterminate operation has none to look for.
-            let measurement =
-                Measurement::compute(&history, spans, window, &found).with_indeterminate_unknown();
+            // Without ids chosen beforehand a workload learns a write's
+            // identity only from its reply: an indeterminate operation has
+            // none to look for, and its outcome stays unknown.
+            let measurement = Measurement::compute(&history, spans, window, &found);
+            let measurement = if summary.ids_from_op && verifier.is_some() {
+                measurement
+            } else {
+                measurement.with_indeterminate_unknown()
+            };
             out.push(WorkloadDraft {
                 summary,
                 measurement,

@@ -863,7 +863,8 @@ fn workload_record(w: &WorkloadDraft, slo: bool, rel: &dyn Fn(Instant) -> f64) -
             .attempts
             .iter()
             .filter(|a| verified && lost.contains(&(a.worker, a.seq)))
-            .filter_map(|a| a.result.as_ref().ok().cloned().flatten())
+            .filter(|a| a.result.is_ok())
+            .filter_map(|a| a.identity().map(str::to_string))
             .collect(),
         errors: w
             .summary
@@ -877,15 +878,14 @@ fn workload_record(w: &WorkloadDraft, slo: bool, rel: &dyn Fn(Instant) -> f64) -
             .attempts
             .iter()
             .map(|a| {
-                let (outcome, identity, error) = match &a.result {
-                    Ok(id) => (AttemptOutcome::Acknowledged, id.clone(), None),
-                    Err(WorkloadError::Failed(e)) => {
-                        (AttemptOutcome::Failed, None, Some(e.clone()))
-                    }
+                let (outcome, error) = match &a.result {
+                    Ok(_) => (AttemptOutcome::Acknowledged, None),
+                    Err(WorkloadError::Failed(e)) => (AttemptOutcome::Failed, Some(e.clone())),
                     Err(WorkloadError::Indeterminate(e)) => {
-                        (AttemptOutcome::Indeterminate, None, Some(e.clone()))
+                        (AttemptOutcome::Indeterminate, Some(e.clone()))
                     }
                 };
+                let identity = a.identity().map(str::to_string);
                 HistoryEntry {
                     writer: a.worker,
                     seq: a.seq,

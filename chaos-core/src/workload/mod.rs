@@ -128,6 +128,21 @@ pub struct Op {
     pub worker: u32,
     /// The worker's sequence number (from 1).
     pub seq: u64,
+    /// A number of this run of the workload, unique across runs.
+    pub run: u64,
+}
+
+impl Op {
+    /// An identity for what this operation writes, chosen before it runs and
+    /// unique across runs and processes: `<run>-<worker>-<seq>`, e.g.
+    /// `0193c4a1f2e80a3c07-1-42`. Write it with the row (an order's
+    /// client-generated key, an idempotency key) and turn on
+    /// [`Workload::ids_from_op`]: the library then knows the identity of every
+    /// attempt, also of those whose outcome is unknown, and the verification
+    /// hook tells which of them committed.
+    pub fn id(&self) -> String {
+        format!("{:016x}-{}-{}", self.run, self.worker, self.seq)
+    }
 }
 
 type OpFn =
@@ -152,6 +167,7 @@ pub struct Workload {
     pacing: Option<Duration>,
     concurrency: u32,
     op_timeout: Duration,
+    ids_from_op: bool,
 }
 
 // The operation and the hook are only called under `catch_unwind` or after
@@ -186,7 +202,21 @@ impl Workload {
             pacing: Some(Duration::from_millis(10)),
             concurrency: 1,
             op_timeout: Duration::from_secs(5),
+            ids_from_op: false,
         }
+    }
+
+    /// Every operation writes [`Op::id`] as the identity of what it creates
+    /// (default off: an identity is known only from a successful reply). Then
+    /// every attempt has an identity, the verification hook is asked about
+    /// all of them, and indeterminate operations are reported as committed
+    /// (`indeterminate_found`) or not (`indeterminate_missing`) rather than
+    /// unknown, and failed ones found anyway as `failed_but_present` — as the
+    /// probe's writes are. An operation that returns `Ok(Some(id))` still
+    /// names its acknowledged write by that `id`.
+    pub fn ids_from_op(mut self) -> Self {
+        self.ids_from_op = true;
+        self
     }
 
     /// One operation per `interval` per worker (default 10 ms).
@@ -235,13 +265,15 @@ impl Workload {
     /// Starts the workers now.
     pub(crate) fn start(self) -> RunningWorkload {
         let origin = (Instant::now(), SystemTime::now());
+        let run = u64::from_str_radix(&crate::run_id::new_run_id(), 16).unwrap_or_default();
+        let ids_from_op = self.ids_from_op;
         let counters = Arc::new(Counters::new(origin.0));
         let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared::default());
         let workers = (1..=self.concurrency)
             .map(|w| {
                 tokio::spawn(worker(
-                    w,
+                    (w, run, ids_from_op),
                     self.op.clone(),
                     self.pacing,
                     self.op_timeout,
@@ -275,6 +307,19 @@ pub struct WorkloadAttempt {
     pub finished: Instant,
     /// What became of it.
     pub result: Result<Option<String>, WorkloadError>,
+    /// The identity chosen before it ran ([`Workload::ids_from_op`]): known
+    /// whatever became of it.
+    pub id: Option<String>,
+}
+
+impl WorkloadAttempt {
+    /// The identity to look for: the reply's, else the one chosen before.
+    pub fn identity(&self) -> Option<&str> {
+        match &self.result {
+            Ok(Some(id)) => Some(id),
+            _ => self.id.as_deref(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -284,7 +329,7 @@ struct Shared {
 }
 
 async fn worker(
-    id: u32,
+    (id, run, ids_from_op): (u32, u64, bool),
     op: OpFn,
     pacing: Option<Duration>,
     op_timeout: Duration,
@@ -305,7 +350,12 @@ async fn worker(
         seq += 1;
         let started = Instant::now();
         counters.attempted.fetch_add(1, Ordering::Relaxed);
-        let call = AssertUnwindSafe(op(Op { worker: id, seq })).catch_unwind();
+        let this = Op {
+            worker: id,
+            seq,
+            run,
+        };
+        let call = AssertUnwindSafe(op(this)).catch_unwind();
         let result = match tokio::time::timeout(op_timeout, call).await {
             Err(_) => Err(WorkloadError::Indeterminate(format!(
                 "no result within the operation deadline ({op_timeout:?})"
@@ -340,6 +390,7 @@ async fn worker(
                 started,
                 finished: Instant::now(),
                 result,
+                id: ids_from_op.then(|| this.id()),
             });
     }
 }
@@ -367,6 +418,8 @@ pub struct WorkloadSummary {
     pub pacing: Duration,
     /// A monotonic instant and its wall-clock time.
     pub origin: (Instant, SystemTime),
+    /// Whether every attempt has an identity ([`Workload::ids_from_op`]).
+    pub ids_from_op: bool,
 }
 
 impl WorkloadSummary {
@@ -377,6 +430,7 @@ impl WorkloadSummary {
             panics: Vec::new(),
             pacing: Duration::ZERO,
             origin: (Instant::now(), SystemTime::now()),
+            ids_from_op: false,
         }
     }
 
@@ -390,6 +444,18 @@ impl WorkloadSummary {
         self.attempts
             .iter()
             .filter_map(|a| a.result.as_ref().ok().cloned().flatten())
+            .collect()
+    }
+
+    /// Identities to verify: every attempt's with [`Workload::ids_from_op`],
+    /// else the acknowledged writes'.
+    fn identities_to_check(&self) -> Vec<String> {
+        if !self.ids_from_op {
+            return self.identities();
+        }
+        self.attempts
+            .iter()
+            .filter_map(|a| a.identity().map(str::to_string))
             .collect()
     }
 
@@ -470,6 +536,7 @@ impl RunningWorkload {
             ),
             pacing: self.spec.pacing.unwrap_or_default(),
             origin: self.origin,
+            ids_from_op: self.spec.ids_from_op,
         }
     }
 
@@ -488,22 +555,95 @@ impl Drop for RunningWorkload {
     }
 }
 
-/// Runs the verification hook on the acknowledged identities and returns the
+/// Runs the verification hook on the identities to check and returns the
 /// set of `(worker, seq)` found, for the shared measurement.
 pub(crate) async fn verify(
     summary: &WorkloadSummary,
     verifier: &VerifyFn,
 ) -> Result<HashSet<(u32, u64)>, WorkloadError> {
-    let ids = summary.identities();
-    let found = verifier(ids).await?;
+    let found = verifier(summary.identities_to_check()).await?;
     Ok(summary
         .attempts
         .iter()
-        .filter(|a| match &a.result {
-            Ok(Some(id)) => found.contains(id),
-            Ok(None) => true,
-            Err(_) => false,
+        .filter(|a| match (a.identity(), &a.result) {
+            (Some(id), _) => found.contains(id),
+            (None, Ok(None)) => true,
+            (None, _) => false,
         })
         .map(|a| (a.worker, a.seq))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::verify::{Measurement, Window};
+
+    /// With ids chosen before each operation, the verification hook is asked
+    /// about every attempt, and unknown outcomes become found or missing —
+    /// checked here against the "table" the operation wrote to.
+    #[tokio::test]
+    async fn ids_from_op_make_every_outcome_checkable() {
+        let table: Arc<Mutex<HashSet<String>>> = Arc::default();
+        let (writes, reads) = (table.clone(), table.clone());
+        let workload = Workload::new("keyed", move |op| {
+            let table = writes.clone();
+            async move {
+                // Seq 3, 6, …: committed, reply lost. 4, 8, …: never arrived.
+                // 5, 10, …: refused after all. Others acknowledged.
+                let commit = op.seq % 4 != 0;
+                if commit {
+                    table.lock().unwrap().insert(op.id());
+                }
+                match op.seq {
+                    s if s % 3 == 0 || s % 4 == 0 => Err(WorkloadError::indeterminate("reset")),
+                    s if s % 5 == 0 => Err(WorkloadError::failed("refused")),
+                    _ => Ok(None),
+                }
+            }
+        })
+        .paced(Duration::from_millis(1))
+        .ids_from_op()
+        .verify(move |keys| {
+            let table = reads.clone();
+            async move {
+                let t = table.lock().unwrap();
+                Ok(keys.into_iter().filter(|k| t.contains(k)).collect())
+            }
+        });
+        let start = Instant::now();
+        let running = workload.start();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let verifier = running.verifier().unwrap();
+        let summary = running.stop().await;
+        let n = summary.attempts.len() as u64;
+        assert!(n >= 20, "{n} attempts");
+        let ids: HashSet<String> = summary
+            .attempts
+            .iter()
+            .filter_map(|a| a.id.clone())
+            .collect();
+        assert_eq!(ids.len() as u64, n, "one distinct id per attempt");
+        let found = verify(&summary, &verifier).await.unwrap();
+        let window = Window {
+            start,
+            end: Instant::now(),
+        };
+        let m = Measurement::compute(&summary.history(), &[], window, &found);
+        let seqs =
+            |f: &dyn Fn(u64) -> bool| summary.attempts.iter().filter(|a| f(a.seq)).count() as u64;
+        let w = m.writes;
+        assert_eq!(w.lost, 0);
+        assert_eq!(w.indeterminate_found, seqs(&|s| s % 3 == 0 && s % 4 != 0));
+        assert_eq!(w.indeterminate_missing, seqs(&|s| s % 4 == 0));
+        assert_eq!(
+            w.failed_but_present,
+            seqs(&|s| s % 5 == 0 && s % 3 != 0 && s % 4 != 0)
+        );
+        assert!(
+            w.indeterminate_found > 0 && w.indeterminate_missing > 0 && w.failed_but_present > 0
+        );
+    }
 }
