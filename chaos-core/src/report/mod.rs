@@ -769,35 +769,59 @@ impl Report {
                 )
             }))
             .collect();
+        let max = fmt_duration(from_ms(self.slo.max_rto_ms));
+        let figures = |w: &WorkloadRecord| {
+            format!(
+                "RTO {}{}, write gap {}, {}",
+                match (w.rto_ms, self.faults.is_empty()) {
+                    (Some(r), _) => fmt_duration(from_ms(r)),
+                    (None, true) => "n/a (no fault)".into(),
+                    (None, false) => "none (no recovery)".into(),
+                },
+                if w.slo {
+                    format!(" (max {max})")
+                } else {
+                    String::new()
+                },
+                w.write_gap_ms
+                    .map_or_else(|| "none".into(), |g| fmt_duration(from_ms(g))),
+                if w.verified {
+                    format!("{} lost", w.lost.len())
+                } else {
+                    "losses not verified".into()
+                }
+            )
+        };
         let workloads: String = self
             .workloads
             .iter()
-            .map(|w| {
-                format!(
-                    "; workload {}{}: RTO {}, {}",
-                    w.name,
-                    if w.slo { " [SLO]" } else { "" },
-                    match (w.rto_ms, self.faults.is_empty()) {
-                        (Some(r), _) => fmt_duration(from_ms(r)),
-                        (None, true) => "n/a (no fault)".into(),
-                        (None, false) => "none (no recovery)".into(),
-                    },
-                    if w.verified {
-                        format!("{} lost", w.lost.len())
-                    } else {
-                        "losses not verified".into()
-                    }
-                )
-            })
+            .filter(|w| !w.slo)
+            .map(|w| format!("; workload {}: {}", w.name, figures(w)))
             .collect();
-        format!(
-            "{} {verdict} — RTO {rto} (max {}), write gap {}, {} acknowledged writes lost, {} indeterminate{slowdowns}{workloads}",
-            self.scenario,
-            fmt_duration(from_ms(self.slo.max_rto_ms)),
+        let probe = format!(
+            "RTO {rto}{}, write gap {}, {} acknowledged writes lost, {} indeterminate",
+            if self.workloads.iter().any(|w| w.slo) {
+                String::new()
+            } else {
+                format!(" (max {max})")
+            },
             opt(self.write_gap()),
             self.writes.lost,
             self.writes.indeterminate
-        )
+        );
+        // The series the RTO was judged on comes first, by name.
+        match self.workloads.iter().find(|w| w.slo) {
+            Some(w) => format!(
+                "{} {verdict} — SLO judged on workload {}: {}; probe: {probe}{slowdowns}{workloads}",
+                self.scenario,
+                w.name,
+                figures(w)
+            ),
+            None => format!(
+                "{} {verdict} — {probe}{slowdowns}{workloads}",
+                self.scenario
+            ),
+        }
     }
 
     /// The RTO as the summaries print it: the figure, or why there is none.
@@ -1269,6 +1293,16 @@ mod tests {
             let prop = format!(r#"<property name="{name}" value="{value}"/>"#);
             assert!(xml.contains(&prop), "{prop} missing from {xml}");
         }
+        // The summary names the series the SLO was judged on, first.
+        let summary = report.summary();
+        assert!(
+            summary.contains(" — SLO judged on workload orders: RTO 5.742s (max "),
+            "{summary}"
+        );
+        assert!(
+            summary.contains("write gap 5.750s, 1 lost; probe: RTO "),
+            "{summary}"
+        );
     }
 
     #[test]
