@@ -1,0 +1,471 @@
+//! A report's timeline: every attempt of the probe over time, with the
+//! faults, leader changes and timeline switches, the RTO and write gap
+//! brackets and the RTO's phases above the plot, the time axis and the legend
+//! beneath. `lanes` places and draws what is above the plot, `plot` the
+//! attempts, `legend` the legend; this file lays them out.
+
+mod lanes;
+mod legend;
+mod plot;
+
+use std::fmt::Write as _;
+
+use super::{Lin, ML, MR, MUTED, W, axis, clip, dur, esc, palette, signed, svg_open, text, ticks};
+use crate::report::{AttemptOutcome, HistoryEntry, PhaseRecord, Report};
+use lanes::Lanes;
+use legend::Legend;
+use plot::LatencyScale;
+
+/// What became of an attempt, finer than its outcome: failures by cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Class {
+    Acknowledged,
+    ReadOnly,
+    ShuttingDown,
+    CannotConnect,
+    OtherFailure,
+    Indeterminate,
+}
+
+impl Class {
+    pub(super) const ALL: [Class; 6] = [
+        Class::Acknowledged,
+        Class::ReadOnly,
+        Class::ShuttingDown,
+        Class::CannotConnect,
+        Class::OtherFailure,
+        Class::Indeterminate,
+    ];
+
+    pub(super) fn of(e: &HistoryEntry) -> Class {
+        match e.outcome {
+            AttemptOutcome::Acknowledged => Class::Acknowledged,
+            AttemptOutcome::Indeterminate => Class::Indeterminate,
+            AttemptOutcome::Failed => match e.sqlstate.as_deref() {
+                None => Class::CannotConnect,
+                Some("25006") => Class::ReadOnly,
+                Some("57P01" | "57P02" | "57P03") => Class::ShuttingDown,
+                Some(_) => Class::OtherFailure,
+            },
+        }
+    }
+
+    pub(super) fn index(self) -> usize {
+        self as usize
+    }
+
+    pub(super) fn is_failure(self) -> bool {
+        !matches!(self, Class::Acknowledged | Class::Indeterminate)
+    }
+
+    pub(super) fn colour(self) -> &'static str {
+        match self {
+            Class::Acknowledged => palette::ACKNOWLEDGED,
+            Class::ReadOnly => palette::READ_ONLY,
+            Class::ShuttingDown => palette::SHUTTING_DOWN,
+            Class::CannotConnect => palette::CANNOT_CONNECT,
+            Class::OtherFailure => palette::OTHER_FAILURE,
+            Class::Indeterminate => palette::INDETERMINATE,
+        }
+    }
+
+    /// The legend's words.
+    pub(super) fn label(self) -> &'static str {
+        match self {
+            Class::Acknowledged => "acknowledged",
+            Class::ReadOnly => "failed: read-only (25006)",
+            Class::ShuttingDown => "failed: shutting down (57P01/57P03)",
+            Class::CannotConnect => "failed: cannot connect",
+            Class::OtherFailure => "failed: other error",
+            Class::Indeterminate => "indeterminate",
+        }
+    }
+
+    /// The name of its band.
+    pub(super) fn band(self) -> &'static str {
+        match self {
+            Class::ReadOnly => "read-only",
+            Class::ShuttingDown => "shutting down",
+            Class::CannotConnect => "cannot connect",
+            Class::OtherFailure => "other error",
+            Class::Acknowledged => "acknowledged",
+            Class::Indeterminate => "indeterminate",
+        }
+    }
+}
+
+/// A vertical marker: a leader change or a timeline switch.
+struct Marker {
+    t: f64,
+    label: String,
+    title: String,
+    dashed: bool,
+}
+
+/// Leader changes (`new primary observed` naming another node than the last)
+/// and timeline switches (the first acknowledged write on a higher timeline).
+fn markers(r: &Report) -> Vec<Marker> {
+    let mut out = Vec::new();
+    let mut last: Option<String> = None;
+    for e in &r.events {
+        if e.name != "new primary observed" {
+            continue;
+        }
+        let detail = e.detail.clone().unwrap_or_default();
+        let node = detail.split_whitespace().next().unwrap_or("?").to_string();
+        if last.as_deref() == Some(node.as_str()) {
+            continue;
+        }
+        let t = e.at.ms_since(r.origin);
+        out.push(Marker {
+            t,
+            label: format!("primary → {node}"),
+            title: format!("{} new primary observed ({detail})", signed(t)),
+            dashed: false,
+        });
+        last = Some(node);
+    }
+    let mut tl: Option<u32> = None;
+    for h in &r.history {
+        if h.outcome != AttemptOutcome::Acknowledged {
+            continue;
+        }
+        let Some(t) = h.timeline else { continue };
+        match tl {
+            Some(prev) if t > prev => {
+                out.push(Marker {
+                    t: h.started_ms,
+                    label: format!("timeline {prev} → {t}"),
+                    title: format!(
+                        "{} first write acknowledged on timeline {t}{}",
+                        signed(h.started_ms),
+                        h.server
+                            .as_ref()
+                            .map(|s| format!(" by {s}"))
+                            .unwrap_or_default()
+                    ),
+                    dashed: true,
+                });
+                tl = Some(t);
+            }
+            None => tl = Some(t),
+            _ => {}
+        }
+    }
+    out.sort_by(|a, b| a.t.total_cmp(&b.t));
+    out
+}
+
+/// The time span to draw, in ms from the origin.
+fn time_domain(r: &Report) -> (f64, f64) {
+    let mut v = vec![r.window_start_ms, r.window_end_ms];
+    for h in &r.history {
+        v.push(h.started_ms);
+        v.push(h.finished_ms);
+    }
+    for f in &r.faults {
+        v.push(f.injected_at.ms_since(r.origin));
+        if let Some(h) = f.healed_at {
+            v.push(h.ms_since(r.origin));
+        }
+        if let Some(rto) = f.rto_ms {
+            v.push(f.injected_at.ms_since(r.origin) + rto);
+        }
+    }
+    if let (Some(s), Some(g)) = (r.write_gap_start_ms, r.write_gap_ms) {
+        v.push(s);
+        v.push(s + g);
+    }
+    let v: Vec<f64> = v.into_iter().filter(|x| x.is_finite()).collect();
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let (lo, hi) = if lo.is_finite() && hi.is_finite() && hi - lo >= 1.0 {
+        (lo, hi)
+    } else if lo.is_finite() {
+        (lo - 1_000.0, lo + 1_000.0)
+    } else {
+        (-1_000.0, 1_000.0)
+    };
+    let pad = (hi - lo) * 0.012;
+    (lo - pad, hi + pad)
+}
+
+/// The phases to shade: every fault's, or the report's when the faults have none.
+fn phases_of(r: &Report) -> Vec<&PhaseRecord> {
+    let per_fault: Vec<&PhaseRecord> = r.faults.iter().flat_map(|f| &f.phases).collect();
+    if per_fault.is_empty() {
+        r.phases.iter().collect()
+    } else {
+        per_fault
+    }
+}
+
+/// How many attempts of each class.
+pub(super) fn class_counts(r: &Report) -> [u64; 6] {
+    let mut n = [0u64; 6];
+    for h in &r.history {
+        n[Class::of(h).index()] += 1;
+    }
+    n
+}
+
+/// The report's verdict and key figures in one line.
+pub(super) fn summary_words(r: &Report) -> String {
+    let rto = match (r.rto_ms, r.faults.is_empty()) {
+        (Some(v), _) => dur(v),
+        (None, true) => "n/a (no fault)".into(),
+        (None, false) => "none (no recovery)".into(),
+    };
+    let gap = r.write_gap_ms.map_or_else(|| "none".into(), dur);
+    let w = &r.writes;
+    format!(
+        "RTO {rto} (max {}) · write gap {gap} · {} attempts: {} acknowledged, {} failed, {} \
+         indeterminate · {} lost · split-brain {}",
+        dur(r.slo.max_rto_ms),
+        w.attempted,
+        w.acknowledged,
+        w.failed,
+        w.indeterminate,
+        w.lost,
+        if r.split_brain_writes == 0 {
+            "none".to_string()
+        } else {
+            format!("{} writes", r.split_brain_writes)
+        }
+    )
+}
+
+/// The report's timeline as a standalone SVG document, 1200 px wide: every
+/// write attempt over time (acknowledged and indeterminate by commit latency,
+/// failed by class on bands), faults from injection to healing, leader
+/// changes and timeline switches, the RTO and the write gap, and the RTO's
+/// phases.
+pub fn report_svg(r: &Report) -> String {
+    timeline_svg(r, false)
+}
+
+/// The report's timeline without its title, with a shorter plot: for pages
+/// that stack many (a set of runs).
+pub fn report_svg_compact(r: &Report) -> String {
+    timeline_svg(r, true)
+}
+
+/// The horizontal frame of a timeline: the span drawn (ms from the report's
+/// origin) and the pixels it spans.
+#[derive(Clone, Copy)]
+struct View {
+    t0: f64,
+    t1: f64,
+    x0: f64,
+    x1: f64,
+    xs: Lin,
+}
+
+impl View {
+    /// `t0..t1` over the full width between the margins.
+    fn new((t0, t1): (f64, f64)) -> Self {
+        let (x0, x1) = (ML, W - MR);
+        View {
+            t0,
+            t1,
+            x0,
+            x1,
+            xs: Lin {
+                d0: t0,
+                d1: t1,
+                r0: x0,
+                r1: x1,
+            },
+        }
+    }
+}
+
+/// Where the parts of a timeline go, top to bottom (px).
+struct Layout {
+    marker_top: f64,
+    fault_top: f64,
+    phase_top: f64,
+    rto_top: f64,
+    gap_top: f64,
+    plot_top: f64,
+    plot_h: f64,
+    plot_bottom: f64,
+    band_top: f64,
+    band_row: f64,
+    band_bottom: f64,
+    axis_y: f64,
+    legend_top: f64,
+}
+
+impl Layout {
+    /// Below a header `header_h` high: the lanes' rows, the plot (shorter
+    /// when `compact`), `bands` failure bands, the axis, then the legend.
+    fn of(lanes: &Lanes, header_h: f64, compact: bool, bands: usize) -> Layout {
+        let mut y = header_h;
+        let marker_top = y;
+        y += lanes.markers_h();
+        let fault_top = y;
+        y += lanes.faults_h();
+        let phase_top = y;
+        y += lanes.phases_h();
+        let rto_top = y;
+        y += lanes.brackets_h();
+        let gap_top = y;
+        y += lanes.gap_h();
+        let plot_top = y + 8.0;
+        let plot_h = if compact { 120.0 } else { 250.0 };
+        let plot_bottom = plot_top + plot_h;
+        let band_top = plot_bottom + 8.0;
+        let band_row = 13.0;
+        let band_bottom = band_top + bands as f64 * band_row;
+        let axis_y = band_bottom + 4.0;
+        let legend_top = axis_y + if compact { 34.0 } else { 44.0 };
+        Layout {
+            marker_top,
+            fault_top,
+            phase_top,
+            rto_top,
+            gap_top,
+            plot_top,
+            plot_h,
+            plot_bottom,
+            band_top,
+            band_row,
+            band_bottom,
+            axis_y,
+            legend_top,
+        }
+    }
+}
+
+/// The classes of failure that have attempts, each on a band of its own.
+fn failure_bands(counts: &[u64; 6]) -> Vec<Class> {
+    Class::ALL
+        .into_iter()
+        .filter(|c| c.is_failure() && counts[c.index()] > 0)
+        .collect()
+}
+
+/// Events other than leader changes and injections within the view, with
+/// their offset and hover text.
+fn other_events(r: &Report, view: View) -> Vec<(f64, String)> {
+    r.events
+        .iter()
+        .filter(|e| e.name != "new primary observed" && e.name != "fault injected")
+        .map(|e| {
+            let t = e.at.ms_since(r.origin);
+            (
+                t,
+                format!(
+                    "{} {}{}",
+                    signed(t),
+                    e.name,
+                    e.detail
+                        .as_ref()
+                        .map(|d| format!(" ({d})"))
+                        .unwrap_or_default()
+                ),
+            )
+        })
+        .filter(|(t, _)| *t >= view.t0 && *t <= view.t1)
+        .collect()
+}
+
+/// PASSED or FAILED.
+fn verdict(r: &Report) -> &'static str {
+    if r.passed { "PASSED" } else { "FAILED" }
+}
+
+/// The scenario and verdict, and the summary beneath.
+fn title(o: &mut String, r: &Report) {
+    w!(
+        o,
+        "<text x=\"{ML:.0}\" y=\"24\" font-size=\"17\" font-weight=\"600\">{} <tspan fill=\"{}\">— {}</tspan></text>",
+        esc(&clip(&r.scenario, 90)),
+        if r.passed {
+            palette::PASSED
+        } else {
+            palette::FAILED
+        },
+        verdict(r)
+    );
+    text(
+        o,
+        ML,
+        44.0,
+        "start",
+        &format!("fill=\"{MUTED}\" font-size=\"12\""),
+        &summary_words(r),
+    );
+}
+
+/// What the time axis counts from.
+fn axis_caption(r: &Report) -> &'static str {
+    match r.faults.len() {
+        0 => "seconds since the measured window began (no fault)",
+        1 => "seconds since the fault was injected",
+        _ => "seconds since the first fault was injected",
+    }
+}
+
+/// The timeline: the lanes above the plot, the plot and its bands, the axis
+/// and the legend; under a title unless `compact`.
+fn timeline_svg(r: &Report, compact: bool) -> String {
+    let view = View::new(time_domain(r));
+    let counts = class_counts(r);
+    let bands = failure_bands(&counts);
+    let lanes = Lanes::place(r, view);
+    let header_h = if compact { 10.0 } else { 60.0 };
+    let layout = Layout::of(&lanes, header_h, compact, bands.len());
+    let others = other_events(r, view);
+    let legend = Legend::of(
+        r,
+        &counts,
+        lanes.markers(),
+        !others.is_empty(),
+        view,
+        layout.legend_top,
+    );
+
+    let mut o = String::with_capacity(64 * 1024 + r.history.len() * 16);
+    svg_open(
+        &mut o,
+        legend.bottom() + 16.0,
+        &format!("{} — {}: {}", r.scenario, verdict(r), summary_words(r)),
+    );
+    if !compact {
+        title(&mut o, r);
+    }
+    lanes.shade_phases(&mut o, layout.phase_top, layout.band_bottom);
+    let (step, tvals) = ticks(view.t0, view.t1, view.x1 - view.x0, 80.0);
+    let scale = LatencyScale::of(r, layout.plot_top, layout.plot_bottom);
+    plot::grid(&mut o, view, &tvals, &scale, &layout, &bands);
+    plot::frame(&mut o, r, view, &scale, &layout);
+    lanes.draw_lines(&mut o, view, &layout, layout.band_bottom);
+    plot::events(&mut o, &others, view, layout.plot_top);
+    plot::attempts(&mut o, r, view, &scale, &layout, &bands, &counts);
+    plot::notes(&mut o, r, view, &scale, &layout);
+    lanes.draw_labels(&mut o, view, &layout);
+    axis(
+        &mut o,
+        view.xs,
+        &tvals,
+        step,
+        layout.axis_y,
+        true,
+        !r.faults.is_empty(),
+    );
+    if !compact {
+        text(
+            &mut o,
+            (view.x0 + view.x1) / 2.0,
+            layout.axis_y + 31.0,
+            "middle",
+            &format!("fill=\"{MUTED}\""),
+            axis_caption(r),
+        );
+    }
+    legend.draw(&mut o);
+    o.push_str("</svg>");
+    o
+}
