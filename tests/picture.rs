@@ -3,15 +3,18 @@
 //! --example local_failover`), a set of runs and a comparison, rendered by
 //! headless Chromium at 1200 px: the screenshots are not blank and show the
 //! palette's colours for acknowledged writes, the phase shading and the fault
-//! bar; the rendered text holds the labels.
+//! bar; the rendered text holds the labels. The fixture with a workload (the
+//! probe's attempts again, as the application's `orders`) shows its lane and
+//! says the SLO was judged on it; without workloads the picture is the same
+//! bytes as before workloads were drawn.
 //!
 //! `CHAOS_KEEP_SCREENSHOTS=<dir>` copies the screenshots there as
 //! `picture-<name>.png`, to look at them.
 
 use std::path::PathBuf;
 
-use chaos_core::report::Report;
 use chaos_core::report::picture::{self, palette};
+use chaos_core::report::{Report, WorkloadRecord};
 use chaos_core::runs::{Comparison, RunSet, Sample};
 use chaos_tests::chromium::{self, Image, rgb};
 
@@ -60,6 +63,34 @@ fn scaled(r: &Report, factor: f64, seed: u64) -> Report {
     }
     r.fault = r.faults.first().cloned();
     r
+}
+
+/// `r` with a workload `orders` that saw what the probe saw (its attempts,
+/// RTO and write gap), verified, on which the SLO was judged (`slo_on`).
+fn with_orders(mut r: Report) -> Report {
+    r.workloads.push(WorkloadRecord {
+        name: "orders".into(),
+        slo: true,
+        verified: true,
+        rto_ms: r.rto_ms,
+        fault_rto_ms: r.faults.iter().map(|f| f.rto_ms).collect(),
+        write_gap_ms: r.write_gap_ms,
+        median_latency_ms: r.median_latency_ms,
+        p99_latency_ms: r.median_latency_ms * 4.0,
+        writes: r.writes,
+        lost: Vec::new(),
+        errors: Vec::new(),
+        panics: Vec::new(),
+        history: r.history.clone(),
+    });
+    r
+}
+
+/// FNV-1a, 64 bits: a fingerprint of a picture's bytes.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 fn out_dir(name: &str) -> PathBuf {
@@ -206,6 +237,74 @@ fn the_report_page_shows_the_timeline() {
             assert_text(name, &dom, &names);
         }
     }
+}
+
+/// The picture of the fixture, which has no workload, is byte for byte what
+/// it was before workloads (and close-ups of faults) were drawn: the
+/// fingerprints of its SVG and page were taken then. A deliberate change of
+/// the pictures updates them (the failure prints the new ones).
+#[test]
+fn a_report_without_workloads_draws_as_before() {
+    let r = fixture();
+    assert!(r.workloads.is_empty());
+    let svg = picture::report_svg(&r);
+    let html = picture::report_html(&r);
+    assert_eq!(
+        (fnv1a(svg.as_bytes()), svg.len()),
+        (0x5357_2e45_45dc_a4c1, 56_889),
+        "the fixture's SVG changed: {:#x}",
+        fnv1a(svg.as_bytes())
+    );
+    assert_eq!(
+        (fnv1a(html.as_bytes()), html.len()),
+        (0x1cb7_bb82_addf_b16d, 62_997),
+        "the fixture's page changed: {:#x}",
+        fnv1a(html.as_bytes())
+    );
+    for doc in [&svg, &html] {
+        assert!(!doc.contains("class=\"workload"));
+        assert!(!doc.contains("judged on"));
+    }
+}
+
+#[test]
+fn the_report_page_shows_each_workload() {
+    if skip() {
+        return;
+    }
+    let plain = fixture();
+    let r = with_orders(plain.clone());
+    let (img, dom) = render("workload", &picture::report_html(&r), 1700);
+    let (before, _) = render("workload-none", &picture::report_html(&plain), 1700);
+    assert_not_blank("workload", &img);
+    // The lane's acknowledged writes, a row of the probe's colour.
+    let (with, without) = (
+        img.count(rgb(palette::ACKNOWLEDGED)),
+        before.count(rgb(palette::ACKNOWLEDGED)),
+    );
+    assert!(
+        with >= without + 1_500,
+        "the lane adds few acknowledged dots: {with} vs {without} pixels"
+    );
+    assert_colour("workload", &img, "the fault bar", palette::FAULT, 300);
+    let rto = chaos_core::slo::fmt_duration(std::time::Duration::from_secs_f64(
+        r.rto_ms.expect("an RTO") / 1000.0,
+    ));
+    assert_text(
+        "workload",
+        &dom,
+        &[
+            "SLO judged on workload `orders`",
+            "orders",
+            "— SLO judged on it · RTO ",
+            &format!("RTO {rto} · longest write gap"),
+            "lost 0",
+            "workload orders (SLO)",
+            "probe RTO",
+            "probe",
+        ],
+    );
+    assert!(!dom.contains("lost: not checked"), "orders was verified");
 }
 
 #[test]

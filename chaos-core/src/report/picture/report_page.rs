@@ -1,12 +1,12 @@
-//! A report's HTML page: the verdict, the figures, the timeline inline, and
-//! tables of the phases, faults, attempts that were not acknowledged and
-//! events.
+//! A report's HTML page: the verdict, the figures (the probe's, and a row
+//! per workload), the timeline inline, and tables of the phases, faults,
+//! attempts that were not acknowledged and events.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::timeline::{Class, class_counts, report_svg};
+use super::timeline::{Class, class_counts, judged_on, judged_workload, report_svg};
 use super::{dur, esc, list_box, page, palette, signed, verdict_badge};
 use crate::Result;
 use crate::report::json::{file_stem, write_file};
@@ -45,15 +45,126 @@ pub fn report_html(r: &Report) -> String {
     )
 }
 
+/// The figures, one row each. With workloads, first the series the SLO was
+/// judged on and a row per workload, then the probe's figures named as the
+/// probe's.
 fn figures_table(b: &mut String, r: &Report) {
-    let mut rows = timing_rows(r);
-    rows.extend(write_rows(r));
+    let mut rows = workload_rows(r);
+    let mut probe = timing_rows(r);
+    probe.extend(write_rows(r));
+    if !r.workloads.is_empty() {
+        for (k, _) in &mut probe {
+            if k != "phases" {
+                *k = format!("probe {k}");
+            }
+        }
+    }
+    rows.extend(probe);
     rows.extend(run_rows(r));
     b.push_str("<table class=\"figures\">");
     for (k, v) in rows {
         w!(b, "<tr><td>{}</td><td>{v}</td></tr>", esc(&k));
     }
     b.push_str("</table>\n");
+}
+
+/// Which series the SLO was judged on, and a row per workload: its RTO (per
+/// fault too when there are several), longest write gap, lost writes (or
+/// that they were not checked), attempts, latency and commonest errors.
+/// Nothing without workloads.
+fn workload_rows(r: &Report) -> Vec<(String, String)> {
+    if r.workloads.is_empty() {
+        return Vec::new();
+    }
+    let mut rows = vec![(
+        "SLO judged on".to_string(),
+        format!(
+            "<strong>{}</strong>: {} RTO against max_rto {} (lost writes: the probe's and every \
+             verified workload's)",
+            esc(judged_on(r)
+                .strip_prefix("SLO judged on ")
+                .unwrap_or_default()),
+            if judged_workload(r).is_some() {
+                "its"
+            } else {
+                "the probe's"
+            },
+            dur(r.slo.max_rto_ms)
+        ),
+    )];
+    for w in &r.workloads {
+        let rto = match (w.rto_ms, r.faults.is_empty()) {
+            (Some(v), _) => format!(
+                "<span class=\"{}\">RTO {}</span>",
+                if v <= r.slo.max_rto_ms { "good" } else { "bad" },
+                dur(v)
+            ),
+            (None, true) => "RTO n/a (no fault)".into(),
+            (None, false) => "<span class=\"bad\">RTO none (no recovery)</span>".into(),
+        };
+        let per_fault = if w.fault_rto_ms.len() > 1 {
+            format!(
+                " (by fault: {})",
+                w.fault_rto_ms
+                    .iter()
+                    .map(|v| v.map_or_else(|| "none".into(), dur))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        } else {
+            String::new()
+        };
+        let c = &w.writes;
+        let lost = if w.verified {
+            format!(
+                "<span class=\"{}\">lost {}</span>{}",
+                if c.lost == 0 { "good" } else { "bad" },
+                c.lost,
+                match w.lost.as_slice() {
+                    [] => String::new(),
+                    ids => esc(&format!(
+                        " ({}{})",
+                        ids[..ids.len().min(5)].join(", "),
+                        if ids.len() > 5 { ", …" } else { "" }
+                    )),
+                }
+            )
+        } else {
+            "lost: not checked".into()
+        };
+        let errors = w
+            .errors
+            .iter()
+            .take(3)
+            .map(|e| format!("{} ×{}", e.message, e.count))
+            .collect::<Vec<_>>()
+            .join("; ");
+        rows.push((
+            format!("workload {}{}", w.name, if w.slo { " (SLO)" } else { "" }),
+            format!(
+                "{rto}{per_fault} · longest write gap {} · {lost} · {} attempted, {} acknowledged, \
+                 {} failed, {} indeterminate · median latency {:.1} ms, p99 {:.1} ms{}{}",
+                w.write_gap_ms.map_or_else(|| "none".into(), dur),
+                c.attempted,
+                c.acknowledged,
+                c.failed,
+                c.indeterminate,
+                w.median_latency_ms,
+                w.p99_latency_ms,
+                if errors.is_empty() {
+                    String::new()
+                } else {
+                    format!(" · errors: {}", esc(&errors))
+                },
+                if w.panics.is_empty() {
+                    String::new()
+                } else {
+                    format!(" · <span class=\"bad\">{} panics</span>", w.panics.len())
+                }
+            ),
+        ));
+    }
+    rows
 }
 
 /// The RTO (against the SLO), the write gap and the phases.

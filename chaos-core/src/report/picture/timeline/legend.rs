@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::super::{MARKER, palette, text, text_width};
-use super::{Class, Marker, View};
+use super::{Class, Marker, View, sqlstate_in, workloads};
 use crate::report::Report;
 
 /// The legend's items and where each goes.
@@ -65,26 +65,39 @@ fn items(
     other_events: bool,
 ) -> Vec<(&'static str, String)> {
     let mut legend: Vec<(&'static str, String)> = Vec::new();
+    let (wcounts, wlost) = workloads::totals(r);
+    // With workloads, the probe's count and theirs.
+    let count = |probe: u64, theirs: u64| {
+        if r.workloads.is_empty() {
+            probe.to_string()
+        } else {
+            format!("probe {probe}, workloads {theirs}")
+        }
+    };
     for c in Class::ALL {
-        if counts[c.index()] > 0 || c == Class::Acknowledged {
+        let (n, m) = (counts[c.index()], wcounts[c.index()]);
+        if n > 0 || m > 0 || c == Class::Acknowledged {
             let kind = match c {
                 Class::Acknowledged => "dot",
                 Class::Indeterminate => "diamond",
                 _ => "band",
             };
-            let mut label = format!("{} ({})", c.label(), counts[c.index()]);
-            if c == Class::OtherFailure {
-                label = format!(
-                    "failed: other ({}) ({})",
-                    other_sqlstates(r),
-                    counts[c.index()]
-                );
+            let mut label = format!("{} ({})", c.label(), count(n, m));
+            let states = other_sqlstates(r);
+            if c == Class::OtherFailure && !states.is_empty() {
+                label = format!("failed: other ({states}) ({})", count(n, m));
             }
             legend.push((kind, label));
         }
     }
-    if !r.lost.is_empty() {
-        legend.push(("lost", format!("acknowledged but lost ({})", r.lost.len())));
+    if !r.lost.is_empty() || wlost > 0 {
+        legend.push((
+            "lost",
+            format!(
+                "acknowledged but lost ({})",
+                count(r.lost.len() as u64, wlost as u64)
+            ),
+        ));
     }
     if !r.faults.is_empty() {
         legend.push(("fault", "fault, injected → healed".into()));
@@ -101,13 +114,19 @@ fn items(
     legend
 }
 
-/// The SQLSTATEs of the other failures: the first four, sorted.
+/// The SQLSTATEs of the other failures (of the probe and the workloads):
+/// the first four, sorted.
 fn other_sqlstates(r: &Report) -> String {
     let mut states: Vec<&str> = r
         .history
         .iter()
+        .chain(r.workloads.iter().flat_map(|w| &w.history))
         .filter(|h| Class::of(h) == Class::OtherFailure)
-        .filter_map(|h| h.sqlstate.as_deref())
+        .filter_map(|h| {
+            h.sqlstate
+                .as_deref()
+                .or_else(|| h.error.as_deref().and_then(sqlstate_in))
+        })
         .collect();
     states.sort_unstable();
     states.dedup();

@@ -7,11 +7,14 @@
 mod lanes;
 mod legend;
 mod plot;
+mod workloads;
 
 use std::fmt::Write as _;
 
-use super::{Lin, ML, MR, MUTED, W, axis, clip, dur, esc, palette, signed, svg_open, text, ticks};
-use crate::report::{AttemptOutcome, HistoryEntry, PhaseRecord, Report};
+use super::{
+    Lin, ML, MR, MUTED, W, axis, clip, dur, esc, palette, signed, svg_open, text, text_width, ticks,
+};
+use crate::report::{AttemptOutcome, HistoryEntry, PhaseRecord, Report, WorkloadRecord};
 use lanes::Lanes;
 use legend::Legend;
 use plot::LatencyScale;
@@ -37,11 +40,20 @@ impl Class {
         Class::Indeterminate,
     ];
 
+    /// The class of an attempt of the probe or of a workload. A workload's
+    /// failure has its SQLSTATE in its error's words, if anywhere (`…
+    /// (SQLSTATE 25006)`); one without is an other error, not a failure to
+    /// connect (the application's error may be anything).
     pub(super) fn of(e: &HistoryEntry) -> Class {
         match e.outcome {
             AttemptOutcome::Acknowledged => Class::Acknowledged,
             AttemptOutcome::Indeterminate => Class::Indeterminate,
-            AttemptOutcome::Failed => match e.sqlstate.as_deref() {
+            AttemptOutcome::Failed => match e
+                .sqlstate
+                .as_deref()
+                .or_else(|| e.error.as_deref().and_then(sqlstate_in))
+            {
+                None if e.error.is_some() => Class::OtherFailure,
                 None => Class::CannotConnect,
                 Some("25006") => Class::ReadOnly,
                 Some("57P01" | "57P02" | "57P03") => Class::ShuttingDown,
@@ -92,6 +104,15 @@ impl Class {
             Class::Indeterminate => "indeterminate",
         }
     }
+}
+
+/// The SQLSTATE named in an error's words (`SQLSTATE 25006`), if any.
+fn sqlstate_in(error: &str) -> Option<&str> {
+    let (_, rest) = error.split_once("SQLSTATE ")?;
+    let code = rest.get(..5)?;
+    code.chars()
+        .all(|c| c.is_ascii_alphanumeric())
+        .then_some(code)
 }
 
 /// A vertical marker: a leader change or a timeline switch.
@@ -159,7 +180,11 @@ fn markers(r: &Report) -> Vec<Marker> {
 /// The time span to draw, in ms from the origin.
 fn time_domain(r: &Report) -> (f64, f64) {
     let mut v = vec![r.window_start_ms, r.window_end_ms];
-    for h in &r.history {
+    for h in r
+        .history
+        .iter()
+        .chain(r.workloads.iter().flat_map(|w| &w.history))
+    {
         v.push(h.started_ms);
         v.push(h.finished_ms);
     }
@@ -200,28 +225,69 @@ fn phases_of(r: &Report) -> Vec<&PhaseRecord> {
     }
 }
 
-/// How many attempts of each class.
+/// How many attempts of the probe of each class.
 pub(super) fn class_counts(r: &Report) -> [u64; 6] {
+    counts_of(&r.history)
+}
+
+/// How many attempts of each class in `history`.
+fn counts_of(history: &[HistoryEntry]) -> [u64; 6] {
     let mut n = [0u64; 6];
-    for h in &r.history {
+    for h in history {
         n[Class::of(h).index()] += 1;
     }
     n
 }
 
-/// The report's verdict and key figures in one line.
-pub(super) fn summary_words(r: &Report) -> String {
-    let rto = match (r.rto_ms, r.faults.is_empty()) {
+/// The workload the SLO's RTO was judged on, if any (else the probe).
+pub(super) fn judged_workload(r: &Report) -> Option<&WorkloadRecord> {
+    r.workloads.iter().find(|w| w.slo)
+}
+
+/// Which series the SLO was judged on, in words: `SLO judged on workload
+/// `orders`` or `SLO judged on the probe`.
+pub(super) fn judged_on(r: &Report) -> String {
+    match judged_workload(r) {
+        Some(w) => format!("SLO judged on workload `{}`", w.name),
+        None => "SLO judged on the probe".into(),
+    }
+}
+
+/// An RTO in words: its value, or why there is none.
+fn rto_words(rto: Option<f64>, r: &Report) -> String {
+    match (rto, r.faults.is_empty()) {
         (Some(v), _) => dur(v),
         (None, true) => "n/a (no fault)".into(),
         (None, false) => "none (no recovery)".into(),
-    };
+    }
+}
+
+/// The report's key figures in one line. With workloads, it starts with the
+/// series the SLO was judged on (and that series' RTO), and the figures
+/// after it are the probe's.
+pub(super) fn summary_words(r: &Report) -> String {
+    let rto = rto_words(r.rto_ms, r);
     let gap = r.write_gap_ms.map_or_else(|| "none".into(), dur);
     let w = &r.writes;
+    let head = if r.workloads.is_empty() {
+        format!("RTO {rto} (max {})", dur(r.slo.max_rto_ms))
+    } else if let Some(judged) = judged_workload(r) {
+        format!(
+            "{} (RTO {}, max {}) · probe RTO {rto}",
+            judged_on(r),
+            rto_words(judged.rto_ms, r),
+            dur(r.slo.max_rto_ms)
+        )
+    } else {
+        format!(
+            "{} · probe RTO {rto} (max {})",
+            judged_on(r),
+            dur(r.slo.max_rto_ms)
+        )
+    };
     format!(
-        "RTO {rto} (max {}) · write gap {gap} · {} attempts: {} acknowledged, {} failed, {} \
+        "{head} · write gap {gap} · {} attempts: {} acknowledged, {} failed, {} \
          indeterminate · {} lost · split-brain {}",
-        dur(r.slo.max_rto_ms),
         w.attempted,
         w.acknowledged,
         w.failed,
@@ -292,15 +358,20 @@ struct Layout {
     plot_bottom: f64,
     band_top: f64,
     band_row: f64,
-    band_bottom: f64,
+    /// The probe's series label, above the plot (only with workloads).
+    series_y: Option<f64>,
+    /// The workloads' lanes, beneath the bands.
+    lanes_top: f64,
+    lanes_bottom: f64,
     axis_y: f64,
     legend_top: f64,
 }
 
 impl Layout {
     /// Below a header `header_h` high: the lanes' rows, the plot (shorter
-    /// when `compact`), `bands` failure bands, the axis, then the legend.
-    fn of(lanes: &Lanes, header_h: f64, compact: bool, bands: usize) -> Layout {
+    /// when `compact`; labelled when there are workloads), `bands` failure
+    /// bands, a lane per workload, the axis, then the legend.
+    fn of(lanes: &Lanes, header_h: f64, compact: bool, bands: usize, workloads: usize) -> Layout {
         let mut y = header_h;
         let marker_top = y;
         y += lanes.markers_h();
@@ -312,13 +383,19 @@ impl Layout {
         y += lanes.brackets_h();
         let gap_top = y;
         y += lanes.gap_h();
+        let series_y = (workloads > 0).then_some(y + 14.0);
+        if workloads > 0 {
+            y += 16.0;
+        }
         let plot_top = y + 8.0;
         let plot_h = if compact { 120.0 } else { 250.0 };
         let plot_bottom = plot_top + plot_h;
         let band_top = plot_bottom + 8.0;
         let band_row = 13.0;
         let band_bottom = band_top + bands as f64 * band_row;
-        let axis_y = band_bottom + 4.0;
+        let lanes_top = band_bottom + if workloads > 0 { 8.0 } else { 0.0 };
+        let lanes_bottom = lanes_top + workloads as f64 * workloads::LANE_H;
+        let axis_y = lanes_bottom + 4.0;
         let legend_top = axis_y + if compact { 34.0 } else { 44.0 };
         Layout {
             marker_top,
@@ -331,7 +408,9 @@ impl Layout {
             plot_bottom,
             band_top,
             band_row,
-            band_bottom,
+            series_y,
+            lanes_top,
+            lanes_bottom,
             axis_y,
             legend_top,
         }
@@ -376,6 +455,31 @@ fn verdict(r: &Report) -> &'static str {
     if r.passed { "PASSED" } else { "FAILED" }
 }
 
+/// The summary in lines that fit the width (broken between figures).
+fn summary_lines(r: &Report) -> Vec<String> {
+    let room = W - MR - ML;
+    let mut lines: Vec<String> = Vec::new();
+    for part in summary_words(r).split(" · ") {
+        match lines.last_mut() {
+            Some(l) if text_width(&format!("{l} · {part}"), 12.0) <= room => {
+                l.push_str(" · ");
+                l.push_str(part);
+            }
+            _ => lines.push(part.to_string()),
+        }
+    }
+    lines
+}
+
+/// The height of the title and summary.
+fn header_h(r: &Report, compact: bool) -> f64 {
+    if compact {
+        10.0
+    } else {
+        60.0 + (summary_lines(r).len().max(1) - 1) as f64 * 16.0
+    }
+}
+
 /// The scenario and verdict, and the summary beneath.
 fn title(o: &mut String, r: &Report) {
     w!(
@@ -389,14 +493,16 @@ fn title(o: &mut String, r: &Report) {
         },
         verdict(r)
     );
-    text(
-        o,
-        ML,
-        44.0,
-        "start",
-        &format!("fill=\"{MUTED}\" font-size=\"12\""),
-        &summary_words(r),
-    );
+    for (i, line) in summary_lines(r).iter().enumerate() {
+        text(
+            o,
+            ML,
+            44.0 + i as f64 * 16.0,
+            "start",
+            &format!("fill=\"{MUTED}\" font-size=\"12\""),
+            line,
+        );
+    }
 }
 
 /// What the time axis counts from.
@@ -415,8 +521,13 @@ fn timeline_svg(r: &Report, compact: bool) -> String {
     let counts = class_counts(r);
     let bands = failure_bands(&counts);
     let lanes = Lanes::place(r, view);
-    let header_h = if compact { 10.0 } else { 60.0 };
-    let layout = Layout::of(&lanes, header_h, compact, bands.len());
+    let layout = Layout::of(
+        &lanes,
+        header_h(r, compact),
+        compact,
+        bands.len(),
+        r.workloads.len(),
+    );
     let others = other_events(r, view);
     let legend = Legend::of(
         r,
@@ -436,15 +547,16 @@ fn timeline_svg(r: &Report, compact: bool) -> String {
     if !compact {
         title(&mut o, r);
     }
-    lanes.shade_phases(&mut o, layout.phase_top, layout.band_bottom);
+    lanes.shade_phases(&mut o, layout.phase_top, layout.lanes_bottom);
     let (step, tvals) = ticks(view.t0, view.t1, view.x1 - view.x0, 80.0);
     let scale = LatencyScale::of(r, layout.plot_top, layout.plot_bottom);
     plot::grid(&mut o, view, &tvals, &scale, &layout, &bands);
     plot::frame(&mut o, r, view, &scale, &layout);
-    lanes.draw_lines(&mut o, view, &layout, layout.band_bottom);
+    lanes.draw_lines(&mut o, view, &layout, layout.lanes_bottom);
     plot::events(&mut o, &others, view, layout.plot_top);
     plot::attempts(&mut o, r, view, &scale, &layout, &bands, &counts);
     plot::notes(&mut o, r, view, &scale, &layout);
+    workloads::draw(&mut o, r, view, &layout);
     lanes.draw_labels(&mut o, view, &layout);
     axis(
         &mut o,

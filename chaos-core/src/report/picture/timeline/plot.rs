@@ -92,7 +92,7 @@ pub(super) fn grid(
             o,
             "<line x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\"/>",
             l.plot_top,
-            l.band_bottom
+            l.lanes_bottom
         );
     }
     for d in scale.dlo..=scale.dhi {

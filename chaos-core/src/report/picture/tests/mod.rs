@@ -501,3 +501,5 @@ fn text_is_escaped_for_xml() {
     assert_eq!(tick_label(500.0, 100.0, true), "+0.5s");
     assert_eq!(tick_label(750.0, 250.0, false), "0.75s");
 }
+
+mod workloads;
