@@ -502,4 +502,5 @@ fn text_is_escaped_for_xml() {
     assert_eq!(tick_label(750.0, 250.0, false), "0.75s");
 }
 
+mod long_runs;
 mod workloads;

@@ -7,7 +7,7 @@ use crate::report::{HistoryEntry, WorkloadRecord};
 /// A workload that saw what the probe saw, 100 ms later: its acknowledged
 /// writes named `id-<writer>-<seq>`, its failures the application's words (the
 /// read-only ones with their SQLSTATE), `id-1-7` lost when `verified`.
-fn workload(r: &Report, name: &str, slo: bool, verified: bool) -> WorkloadRecord {
+pub(super) fn workload(r: &Report, name: &str, slo: bool, verified: bool) -> WorkloadRecord {
     let history: Vec<HistoryEntry> = r
         .history
         .iter()

@@ -1,7 +1,9 @@
 //! The lanes above the timeline's plot, top to bottom: leader-change and
 //! timeline-switch markers, fault bars, the RTO's phases, RTO brackets with
 //! `max_rto`, and the write gap; each lane's labels placed in rows so that
-//! none overlap.
+//! none overlap, and none runs past the picture's right edge. A fault that
+//! has a close-up of its own is labelled quietly here: its phases only where
+//! their names fit inside, its `max_rto` without words.
 
 use std::fmt::Write as _;
 
@@ -9,7 +11,7 @@ use super::super::{
     HALO, INK, MARKER, MUTED, Placed, Rows, W, clip, dur, esc, palette, place_beside, signed, text,
     text_width,
 };
-use super::{Layout, Marker, View, markers, phases_of};
+use super::{Layout, Marker, View, markers, phases_by_fault};
 use crate::report::Report;
 
 /// A fault from injection to healing, with its label.
@@ -81,9 +83,22 @@ pub(super) struct Lanes {
 }
 
 impl Lanes {
-    /// Places the lanes of `r` in `view`.
-    pub(super) fn place(r: &Report, view: View) -> Lanes {
-        let markers = markers(r);
+    /// Places the lanes of `r` in `view`; the faults (by index) in `quiet`
+    /// have close-ups of their own.
+    pub(super) fn place(r: &Report, view: View, quiet: &[usize]) -> Lanes {
+        Lanes::placed(r, view, quiet, markers(r))
+    }
+
+    /// Places the lanes of `r` in `view` with these `markers` (a close-up's:
+    /// those of the whole run within its span).
+    pub(super) fn with_markers(r: &Report, view: View, markers: Vec<Marker>) -> Lanes {
+        Lanes::placed(r, view, &[], markers)
+    }
+
+    fn placed(r: &Report, view: View, quiet: &[usize], mut markers: Vec<Marker>) -> Lanes {
+        // Only those within the view (a marker beyond it would stand in the
+        // margin, its label cut off).
+        markers.retain(|m| m.t >= view.t0 && m.t <= view.t1);
         let mut mrows = Rows::new(5);
         let mplaced = markers
             .iter()
@@ -97,8 +112,8 @@ impl Lanes {
             })
             .collect();
         let (faults, frows) = fault_bars(r, view);
-        let (phases, prows) = phase_segments(r, view);
-        let (brackets, rrows) = rto_brackets(r, view);
+        let (phases, prows) = phase_segments(r, view, quiet);
+        let (brackets, rrows) = rto_brackets(r, view, quiet);
         Lanes {
             markers,
             mplaced,
@@ -265,7 +280,7 @@ impl Lanes {
                 s.colour
             );
         }
-        for s in &self.phases {
+        for s in self.phases.iter().filter(|s| !s.label.is_empty()) {
             match &s.place {
                 None => text(
                     o,
@@ -313,14 +328,16 @@ impl Lanes {
                 m.x,
                 if m.tick { "m0 -5v10" } else { "" }
             );
-            text(
-                o,
-                m.lx,
-                by + if m.above { -5.0 } else { 3.5 },
-                m.anchor,
-                &format!("fill=\"{MUTED}\" font-size=\"10\" {HALO}"),
-                &m.label,
-            );
+            if !m.label.is_empty() {
+                text(
+                    o,
+                    m.lx,
+                    by + if m.above { -5.0 } else { 3.5 },
+                    m.anchor,
+                    &format!("fill=\"{MUTED}\" font-size=\"10\" {HALO}"),
+                    &m.label,
+                );
+            }
             w!(
                 o,
                 "<path d=\"M{:.1} {:.1}v12M{:.1} {by:.1}H{:.1}{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"/>",
@@ -467,7 +484,8 @@ fn fault_bars(r: &Report, view: View) -> (Vec<FaultBar>, usize) {
             FaultBar {
                 xa,
                 xb,
-                open: healed.is_none(),
+                // Healed after the view's end (in a close-up): it runs on.
+                open: healed.is_none_or(|h| h > view.t1),
                 label,
                 title,
                 inside,
@@ -479,39 +497,47 @@ fn fault_bars(r: &Report, view: View) -> (Vec<FaultBar>, usize) {
 }
 
 /// The phase segments, labelled inside when they fit, else in rows below
-/// the strip; with the rows those take.
-fn phase_segments(r: &Report, view: View) -> (Vec<PhaseSeg>, usize) {
+/// the strip (not at all for a fault in `quiet`); with the rows those take.
+fn phase_segments(r: &Report, view: View, quiet: &[usize]) -> (Vec<PhaseSeg>, usize) {
     let xs = view.xs;
     let mut prows = Rows::new(4);
-    let mut segs: Vec<PhaseSeg> = phases_of(r)
+    let mut segs: Vec<(bool, PhaseSeg)> = phases_by_fault(r)
         .into_iter()
-        .map(|p| {
+        .map(|(fault, p)| {
             let a = p.at.ms_since(r.origin);
-            PhaseSeg {
+            let seg = PhaseSeg {
                 xa: xs.clamped(a),
                 xb: xs.clamped(a + p.ms),
                 colour: palette::phase(&p.name),
                 label: format!("{} {}", p.name, dur(p.ms)),
                 place: None,
-            }
+            };
+            (fault.is_some_and(|i| quiet.contains(&i)), seg)
         })
         .collect();
-    for s in &mut segs {
+    for (quiet, s) in &mut segs {
         let tw = text_width(&s.label, 10.0);
         if s.xb - s.xa < tw + 8.0 {
-            s.place = Some(place_beside(&mut prows, s.xb + 3.0, tw, view.x1));
+            if *quiet {
+                s.label.clear();
+            } else {
+                s.place = Some(place_beside(&mut prows, s.xb + 3.0, tw, view.x1));
+            }
         }
     }
-    (segs, prows.len())
+    (segs.into_iter().map(|(_, s)| s).collect(), prows.len())
 }
 
-/// One RTO bracket per fault, with `max_rto` after its injection; with the
-/// rows they take.
-fn rto_brackets(r: &Report, view: View) -> (Vec<Bracket>, usize) {
+/// One RTO bracket per fault, with `max_rto` after its injection (without
+/// words for a fault in `quiet`); with the rows they take. The RTO's label
+/// goes inside the bracket, else after its start, else before it — and
+/// before it too when it would run into `max_rto`'s label.
+fn rto_brackets(r: &Report, view: View, quiet: &[usize]) -> (Vec<Bracket>, usize) {
     let (xs, x1, t1) = (view.xs, view.x1, view.t1);
     let mut rrows = Rows::new(6);
     let mut brackets: Vec<Bracket> = Vec::new();
-    for f in &r.faults {
+    for (i, f) in r.faults.iter().enumerate() {
+        let quiet = quiet.contains(&i);
         let inj = f.injected_at.ms_since(r.origin);
         let xa = xs.clamped(inj);
         let (xb, open, label, colour) = match f.rto_ms {
@@ -544,23 +570,39 @@ fn rto_brackets(r: &Report, view: View) -> (Vec<Bracket>, usize) {
             (if tick { mx - 4.0 } else { mx }, "end", true)
         };
         let tw = text_width(&label, 11.5);
-        let mut right = xb;
-        let (lx, anchor) = if xb - xa >= tw + 8.0 {
+        let before = xa - 4.0 - tw >= 4.0;
+        let (mut lx, mut anchor) = if xb - xa >= tw + 8.0 {
             ((xa + xb) / 2.0, "middle")
-        } else {
-            right = right.max(xa + 2.0 + tw);
+        } else if xa + 2.0 + tw <= W - 4.0 || !before {
             (xa + 2.0, "start")
+        } else {
+            (xa - 4.0, "end")
         };
-        right = right.max(if manchor == "start" { mlx + mtw } else { mx });
+        // Off `max_rto`'s label when both are above the line.
+        let mspan = if manchor == "start" {
+            (mlx, mlx + mtw)
+        } else {
+            (mlx - mtw, mlx)
+        };
+        if !quiet && above && overlap(span(lx, anchor, tw), mspan) && before {
+            (lx, anchor) = (xa - 4.0, "end");
+        }
+        let (left, lright) = span(lx, anchor, tw);
+        let mut right = xb.max(lright);
+        right = right.max(if manchor == "start" && !quiet {
+            mlx + mtw
+        } else {
+            mx
+        });
         let max = MaxMark {
             x: mx,
             tick,
-            label: ml,
+            label: if quiet { String::new() } else { ml },
             lx: mlx,
             anchor: manchor,
             above,
         };
-        let row = rrows.place(xa, right);
+        let row = rrows.place(xa.min(left), right);
         brackets.push(Bracket {
             xa,
             xb: xb.max(xa + 1.0),
@@ -572,6 +614,20 @@ fn rto_brackets(r: &Report, view: View) -> (Vec<Bracket>, usize) {
         });
     }
     (brackets, rrows.len())
+}
+
+/// The extent of a label of width `tw` at `x` with `anchor`.
+fn span(x: f64, anchor: &str, tw: f64) -> (f64, f64) {
+    match anchor {
+        "start" => (x, x + tw),
+        "end" => (x - tw, x),
+        _ => (x - tw / 2.0, x + tw / 2.0),
+    }
+}
+
+/// Whether two extents overlap (with a little room).
+fn overlap(a: (f64, f64), b: (f64, f64)) -> bool {
+    a.0 < b.1 + 4.0 && b.0 < a.1 + 4.0
 }
 
 /// The longest write gap, if the report has one.

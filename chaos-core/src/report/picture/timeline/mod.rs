@@ -1,9 +1,13 @@
 //! A report's timeline: every attempt of the probe over time, with the
 //! faults, leader changes and timeline switches, the RTO and write gap
 //! brackets and the RTO's phases above the plot, the time axis and the legend
-//! beneath. `lanes` places and draws what is above the plot, `plot` the
-//! attempts, `legend` the legend; this file lays them out.
+//! beneath; a lane per workload under the plot. When a fault's outage is
+//! too short for the run to show it (or its labels), a close-up of it
+//! follows the legend. `lanes` places and draws what is above the plot,
+//! `plot` the attempts, `workloads` their lanes, `legend` the legend,
+//! `closeup` the close-ups; this file lays them out.
 
+mod closeup;
 mod lanes;
 mod legend;
 mod plot;
@@ -215,11 +219,22 @@ fn time_domain(r: &Report) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
-/// The phases to shade: every fault's, or the report's when the faults have none.
-fn phases_of(r: &Report) -> Vec<&PhaseRecord> {
-    let per_fault: Vec<&PhaseRecord> = r.faults.iter().flat_map(|f| &f.phases).collect();
+/// The phases to shade, each with the index of its fault: every fault's, or
+/// the report's when the faults have none (those belong to the fault whose
+/// RTO is the report's).
+fn phases_by_fault(r: &Report) -> Vec<(Option<usize>, &PhaseRecord)> {
+    let per_fault: Vec<(Option<usize>, &PhaseRecord)> = r
+        .faults
+        .iter()
+        .enumerate()
+        .flat_map(|(i, f)| f.phases.iter().map(move |p| (Some(i), p)))
+        .collect();
     if per_fault.is_empty() {
-        r.phases.iter().collect()
+        let owner = r
+            .faults
+            .iter()
+            .position(|f| f.rto_ms.is_some() && f.rto_ms == r.rto_ms);
+        r.phases.iter().map(|p| (owner, p)).collect()
     } else {
         per_fault
     }
@@ -325,6 +340,11 @@ struct View {
     x0: f64,
     x1: f64,
     xs: Lin,
+    /// What the time axis counts from (ms from the origin): 0, or a
+    /// close-up's fault's injection.
+    zero: f64,
+    /// A close-up (its drawings carry other class names than the run's).
+    closeup: bool,
 }
 
 impl View {
@@ -342,7 +362,26 @@ impl View {
                 r0: x0,
                 r1: x1,
             },
+            zero: 0.0,
+            closeup: false,
         }
+    }
+
+    /// The prefix of class names: `closeup-` in a close-up (so that the
+    /// run's own drawings can be told and counted apart).
+    fn class(self) -> &'static str {
+        if self.closeup { "closeup-" } else { "" }
+    }
+
+    /// Time ticks at round seconds from `zero` (as offsets from it), and
+    /// their step.
+    fn ticks(self) -> (f64, Vec<f64>) {
+        ticks(
+            self.t0 - self.zero,
+            self.t1 - self.zero,
+            self.x1 - self.x0,
+            80.0,
+        )
     }
 }
 
@@ -368,10 +407,17 @@ struct Layout {
 }
 
 impl Layout {
-    /// Below a header `header_h` high: the lanes' rows, the plot (shorter
-    /// when `compact`; labelled when there are workloads), `bands` failure
-    /// bands, a lane per workload, the axis, then the legend.
-    fn of(lanes: &Lanes, header_h: f64, compact: bool, bands: usize, workloads: usize) -> Layout {
+    /// Below a header `header_h` high: the lanes' rows, the plot `plot_h`
+    /// high (labelled when there are workloads), `bands` failure bands, a
+    /// lane per workload, the axis, and `caption_h` for its caption.
+    fn of(
+        lanes: &Lanes,
+        header_h: f64,
+        plot_h: f64,
+        caption_h: f64,
+        bands: usize,
+        workloads: usize,
+    ) -> Layout {
         let mut y = header_h;
         let marker_top = y;
         y += lanes.markers_h();
@@ -388,7 +434,6 @@ impl Layout {
             y += 16.0;
         }
         let plot_top = y + 8.0;
-        let plot_h = if compact { 120.0 } else { 250.0 };
         let plot_bottom = plot_top + plot_h;
         let band_top = plot_bottom + 8.0;
         let band_row = 13.0;
@@ -396,7 +441,7 @@ impl Layout {
         let lanes_top = band_bottom + if workloads > 0 { 8.0 } else { 0.0 };
         let lanes_bottom = lanes_top + workloads as f64 * workloads::LANE_H;
         let axis_y = lanes_bottom + 4.0;
-        let legend_top = axis_y + if compact { 34.0 } else { 44.0 };
+        let legend_top = axis_y + caption_h;
         Layout {
             marker_top,
             fault_top,
@@ -515,16 +560,23 @@ fn axis_caption(r: &Report) -> &'static str {
 }
 
 /// The timeline: the lanes above the plot, the plot and its bands, the axis
-/// and the legend; under a title unless `compact`.
+/// and the legend; under a title unless `compact`, and with a close-up of
+/// each fault it cannot show well unless `compact`.
 fn timeline_svg(r: &Report, compact: bool) -> String {
     let view = View::new(time_domain(r));
+    let closeups = if compact {
+        Vec::new()
+    } else {
+        closeup::crowded_faults(r, view)
+    };
     let counts = class_counts(r);
     let bands = failure_bands(&counts);
-    let lanes = Lanes::place(r, view);
+    let lanes = Lanes::place(r, view, &closeups);
     let layout = Layout::of(
         &lanes,
         header_h(r, compact),
-        compact,
+        if compact { 120.0 } else { 250.0 },
+        if compact { 34.0 } else { 44.0 },
         bands.len(),
         r.workloads.len(),
     );
@@ -537,36 +589,33 @@ fn timeline_svg(r: &Report, compact: bool) -> String {
         view,
         layout.legend_top,
     );
+    let scale = LatencyScale::of(r, layout.plot_top, layout.plot_bottom);
+    let panels: Vec<closeup::Closeup> = closeups
+        .iter()
+        .map(|&i| closeup::Closeup::of(r, i, view))
+        .collect();
+    let overview_h = legend.bottom() + 16.0;
 
     let mut o = String::with_capacity(64 * 1024 + r.history.len() * 16);
     svg_open(
         &mut o,
-        legend.bottom() + 16.0,
+        overview_h + panels.iter().map(closeup::Closeup::height).sum::<f64>(),
         &format!("{} — {}: {}", r.scenario, verdict(r), summary_words(r)),
     );
     if !compact {
         title(&mut o, r);
     }
-    lanes.shade_phases(&mut o, layout.phase_top, layout.lanes_bottom);
-    let (step, tvals) = ticks(view.t0, view.t1, view.x1 - view.x0, 80.0);
-    let scale = LatencyScale::of(r, layout.plot_top, layout.plot_bottom);
-    plot::grid(&mut o, view, &tvals, &scale, &layout, &bands);
-    plot::frame(&mut o, r, view, &scale, &layout);
-    lanes.draw_lines(&mut o, view, &layout, layout.lanes_bottom);
-    plot::events(&mut o, &others, view, layout.plot_top);
-    plot::attempts(&mut o, r, view, &scale, &layout, &bands, &counts);
-    plot::notes(&mut o, r, view, &scale, &layout);
-    workloads::draw(&mut o, r, view, &layout);
-    lanes.draw_labels(&mut o, view, &layout);
-    axis(
-        &mut o,
-        view.xs,
-        &tvals,
-        step,
-        layout.axis_y,
-        true,
-        !r.faults.is_empty(),
-    );
+    let drawn = Drawn {
+        r,
+        view,
+        lanes: &lanes,
+        layout: &layout,
+        scale: &scale,
+        bands: &bands,
+        counts: &counts,
+        others: &others,
+    };
+    drawn.body(&mut o);
     if !compact {
         text(
             &mut o,
@@ -578,6 +627,65 @@ fn timeline_svg(r: &Report, compact: bool) -> String {
         );
     }
     legend.draw(&mut o);
+    let mut y = overview_h;
+    for p in &panels {
+        p.draw(&mut o, y, &scale);
+        y += p.height();
+    }
     o.push_str("</svg>");
     o
+}
+
+/// A timeline's parts, placed: what [`Drawn::body`] draws.
+struct Drawn<'a> {
+    r: &'a Report,
+    view: View,
+    lanes: &'a Lanes,
+    layout: &'a Layout,
+    scale: &'a LatencyScale,
+    bands: &'a [Class],
+    counts: &'a [u64; 6],
+    others: &'a [(f64, String)],
+}
+
+impl Drawn<'_> {
+    /// Everything between the title and the axis's caption: phase shading,
+    /// grid, lines, attempts, workloads' lanes, the lanes' labels, the axis.
+    fn body(&self, o: &mut String) {
+        let Drawn {
+            r,
+            view,
+            lanes,
+            layout,
+            scale,
+            bands,
+            counts,
+            others,
+        } = *self;
+        lanes.shade_phases(o, layout.phase_top, layout.lanes_bottom);
+        let (step, offsets) = view.ticks();
+        let tvals: Vec<f64> = offsets.iter().map(|t| t + view.zero).collect();
+        plot::grid(o, view, &tvals, scale, layout, bands);
+        plot::frame(o, r, view, scale, layout);
+        lanes.draw_lines(o, view, layout, layout.lanes_bottom);
+        plot::events(o, others, view, layout.plot_top);
+        plot::attempts(o, r, view, scale, layout, bands, counts);
+        plot::notes(o, r, view, scale, layout);
+        workloads::draw(o, r, view, layout);
+        lanes.draw_labels(o, view, layout);
+        let xs = Lin {
+            d0: view.t0 - view.zero,
+            d1: view.t1 - view.zero,
+            ..view.xs
+        };
+        axis(
+            o,
+            xs,
+            &offsets,
+            step,
+            layout.axis_y,
+            true,
+            !r.faults.is_empty(),
+        );
+    }
 }

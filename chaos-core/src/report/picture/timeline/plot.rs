@@ -9,6 +9,7 @@ use super::{Class, Layout, View};
 use crate::report::{AttemptOutcome, Report};
 
 /// Commit latency (log, by decades) to y.
+#[derive(Clone, Copy)]
 pub(super) struct LatencyScale {
     /// The lowest decade (10^dlo ms).
     dlo: i32,
@@ -53,6 +54,18 @@ impl LatencyScale {
                 r1: top,
             },
             any: !lats.is_empty(),
+        }
+    }
+
+    /// The same decades over `top..bottom` (a close-up's plot).
+    pub(super) fn over(&self, top: f64, bottom: f64) -> Self {
+        LatencyScale {
+            ys: Lin {
+                r0: bottom,
+                r1: top,
+                ..self.ys
+            },
+            ..*self
         }
     }
 
@@ -180,12 +193,13 @@ pub(super) fn attempts(
     counts: &[u64; 6],
 ) {
     let xs = view.xs;
+    let class = view.class();
     let mut paths: [String; 6] = Default::default();
     let lost: HashSet<(u32, u64)> = r.lost.iter().map(|l| (l.writer, l.seq)).collect();
     let mut lost_path = String::new();
     for h in &r.history {
         let c = Class::of(h);
-        let x = xs.at(h.started_ms);
+        let x = xs.clamped(h.started_ms);
         let lat = h.finished_ms - h.started_ms;
         let p = &mut paths[c.index()];
         match c {
@@ -207,7 +221,7 @@ pub(super) fn attempts(
             _ => {
                 let row = bands.iter().position(|x| *x == c).unwrap_or(0) as f64;
                 let yy = l.band_top + row * l.band_row + l.band_row / 2.0;
-                let wd = (xs.at(h.finished_ms) - x).max(1.2);
+                let wd = (xs.clamped(h.finished_ms) - x).max(1.2);
                 w!(p, "M{x:.1} {yy:.1}h{wd:.1}");
             }
         }
@@ -217,34 +231,45 @@ pub(super) fn attempts(
         if d.is_empty() {
             continue;
         }
+        // The run's paths say how many attempts they draw (a close-up's
+        // draw some of them again).
         let n = counts[c.index()];
+        let (n_attr, n) = if view.closeup {
+            (String::new(), d.matches('M').count() as u64)
+        } else {
+            (format!(" data-n=\"{n}\""), n)
+        };
         match c {
             Class::Acknowledged => w!(
                 o,
-                "<path class=\"{}\" data-n=\"{n}\" d=\"{d}\" fill=\"none\" stroke=\"{}\" stroke-width=\"3.4\" stroke-linecap=\"round\"><title>{n} acknowledged writes</title></path>",
-                "acknowledged",
+                "<path class=\"{class}acknowledged\"{n_attr} d=\"{d}\" fill=\"none\" stroke=\"{}\" stroke-width=\"3.4\" stroke-linecap=\"round\"><title>{n} acknowledged writes</title></path>",
                 c.colour()
             ),
             Class::Indeterminate => w!(
                 o,
-                "<path class=\"indeterminate\" data-n=\"{n}\" d=\"{d}\" fill=\"{}\" stroke=\"#FFFFFF\" stroke-width=\"0.8\"><title>{n} indeterminate writes</title></path>",
+                "<path class=\"{class}indeterminate\"{n_attr} d=\"{d}\" fill=\"{}\" stroke=\"#FFFFFF\" stroke-width=\"0.8\"><title>{n} indeterminate writes</title></path>",
                 c.colour()
             ),
             _ => w!(
                 o,
-                "<path class=\"failed\" data-n=\"{n}\" d=\"{d}\" fill=\"none\" stroke=\"{}\" stroke-width=\"9\"><title>{n} writes {}</title></path>",
+                "<path class=\"{class}failed\"{n_attr} d=\"{d}\" fill=\"none\" stroke=\"{}\" stroke-width=\"9\"><title>{n} writes {}</title></path>",
                 c.colour(),
                 esc(c.label())
             ),
         }
     }
     if !lost_path.is_empty() {
+        let n = lost_path.matches('M').count();
         w!(
             o,
-            "<path class=\"lost\" data-n=\"{}\" d=\"{lost_path}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"><title>{} acknowledged writes lost</title></path>",
-            r.lost.len(),
+            "<path class=\"{class}lost\"{} d=\"{lost_path}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"><title>{} acknowledged writes lost</title></path>",
+            if view.closeup {
+                String::new()
+            } else {
+                format!(" data-n=\"{}\"", r.lost.len())
+            },
             palette::LOST,
-            r.lost.len()
+            if view.closeup { n } else { r.lost.len() }
         );
     }
 }

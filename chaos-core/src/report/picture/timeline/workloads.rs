@@ -58,7 +58,8 @@ fn header(o: &mut String, view: View, y: f64, name: &str, figures: &str, judged:
     let figures = clip(&figures, max_chars);
     w!(
         o,
-        "<text class=\"series\" x=\"{:.1}\" y=\"{y:.1}\" font-size=\"11\" {HALO}><tspan font-weight=\"700\" fill=\"{}\">{}</tspan><tspan fill=\"{MUTED}\"> — {}</tspan></text>",
+        "<text class=\"{}series\" x=\"{:.1}\" y=\"{y:.1}\" font-size=\"11\" {HALO}><tspan font-weight=\"700\" fill=\"{}\">{}</tspan><tspan fill=\"{MUTED}\"> — {}</tspan></text>",
+        view.class(),
         view.x0,
         if judged { INK } else { MUTED },
         esc(&name),
@@ -90,10 +91,11 @@ fn figures(r: &Report, w: &WorkloadRecord) -> String {
 /// One workload's lane from `top`.
 fn lane(o: &mut String, r: &Report, w: &WorkloadRecord, view: View, top: f64) {
     let (xs, x0, x1) = (view.xs, view.x0, view.x1);
+    let class = view.class();
     let (ya, yf) = (top + ACK_Y, top + FAILED_Y);
     w!(
         o,
-        "<g class=\"workload\" data-name=\"{}\"><rect x=\"{x0:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"none\" stroke=\"#C8C8C8\" stroke-width=\"0.8\"/>",
+        "<g class=\"{class}workload\" data-name=\"{}\"><rect x=\"{x0:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"none\" stroke=\"#C8C8C8\" stroke-width=\"0.8\"/>",
         esc(&w.name),
         ya - 7.0,
         x1 - x0,
@@ -122,7 +124,7 @@ fn lane(o: &mut String, r: &Report, w: &WorkloadRecord, view: View, top: f64) {
     let mut lost_path = String::new();
     for h in &w.history {
         let c = Class::of(h);
-        let x = xs.at(h.started_ms);
+        let x = xs.clamped(h.started_ms);
         let p = &mut paths[c.index()];
         match c {
             Class::Acknowledged => {
@@ -137,7 +139,7 @@ fn lane(o: &mut String, r: &Report, w: &WorkloadRecord, view: View, top: f64) {
             }
             Class::Indeterminate => w!(p, "M{x:.1} {:.1}l4 4-4 4-4-4z", ya - 4.0),
             _ => {
-                let wd = (xs.at(h.finished_ms) - x).max(1.2);
+                let wd = (xs.clamped(h.finished_ms) - x).max(1.2);
                 w!(p, "M{x:.1} {yf:.1}h{wd:.1}");
             }
         }
@@ -152,17 +154,17 @@ fn lane(o: &mut String, r: &Report, w: &WorkloadRecord, view: View, top: f64) {
         match c {
             Class::Acknowledged => w!(
                 o,
-                "<path class=\"workload-acknowledged\" data-count=\"{n}\" d=\"{d}\" fill=\"none\" stroke=\"{}\" stroke-width=\"3.4\" stroke-linecap=\"round\"><title>{what}</title></path>",
+                "<path class=\"{class}workload-acknowledged\" data-count=\"{n}\" d=\"{d}\" fill=\"none\" stroke=\"{}\" stroke-width=\"3.4\" stroke-linecap=\"round\"><title>{what}</title></path>",
                 c.colour()
             ),
             Class::Indeterminate => w!(
                 o,
-                "<path class=\"workload-indeterminate\" data-count=\"{n}\" d=\"{d}\" fill=\"{}\" stroke=\"#FFFFFF\" stroke-width=\"0.8\"><title>{what}</title></path>",
+                "<path class=\"{class}workload-indeterminate\" data-count=\"{n}\" d=\"{d}\" fill=\"{}\" stroke=\"#FFFFFF\" stroke-width=\"0.8\"><title>{what}</title></path>",
                 c.colour()
             ),
             _ => w!(
                 o,
-                "<path class=\"workload-failed\" data-count=\"{n}\" d=\"{d}\" fill=\"none\" stroke=\"{}\" stroke-width=\"8\"><title>{what}</title></path>",
+                "<path class=\"{class}workload-failed\" data-count=\"{n}\" d=\"{d}\" fill=\"none\" stroke=\"{}\" stroke-width=\"8\"><title>{what}</title></path>",
                 c.colour()
             ),
         }
@@ -170,7 +172,7 @@ fn lane(o: &mut String, r: &Report, w: &WorkloadRecord, view: View, top: f64) {
     if !lost_path.is_empty() {
         w!(
             o,
-            "<path class=\"workload-lost\" d=\"{lost_path}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"><title>{}</title></path>",
+            "<path class=\"{class}workload-lost\" d=\"{lost_path}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"><title>{}</title></path>",
             palette::LOST,
             esc(&format!(
                 "{} acknowledged writes of {} lost",
@@ -184,15 +186,18 @@ fn lane(o: &mut String, r: &Report, w: &WorkloadRecord, view: View, top: f64) {
 }
 
 /// The workload's RTO after each fault: a bracket from the injection to its
-/// first acknowledged operation after it (open to the end without one), on
+/// first acknowledged operation after it (open at the end without one, or
+/// when that is beyond the view), on
 /// the row of its acknowledged writes — across the gap in them.
 fn rto_brackets(o: &mut String, r: &Report, w: &WorkloadRecord, view: View, y: f64) {
+    let class = view.class();
     for (i, f) in r.faults.iter().enumerate() {
         let inj = f.injected_at.ms_since(r.origin);
         let xa = view.xs.clamped(inj);
         let rto = w.fault_rto_ms.get(i).copied().flatten();
+        // Open when it did not recover, or after the view's end.
         let (xb, open) = match rto {
-            Some(v) => (view.xs.clamped(inj + v).max(xa + 1.0), false),
+            Some(v) => (view.xs.clamped(inj + v).max(xa + 1.0), inj + v > view.t1),
             None => (view.x1, true),
         };
         let colour = match rto {
@@ -201,7 +206,7 @@ fn rto_brackets(o: &mut String, r: &Report, w: &WorkloadRecord, view: View, y: f
         };
         w!(
             o,
-            "<path class=\"workload-rto\" d=\"M{xa:.1} {:.1}v10M{xa:.1} {y:.1}H{xb:.1}{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.5\"><title>{}</title></path>",
+            "<path class=\"{class}workload-rto\" d=\"M{xa:.1} {:.1}v10M{xa:.1} {y:.1}H{xb:.1}{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.5\"><title>{}</title></path>",
             y - 5.0,
             if open {
                 String::new()
