@@ -108,6 +108,10 @@ pub struct SlowdownRecord {
     pub after: Option<LatencyRecord>,
     /// Median during / median before.
     pub factor: f64,
+    /// When the outage it caused began (the last acknowledgement before
+    /// writes failed), ms after the report's origin: its RTO runs from there.
+    #[serde(default)]
+    pub outage_start_ms: Option<f64>,
     /// The longest stretch without an acknowledged write while it was in
     /// effect, in ms.
     pub longest_gap_ms: f64,
@@ -488,6 +492,7 @@ impl Report {
                     during: s.during.into(),
                     after: s.after.map(Into::into),
                     factor: s.factor,
+                    outage_start_ms: outage.outage.then(|| rel(outage.outage_start)),
                     longest_gap_ms: ms(s.longest_gap),
                 }),
             })
@@ -824,18 +829,21 @@ impl Report {
         }
     }
 
+    /// Whether every fault was a slowdown that caused no outage.
+    pub fn only_slowdowns(&self) -> bool {
+        !self.faults.is_empty()
+            && self
+                .faults
+                .iter()
+                .all(|f| f.slowdown.is_some_and(|s| !s.outage))
+    }
+
     /// The RTO as the summaries print it: the figure, or why there is none.
     fn rto_text(&self, no_fault: &str) -> String {
         match self.rto() {
             Some(r) => fmt_duration(r),
             None if self.faults.is_empty() => format!("n/a{no_fault}"),
-            None if self
-                .faults
-                .iter()
-                .all(|f| f.slowdown.is_some_and(|s| !s.outage)) =>
-            {
-                "none (no outage, a slowdown)".into()
-            }
+            None if self.only_slowdowns() => "none (no outage, a slowdown)".into(),
             None => "none (no recovery)".into(),
         }
     }
@@ -1322,6 +1330,7 @@ mod tests {
             during: lat(250.7, 376.0),
             after: Some(lat(3.9, 6.0)),
             factor: 250.7 / 2.7,
+            outage_start_ms: None,
             longest_gap_ms: 376.0,
         });
         let summary = report.summary();

@@ -504,3 +504,43 @@ fn text_is_escaped_for_xml() {
 
 mod long_runs;
 mod workloads;
+
+/// A degrading fault without an outage: drawn as a slowdown over the time it
+/// held, with no "no recovery" bracket.
+#[test]
+fn a_slowdown_is_drawn_as_one_not_as_a_missing_recovery() {
+    let mut r = sample();
+    r.faults.truncate(1);
+    let f = &mut r.faults[0];
+    f.kind = "throttle-primary-disk".into();
+    f.rto_ms = None;
+    f.phases.clear();
+    f.healed_at = Some(f.injected_at.plus(std::time::Duration::from_secs(3)));
+    let lat = |p50_ms, p99_ms| crate::report::LatencyRecord {
+        count: 100,
+        p50_ms,
+        p99_ms,
+    };
+    f.slowdown = Some(crate::report::SlowdownRecord {
+        outage: false,
+        before: lat(1.7, 6.0),
+        during: lat(249.8, 379.6),
+        after: Some(lat(2.9, 5.0)),
+        factor: 146.9,
+        outage_start_ms: None,
+        longest_gap_ms: 251.0,
+    });
+    r.fault = r.faults.first().cloned();
+    r.rto_ms = None;
+    r.phases.clear();
+    let svg = report_svg(&r);
+    assert!(
+        svg.contains("slowdown ×146.9, no outage"),
+        "no slowdown label"
+    );
+    assert!(!svg.contains("no recovery"), "drawn as a missing recovery");
+    assert!(
+        svg.contains("none (no outage, a slowdown)"),
+        "summary words"
+    );
+}

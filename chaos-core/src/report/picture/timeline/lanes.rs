@@ -458,7 +458,11 @@ fn fault_bars(r: &Report, view: View) -> (Vec<FaultBar>, usize) {
                     .unwrap_or_default(),
                 signed(inj),
                 healed.map_or_else(|| "not healed".into(), |h| format!("healed {}", signed(h))),
-                f.rto_ms.map_or_else(|| "none (no recovery)".into(), dur)
+                match (f.rto_ms, f.slowdown) {
+                    (Some(rto), _) => dur(rto),
+                    (None, Some(s)) if !s.outage => format!("none: {}", s.describe()),
+                    (None, _) => "none (no recovery)".into(),
+                }
             );
             let tw = text_width(&label, 10.5);
             let inside = xb - xa >= tw + 10.0;
@@ -538,10 +542,21 @@ fn rto_brackets(r: &Report, view: View, quiet: &[usize]) -> (Vec<Bracket>, usize
     let mut brackets: Vec<Bracket> = Vec::new();
     for (i, f) in r.faults.iter().enumerate() {
         let quiet = quiet.contains(&i);
-        let inj = f.injected_at.ms_since(r.origin);
+        // A degrading fault's RTO runs from the outage it caused.
+        let inj = f
+            .slowdown
+            .and_then(|s| s.outage_start_ms)
+            .unwrap_or_else(|| f.injected_at.ms_since(r.origin));
         let xa = xs.clamped(inj);
-        let (xb, open, label, colour) = match f.rto_ms {
-            Some(rto) => (
+        let slowdown = f.slowdown.filter(|s| !s.outage);
+        let (xb, open, label, colour) = match (f.rto_ms, slowdown) {
+            (None, Some(s)) => (
+                f.healed_at.map_or(x1, |h| xs.clamped(h.ms_since(r.origin))),
+                false,
+                format!("slowdown ×{:.1}, no outage", s.factor),
+                INK,
+            ),
+            (Some(rto), _) => (
                 xs.clamped(inj + rto),
                 false,
                 format!("RTO {}", dur(rto)),
@@ -551,7 +566,7 @@ fn rto_brackets(r: &Report, view: View, quiet: &[usize]) -> (Vec<Bracket>, usize
                     INK
                 },
             ),
-            None => (x1, true, "RTO: no recovery".to_string(), palette::FAILED),
+            (None, None) => (x1, true, "RTO: no recovery".to_string(), palette::FAILED),
         };
         let xmax_t = inj + r.slo.max_rto_ms;
         let tick = xmax_t <= t1;

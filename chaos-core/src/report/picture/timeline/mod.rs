@@ -273,6 +273,7 @@ fn rto_words(rto: Option<f64>, r: &Report) -> String {
     match (rto, r.faults.is_empty()) {
         (Some(v), _) => dur(v),
         (None, true) => "n/a (no fault)".into(),
+        (None, false) if r.only_slowdowns() => "none (no outage, a slowdown)".into(),
         (None, false) => "none (no recovery)".into(),
     }
 }
