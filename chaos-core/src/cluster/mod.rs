@@ -13,6 +13,7 @@ pub mod cnpg;
 pub mod external;
 pub mod local;
 pub(crate) mod pglog;
+pub mod reconfigure;
 mod topology;
 
 use std::any::Any;
@@ -23,6 +24,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
+pub use reconfigure::{Reconfigure, Setting};
 pub use topology::{Member, Role, Topology};
 
 use crate::Result;
@@ -89,6 +91,13 @@ pub trait Target: Any + Send + Sync + fmt::Debug {
     /// `synchronous_mode`, `ttl`). Empty by default.
     fn software(&self) -> std::collections::BTreeMap<String, String> {
         std::collections::BTreeMap::new()
+    }
+
+    /// The target's configuration, if an experiment may change it between
+    /// runs ([`ConfigExperiment`](crate::runs::ConfigExperiment)); `None`
+    /// (the default) when it may not.
+    fn reconfigure(&self) -> Option<&dyn Reconfigure> {
+        None
     }
 
     /// A single-host DSN that always reaches the current primary — a proxy or

@@ -41,7 +41,7 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 pub use compare::{Comparison, Difference, Sample, Verdict};
-pub use config::{ConfigExperiment, ExperimentResult, PATRONI_SETTINGS, Setting, SettingKind};
+pub use config::{ConfigExperiment, ExperimentResult, PATRONI_SETTINGS, Setting};
 pub use stats::Distribution;
 
 use crate::cluster::Target;

@@ -1756,6 +1756,11 @@ impl Target for LocalCluster {
     }
 
     /// [`LocalCluster::proxy_dsn`], when the cluster has a proxy.
+    /// Patroni's dynamic configuration and PostgreSQL parameters.
+    fn reconfigure(&self) -> Option<&dyn crate::cluster::Reconfigure> {
+        Some(self)
+    }
+
     fn router_dsn(&self) -> Option<String> {
         self.proxy_dsn().ok()
     }

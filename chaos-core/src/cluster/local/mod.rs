@@ -37,10 +37,12 @@ mod log_tail;
 pub(crate) mod netfilter;
 pub(crate) mod process;
 mod proxy;
+mod reconfigure;
 mod template;
 
 pub use binaries::{Binaries, DEFAULT_PATRONI_VERSION, Overrides, pinned_patroni};
 pub use boot::BootTimings;
 pub use cluster::{LocalCluster, LocalClusterBuilder, NodeInfo};
 pub use config::{PatroniTimings, SynchronousMode};
+pub use reconfigure::PATRONI_SETTINGS;
 pub use template::TemplateSource;
