@@ -165,13 +165,18 @@ pub struct CompareArgs {
 /// `chaos experiment`'s arguments: `chaos run`'s, plus the settings.
 #[derive(Debug, Args)]
 pub struct ExperimentArgs {
-    /// A setting of the variant, NAME=VALUE (repeatable): a Patroni setting
-    /// (ttl=20) or a PostgreSQL parameter (checkpoint_timeout=1min).
+    /// A setting of the variant, NAME=VALUE (repeatable). Local target: a
+    /// Patroni setting (ttl=20) or a PostgreSQL parameter
+    /// (checkpoint_timeout=1min). CNPG target: a field of the Cluster's spec
+    /// (spec.primaryLease.leaseDurationSeconds=5, spec.switchoverDelay=10,
+    /// spec.postgresql.parameters.checkpoint_timeout=1min), checked against
+    /// the installed CRD, applied as a guarded patch and restored afterwards.
     #[arg(long = "set", value_name = "NAME=VALUE", required = true,
           value_parser = parse_setting, help_heading = "Experiment")]
     pub settings: Vec<Setting>,
 
-    /// The run's flags (target local only).
+    /// The run's flags (targets local and cnpg; with --dry-run on cnpg the
+    /// patches are printed and nothing runs).
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -450,15 +455,6 @@ pub fn from_matches(matches: &ArgMatches) -> Result<Cli, clap::Error> {
             e.run.max_rto_given = sub.value_source("max_rto") == Some(ValueSource::CommandLine);
             check_run(&e.run, sub, "experiment")?;
             check_percentile(&e.run, "experiment")?;
-            if e.run.target != TargetKind::Local {
-                return Err(sub_error(
-                    "experiment",
-                    ErrorKind::ArgumentConflict,
-                    "chaos experiment runs on the embedded cluster only (--target local, the \
-                     default): it re-configures the cluster between runs"
-                        .into(),
-                ));
-            }
         }
         _ => {}
     }
@@ -507,6 +503,15 @@ fn check_run(args: &RunArgs, m: &ArgMatches, sub: &str) -> Result<(), clap::Erro
     let on_command_line = |id: &str| m.value_source(id) == Some(ValueSource::CommandLine);
     let error = |kind: ErrorKind, msg: String| sub_error(sub, kind, msg);
     match args.target {
+        TargetKind::External if sub == "experiment" => {
+            return Err(error(
+                ErrorKind::ArgumentConflict,
+                "chaos experiment changes the cluster's configuration between runs: --target \
+                 local (Patroni settings) or cnpg (Cluster fields); an external cluster's \
+                 configuration is yours to change"
+                    .into(),
+            ));
+        }
         TargetKind::External if args.rw_dsn().is_none() => {
             return Err(error(
                 ErrorKind::MissingRequiredArgument,
@@ -782,8 +787,28 @@ mod tests {
             "--rw-dsn",
             "postgresql://h/db",
         ])
-        .expect_err("not local");
-        assert!(err.to_string().contains("embedded cluster only"), "{err}");
+        .expect_err("not re-configurable");
+        assert!(
+            err.to_string().contains("--target local") && err.to_string().contains("cnpg"),
+            "{err}"
+        );
+        let Command::Experiment(e) = parse_cli(&[
+            "experiment",
+            "--set",
+            "spec.primaryLease.leaseDurationSeconds=5",
+            "--target",
+            "cnpg",
+            "--namespace",
+            "pg-chaos",
+            "--cluster",
+            "cluster-example",
+            "--dry-run",
+        ])
+        .expect("an experiment on CNPG") else {
+            panic!("an experiment");
+        };
+        assert_eq!(e.settings[0].name, "spec.primaryLease.leaseDurationSeconds");
+        assert!(e.run.dry_run);
     }
 
     #[test]

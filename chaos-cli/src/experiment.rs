@@ -1,6 +1,7 @@
 //! `chaos experiment --set NAME=VALUE --repeat N`: boots the embedded
-//! cluster, runs the library's [`ConfigExperiment`] with `chaos run`'s fault
-//! and SLO flags, prints the comparison.
+//! cluster (or connects to a CloudNativePG one), runs the library's
+//! [`ConfigExperiment`] with `chaos run`'s fault and SLO flags, prints the
+//! comparison. Interrupted, it restores the configuration before it exits.
 
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -24,12 +25,7 @@ pub fn execute(args: ExperimentArgs, status: Arc<Status>) -> ExitCode {
         .build()
     {
         Ok(rt) => {
-            let v = rt.block_on(async {
-                tokio::select! {
-                    v = run(&args, status.clone()) => v,
-                    _ = tokio::signal::ctrl_c() => Verdict::Interrupted,
-                }
-            });
+            let v = rt.block_on(run(&args, status.clone()));
             rt.shutdown_timeout(Duration::from_secs(5));
             v
         }
@@ -39,8 +35,7 @@ pub fn execute(args: ExperimentArgs, status: Arc<Status>) -> ExitCode {
     match &verdict {
         Verdict::Setup(msg) => eprintln!("error: {msg}"),
         Verdict::Interrupted => eprintln!(
-            "chaos: interrupted; injected faults were healed; the cluster (and its \
-             configuration) goes with this process"
+            "chaos: interrupted; injected faults were healed and the configuration restored"
         ),
         Verdict::Passed | Verdict::Failed => {}
     }
@@ -53,11 +48,9 @@ async fn run(args: &ExperimentArgs, status: Arc<Status>) -> Verdict {
         Ok(t) => t,
         Err(msg) => return Verdict::Setup(msg),
     };
-    drop(target);
-    let Some(local) = local else {
-        return Verdict::Setup("chaos experiment needs the embedded cluster".into());
-    };
-    let cluster = Arc::new(local.clone());
+    if args.run.dry_run {
+        return dry_run(target.as_ref(), &args.settings, &status).await;
+    }
     let mut e = ConfigExperiment::new(experiment(&args.run, status.clone(), "chaos_experiment"))
         .repeat(args.run.repeat.unwrap_or(DEFAULT_REPEAT) as usize);
     for s in &args.settings {
@@ -66,16 +59,35 @@ async fn run(args: &ExperimentArgs, status: Arc<Status>) -> Verdict {
     let not_injected: Arc<Mutex<Option<chaos_core::Error>>> = Arc::default();
     let body = body(fault, args.run.hold.map(|h| h.0), not_injected.clone());
     let progress = status.clone();
-    let result = e
-        .run_with_progress(cluster, body, move |i, n, arm| {
-            progress.set_run(Some(format!("run {i} of {n} ({arm})")))
-        })
-        .await;
+    let experiment = e.run_with_progress(target.clone(), body, move |i, n, arm| {
+        progress.set_run(Some(format!("run {i} of {n} ({arm})")))
+    });
+    let result = tokio::select! {
+        r = experiment => Some(r),
+        _ = tokio::signal::ctrl_c() => None,
+    };
     status.finish();
-    status.step("stopping the local cluster…");
-    if let Err(e) = tokio::task::spawn_blocking(move || local.stop()).await {
-        status.line(&format!("chaos: stopping the local cluster failed: {e}"));
+    if result.is_none()
+        && let Some(config) = target.reconfigure()
+    {
+        // The experiment was dropped mid-run: its baseline goes back now.
+        status.step("restoring the configuration…");
+        match config.restore_leftovers().await {
+            Ok(restored) => restored
+                .iter()
+                .for_each(|r| status.line(&format!("chaos: {r}"))),
+            Err(e) => status.line(&format!("chaos: restoring the configuration failed: {e}")),
+        }
     }
+    if let Some(local) = local {
+        status.step("stopping the local cluster…");
+        if let Err(e) = tokio::task::spawn_blocking(move || local.stop()).await {
+            status.line(&format!("chaos: stopping the local cluster failed: {e}"));
+        }
+    }
+    let Some(result) = result else {
+        return Verdict::Interrupted;
+    };
     if let Some(v) = injection_failure(&not_injected) {
         return v;
     }
@@ -105,4 +117,43 @@ async fn run(args: &ExperimentArgs, status: Arc<Status>) -> Verdict {
         println!("  - {e}");
     }
     finish_with(&result.report_paths, result.errors.is_empty())
+}
+
+/// `--dry-run`: checks the settings, reads the baseline, and prints the patch
+/// of the variant and the one restoring the baseline (each printed as it is
+/// planned, by the target's dry run); changes and measures nothing.
+async fn dry_run(
+    target: &dyn chaos_core::cluster::Target,
+    settings: &[chaos_core::cluster::Setting],
+    status: &crate::progress::Status,
+) -> Verdict {
+    let Some(config) = target.reconfigure() else {
+        return Verdict::Setup(format!(
+            "the {} target cannot be re-configured by an experiment",
+            target.kind()
+        ));
+    };
+    let planned = async {
+        let baseline = config.baseline(settings).await?;
+        config.apply(settings).await?;
+        config.apply(&baseline).await?;
+        Ok::<_, chaos_core::Error>(baseline)
+    };
+    match planned.await {
+        Ok(baseline) => {
+            let shown: Vec<String> = baseline.iter().map(ToString::to_string).collect();
+            status.line(&format!(
+                "chaos: dry run: the variant and the restore of the baseline ({}) were \
+                 planned above; nothing was changed or measured",
+                shown.join(" ")
+            ));
+            Verdict::Passed
+        }
+        Err(chaos_core::Error::Config {
+            field,
+            expected,
+            found,
+        }) => Verdict::Setup(format!("invalid {field} {found:?}: expected {expected}")),
+        Err(e) => Verdict::Setup(format!("dry run: {e}")),
+    }
 }

@@ -849,6 +849,7 @@ impl CnpgCluster {
             }
         }
         swept.extend(super::faults::sweep_fences(self, &live).await?);
+        swept.extend(self.restore_recorded(&live, false).await?);
         if !swept.is_empty() {
             tracing::info!(?swept, "swept what earlier runs left behind");
         }
@@ -1067,6 +1068,11 @@ impl Target for CnpgCluster {
 
     fn sweep(&self) -> BoxFuture<'_, Result<Vec<String>>> {
         Box::pin(CnpgCluster::sweep(self))
+    }
+
+    /// The `Cluster` resource's spec (`spec.primaryLease.leaseDurationSeconds`, …).
+    fn reconfigure(&self) -> Option<&dyn crate::cluster::Reconfigure> {
+        Some(self)
     }
 
     /// The local forward (or the explicit DSN) always reaches the primary.
