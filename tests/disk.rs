@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use chaos_core::fault::{Fault, FaultGuard, PartitionNetwork, ThrottleDisk};
 use chaos_core::prelude::*;
-use chaos_tests::{SharedCluster, init_tracing, is_root, processes_of};
+use chaos_tests::{SharedCluster, init_tracing, is_root, processes_of, root_or_skip};
 
 /// One cluster for the file; tests take turns on it.
 static SHARED: SharedCluster = SharedCluster::new(|| {
@@ -87,7 +87,7 @@ async fn commit_latency(client: &tokio_postgres::Client, n: usize) -> Latency {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_the_primarys_wal_slows_commits_and_lifting_it_restores_them() {
     init_tracing();
-    if !is_root() {
+    if !root_or_skip("throttling_the_primarys_wal_slows_commits_and_lifting_it_restores_them") {
         return;
     }
     let (_turn, c) = healthy_turn().await;
@@ -195,7 +195,7 @@ async fn each_nodes_data_and_wal_live_on_loop_device_filesystems_of_their_own() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_recreated_by_pg_basebackup_keeps_its_wal_on_the_wal_disk() {
     init_tracing();
-    if !is_root() {
+    if !root_or_skip("a_replica_recreated_by_pg_basebackup_keeps_its_wal_on_the_wal_disk") {
         return;
     }
     let (_turn, c) = healthy_turn().await;
@@ -365,7 +365,7 @@ fn watchdog_of(dir: &Path) -> Option<i32> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_run_leaves_no_mount_loop_device_cgroup_rule_or_process_behind() {
     init_tracing();
-    if !is_root() {
+    if !root_or_skip("a_killed_run_leaves_no_mount_loop_device_cgroup_rule_or_process_behind") {
         return;
     }
     let _turn = SHARED.lock().await;
@@ -471,7 +471,7 @@ async fn a_killed_run_leaves_no_mount_loop_device_cgroup_rule_or_process_behind(
 #[ignore = "a benchmark: cargo test -p chaos-tests --test disk -- --ignored boot_time"]
 async fn boot_time_with_disks_against_the_default() {
     init_tracing();
-    if !is_root() {
+    if !root_or_skip("boot_time_with_disks_against_the_default") {
         return;
     }
     let _turn = SHARED.lock().await;

@@ -83,8 +83,16 @@ pub fn root_or_skip(test: &str) -> bool {
         std::env::var_os("CI").is_none(),
         "{test} needs root, and CI runs as root: run the suite as root"
     );
-    eprintln!("skipped (needs root): {test}");
+    skipped("root", test);
     false
+}
+
+/// Says on the process's stderr, past cargo's capture of a passing test's
+/// output, that `test` was skipped for want of `what`; `ci/test` counts
+/// these lines.
+pub fn skipped(what: &str, test: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "skipped (needs {what}): {test}");
 }
 
 /// `iptables -S`: every rule of the filter table.

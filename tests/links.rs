@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use chaos_core::fault::{Bandwidth, Fault, Latency, PacketLoss};
 use chaos_core::prelude::*;
-use chaos_tests::{SharedCluster, init_tracing, iptables_rules, is_root};
+use chaos_tests::{SharedCluster, init_tracing, iptables_rules, is_root, root_or_skip};
 
 /// One cluster for the file; tests take turns on it.
 static SHARED: SharedCluster = SharedCluster::new(LocalCluster::builder);
@@ -67,7 +67,7 @@ async fn commits(client: &tokio_postgres::Client, span: Duration) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bandwidth_limit_slows_a_bulk_transfer_to_about_the_rate() {
     init_tracing();
-    if !is_root() {
+    if !root_or_skip("a_bandwidth_limit_slows_a_bulk_transfer_to_about_the_rate") {
         return;
     }
     let (_turn, c) = healthy_turn().await;
@@ -115,7 +115,7 @@ async fn a_bandwidth_limit_slows_a_bulk_transfer_to_about_the_rate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn packet_loss_on_client_and_replica_links_slows_commits() {
     init_tracing();
-    if !is_root() {
+    if !root_or_skip("packet_loss_on_client_and_replica_links_slows_commits") {
         return;
     }
     let (_turn, c) = healthy_turn().await;
@@ -155,7 +155,7 @@ async fn packet_loss_on_client_and_replica_links_slows_commits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latency_delays_round_trips_or_says_the_kernel_lacks_netem() {
     init_tracing();
-    if !is_root() {
+    if !root_or_skip("latency_delays_round_trips_or_says_the_kernel_lacks_netem") {
         return;
     }
     let (_turn, c) = healthy_turn().await;
@@ -310,7 +310,7 @@ async fn bad_input_is_refused_and_guards_remove_every_rule() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn packet_loss_is_reported_as_a_slowdown_with_latency_figures() {
     init_tracing();
-    if !is_root() {
+    if !root_or_skip("packet_loss_is_reported_as_a_slowdown_with_latency_figures") {
         return;
     }
     let (_turn, c) = healthy_turn().await;

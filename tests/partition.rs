@@ -11,7 +11,7 @@ use std::time::Duration;
 use chaos_core::fault::{Fault, PartitionNetwork};
 use chaos_core::prelude::*;
 use chaos_core::timeline::Timestamp;
-use chaos_tests::{SharedCluster, init_tracing, iptables_rules, is_root};
+use chaos_tests::{SharedCluster, init_tracing, iptables_rules, is_root, root_or_skip};
 
 /// One cluster for the file; tests take turns on it.
 static SHARED: SharedCluster = SharedCluster::new(LocalCluster::builder);
@@ -32,7 +32,9 @@ async fn reachable(host: &str, port: u16, timeout: Duration) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn isolating_the_primary_fails_over_and_the_old_primary_acknowledges_nothing_after() {
     init_tracing();
-    if !is_root() {
+    if !root_or_skip(
+        "isolating_the_primary_fails_over_and_the_old_primary_acknowledges_nothing_after",
+    ) {
         return;
     }
     let (_turn, c) = healthy_turn().await;
@@ -130,7 +132,7 @@ async fn isolating_the_primary_fails_over_and_the_old_primary_acknowledges_nothi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cutting_replication_below_the_ttl_blocks_commits_without_a_failover() {
     init_tracing();
-    if !is_root() {
+    if !root_or_skip("cutting_replication_below_the_ttl_blocks_commits_without_a_failover") {
         return;
     }
     let (_turn, c) = healthy_turn().await;

@@ -393,7 +393,7 @@ fn local_runs_exit_by_their_verdict_and_write_reports() {
 /// A network partition from the command line (needs root: iptables).
 #[test]
 fn a_partition_runs_from_the_command_line() {
-    if !nix::unistd::Uid::effective().is_root() {
+    if !chaos_tests::root_or_skip("a_partition_runs_from_the_command_line") {
         return;
     }
     let dir = report_dir("partition");
@@ -425,7 +425,7 @@ fn a_partition_runs_from_the_command_line() {
 
 #[test]
 fn a_disk_throttle_with_its_rate_runs_from_the_command_line() {
-    if !nix::unistd::Uid::effective().is_root() {
+    if !chaos_tests::root_or_skip("a_disk_throttle_with_its_rate_runs_from_the_command_line") {
         return;
     }
     let dir = report_dir("throttle");
@@ -545,8 +545,26 @@ fn an_external_cluster_is_measured_from_the_command_line() {
     assert_eq!(json["target"]["kind"], "external", "{json}");
     assert_eq!(json["faults"][0]["kind"], "kill-primary", "{json}");
     assert_eq!(json["writes"]["lost"], 0, "{json}");
+    // The RTO ends with the first write the promoted standby acknowledged,
+    // on the newer timeline.
     let rto = json["rto_ms"].as_f64().expect("an RTO");
-    assert!(rto > 0.0, "{json}");
+    let acked = |tl: u64| {
+        json["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(move |h| h["outcome"] == "acknowledged" && h["timeline"].as_u64() == Some(tl))
+            .map(|h| h["finished_ms"].as_f64().unwrap())
+    };
+    let promoted = acked(2).fold(f64::INFINITY, f64::min);
+    assert!(
+        acked(1).count() > 0 && promoted.is_finite(),
+        "no promotion seen: {out}"
+    );
+    assert!(
+        (promoted - rto).abs() < 0.001,
+        "RTO {rto} ms, first write on timeline 2 at {promoted} ms"
+    );
     // Shown with --nocapture: the figures of the run.
     println!("{out}");
     let _ = std::fs::remove_dir_all(&dir);
