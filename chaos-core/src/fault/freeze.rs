@@ -54,7 +54,7 @@ impl Fault<LocalCluster> for FreezePrimary {
 
     async fn inject(self, cluster: &LocalCluster) -> Result<FreezeGuard> {
         let leader = cluster.primary().await?;
-        freeze(cluster, "freeze-primary", vec![leader])
+        freeze(cluster, "freeze-primary", vec![leader]).await
     }
 }
 
@@ -72,13 +72,13 @@ impl Fault<LocalCluster> for FreezeReplicas {
         if replicas.is_empty() {
             return Err(Error::ClusterState("no replica to freeze".into()));
         }
-        freeze(cluster, "freeze-replicas", replicas)
+        freeze(cluster, "freeze-replicas", replicas).await
     }
 }
 
 /// SIGSTOPs the PostgreSQL processes of `nodes`, postmasters first so that they
 /// fork no new backend meanwhile.
-fn freeze(cluster: &LocalCluster, kind: &str, nodes: Vec<String>) -> Result<FreezeGuard> {
+async fn freeze(cluster: &LocalCluster, kind: &str, nodes: Vec<String>) -> Result<FreezeGuard> {
     let postmasters = nodes
         .iter()
         .map(|n| cluster.postmaster_pid(n))
@@ -112,15 +112,7 @@ fn freeze(cluster: &LocalCluster, kind: &str, nodes: Vec<String>) -> Result<Free
     // delivered when the process is next scheduled: wait for it, briefly): a
     // write that started before this may still have slipped through, one after
     // cannot.
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < deadline
-        && guard
-            .pids
-            .iter()
-            .any(|&p| !process::is_dead(p) && !process::is_stopped(p))
-    {
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    process::wait_stopped(&guard.pids, Duration::from_secs(2)).await;
     guard.injected_at = Instant::now();
     guard.info.injected_at = Timestamp::now();
     tracing::info!(nodes = ?nodes, processes = guard.pids.len(), "PostgreSQL frozen");

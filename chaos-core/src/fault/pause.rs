@@ -133,15 +133,7 @@ impl Fault<LocalCluster> for PauseNode {
         }
         // In effect once every process is stopped (SIGSTOP takes hold when the
         // process is next scheduled: wait for it, briefly).
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < deadline
-            && guard
-                .pids
-                .iter()
-                .any(|&p| !process::is_dead(p) && !process::is_stopped(p))
-        {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        process::wait_stopped(&guard.pids, Duration::from_secs(2)).await;
         guard.injected_at = Instant::now();
         guard.info.injected_at = Timestamp::now();
         tracing::info!(

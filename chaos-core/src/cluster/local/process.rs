@@ -129,6 +129,22 @@ pub(crate) async fn wait_not_stopped(pids: &[i32], deadline: Instant) -> bool {
     true
 }
 
+/// Waits (without blocking the runtime) until every one of `pids` is stopped
+/// or gone — SIGSTOP takes hold when a process is next scheduled — or `within`
+/// passed. Whether they all were.
+pub(crate) async fn wait_stopped(pids: &[i32], within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if pids.iter().all(|&p| is_dead(p) || is_stopped(p)) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 /// Fields of `/proc/<pid>/stat` after the command name.
 fn stat_fields(pid: i32) -> Option<Vec<String>> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
