@@ -479,7 +479,7 @@ fn the_set_page_shows_every_run() {
     let mut slo = r.slo.clone();
     slo.max_rto_p95_ms = Some(8_000.0);
     let set = RunSet::new("local_failover", slo, 7, runs);
-    let (img, dom) = render("set", &picture::set_html(&set), 2600);
+    let (img, dom) = render("set", &chaos_core::runs::picture::set_html(&set), 2600);
     assert_not_blank("set", &img);
     assert_colour(
         "set",
@@ -533,7 +533,7 @@ fn the_comparison_page_shows_both_samples() {
         Sample::of_reports("variant", &b),
         3,
     );
-    let html = picture::comparison_html(&c);
+    let html = chaos_core::runs::picture::comparison_html(&c);
     let (img, dom) = render("comparison", &html, 1100);
     assert_not_blank("comparison", &img);
     assert_colour("comparison", &img, "sample A", palette::SAMPLE_A, 300);

@@ -23,7 +23,10 @@ pub fn execute(args: &CompareArgs) -> ExitCode {
         .html
         .clone()
         .unwrap_or_else(|| beside(&args.b, "comparison.html"));
-    if let Err(e) = std::fs::write(&html, picture::comparison_html(&comparison)) {
+    if let Err(e) = std::fs::write(
+        &html,
+        chaos_core::runs::picture::comparison_html(&comparison),
+    ) {
         eprintln!("error: writing {}: {e}", html.display());
         return ExitCode::from(1);
     }
@@ -65,7 +68,7 @@ pub fn show(args: &ShowArgs) -> ExitCode {
         match RunSet::read_json(path) {
             Ok(set) => {
                 println!("{}", set.summary_line());
-                picture::set_html(&set)
+                chaos_core::runs::picture::set_html(&set)
             }
             Err(e) => return not_a_report(path, &e.to_string()),
         }

@@ -108,6 +108,7 @@ pub mod fault;
 mod fault_kind;
 pub mod guide;
 pub mod harness;
+mod panics;
 pub mod pg;
 pub mod probe;
 pub mod report;
@@ -116,6 +117,7 @@ pub mod runs;
 pub mod scenario;
 #[cfg(feature = "proptest")]
 pub mod schedule;
+mod seed;
 pub mod slo;
 pub mod timeline;
 pub mod verify;

@@ -136,7 +136,7 @@ pub fn schedules(max_steps: usize) -> impl Strategy<Value = Schedule> {
 /// The seed for this run: `CHAOS_SEED` (decimal or `0x` hex) if set, else fresh
 /// (the same as [`crate::runs::base_seed`]).
 pub fn seed() -> u64 {
-    crate::runs::base_seed()
+    crate::seed::base_seed()
 }
 
 /// A deterministic runner for `cases` cases from `seed`, without shrinking

@@ -71,7 +71,7 @@ impl FailoverCtx {
         seed: Option<u64>,
     ) -> Self {
         FailoverCtx {
-            seed: seed.unwrap_or_else(crate::runs::base_seed),
+            seed: seed.unwrap_or_else(crate::seed::base_seed),
             target,
             counters,
             faults: Vec::new(),

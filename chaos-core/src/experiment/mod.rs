@@ -18,6 +18,8 @@ use futures::{FutureExt, StreamExt};
 
 pub use ctx::{FailoverCtx, FaultHandle, WorkloadHandle};
 
+pub use crate::panics::panic_message;
+
 use crate::cluster::Target;
 use crate::dsn::redact;
 use crate::probe::ProbeConfig;
@@ -148,15 +150,6 @@ impl RunOutcome {
             && self.errors.is_empty()
             && self.report.as_ref().is_some_and(Report::passed)
     }
-}
-
-/// The message of a panic payload.
-pub fn panic_message(payload: &(dyn Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "(non-string panic payload)".into())
 }
 
 /// One failover experiment's settings. `Default` (via [`Experiment::new`]):

@@ -217,7 +217,7 @@ impl ConfigExperiment {
                     Ok(p) => paths.push(p),
                     Err(e) => errors.push(e.to_string()),
                 }
-                match crate::report::picture::write_set_html(set, &dir) {
+                match crate::runs::picture::write_set_html(set, &dir) {
                     Ok(p) => paths.push(p),
                     Err(e) => errors.push(e.to_string()),
                 }
@@ -257,7 +257,7 @@ fn write_comparison(
         write_file(
             dir,
             &format!("{stem}.html"),
-            crate::report::picture::comparison_html(c).as_bytes(),
+            crate::runs::picture::comparison_html(c).as_bytes(),
         )?,
     ])
 }

@@ -31,6 +31,8 @@
 
 pub mod compare;
 mod config;
+pub mod junit;
+pub mod picture;
 pub mod stats;
 
 use std::path::{Path, PathBuf};
@@ -43,6 +45,8 @@ use serde::{Deserialize, Serialize};
 pub use compare::{Comparison, Difference, Sample, Verdict};
 pub use config::{ConfigExperiment, ExperimentResult, PATRONI_SETTINGS, Setting};
 pub use stats::Distribution;
+
+pub use crate::seed::{base_seed, run_seed};
 
 use crate::cluster::Target;
 use crate::experiment::{Experiment, FailoverCtx, RunOutcome, TestResult};
@@ -268,7 +272,7 @@ impl RunSet {
     /// # Errors
     /// [`Error::ReportWrite`] naming the file when it cannot be written.
     pub fn write_junit_to(&self, dir: &Path, suite: &str) -> Result<PathBuf> {
-        let xml = crate::report::junit::set_to_xml(self, suite)?;
+        let xml = junit::set_to_xml(self, suite)?;
         write_file(
             dir,
             &format!("{}.runs.xml", file_stem(&self.scenario)),
@@ -285,33 +289,6 @@ impl RunSet {
             .map_err(|e| Error::io(format!("reading the set of runs {}", path.display()), e))?;
         Ok(serde_json::from_str(&text)?)
     }
-}
-
-/// The seed for a set of runs: `CHAOS_SEED` (decimal or `0x` hex) if set,
-/// else fresh.
-pub fn base_seed() -> u64 {
-    let parsed = std::env::var("CHAOS_SEED").ok().and_then(|s| {
-        let s = s.trim();
-        match s.strip_prefix("0x") {
-            Some(hex) => u64::from_str_radix(hex, 16).ok(),
-            None => s.parse().ok(),
-        }
-    });
-    parsed.unwrap_or_else(|| {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        nanos ^ (u64::from(std::process::id()) << 32)
-    })
-}
-
-/// Run `i`'s seed from the set's: distinct, well mixed (SplitMix64).
-pub fn run_seed(base: u64, i: usize) -> u64 {
-    let mut z = base.wrapping_add((i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 type RunCallback = Arc<dyn Fn(usize, usize, &RunOutcome) + Send + Sync>;
@@ -502,7 +479,7 @@ impl Runs {
                 Ok(p) => outcome.report_paths.push(p),
                 Err(e) => outcome.errors.push(e.to_string()),
             }
-            match crate::report::picture::write_set_html(&outcome.set, &dir) {
+            match crate::runs::picture::write_set_html(&outcome.set, &dir) {
                 Ok(p) => outcome.report_paths.push(p),
                 Err(e) => outcome.errors.push(e.to_string()),
             }
@@ -633,7 +610,7 @@ pub(crate) mod tests {
             strict.violations
         );
         // JUnit: a case per run and one for the set, failing on the percentile.
-        let xml = crate::report::junit::set_to_xml(&strict, "suite").expect("xml");
+        let xml = junit::set_to_xml(&strict, "suite").expect("xml");
         assert_eq!(xml.matches("<testcase ").count(), 21, "{xml}");
         assert!(xml.contains("name=\"kill (set of 20)\""), "{xml}");
         assert!(

@@ -361,7 +361,7 @@ async fn worker(
                 "no result within the operation deadline ({op_timeout:?})"
             ))),
             Ok(Err(payload)) => {
-                let msg = crate::experiment::panic_message(payload.as_ref());
+                let msg = crate::panics::panic_message(payload.as_ref());
                 shared
                     .panics
                     .lock()

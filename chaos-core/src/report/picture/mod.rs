@@ -73,30 +73,28 @@ macro_rules! w {
         let _ = write!($dst, $($arg)*);
     }};
 }
+pub(crate) use w;
 
-mod comparison;
 mod report_page;
-mod set;
 mod timeline;
 
-pub use comparison::{comparison_html, comparison_svg};
 pub use report_page::{report_html, write_report_html};
-pub use set::{set_html, set_rto_svg, write_set_html};
+pub(crate) use timeline::summary_words;
 pub use timeline::{report_svg, report_svg_compact};
 
-const W: f64 = 1200.0;
-const ML: f64 = 116.0;
-const MR: f64 = 28.0;
-const FONT: &str =
+pub(crate) const W: f64 = 1200.0;
+pub(crate) const ML: f64 = 116.0;
+pub(crate) const MR: f64 = 28.0;
+pub(crate) const FONT: &str =
     "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif";
-const INK: &str = "#1A1A1A";
-const MUTED: &str = "#5C5C5C";
-const GRID: &str = "#E2E2E2";
-const MARKER: &str = "#333333";
+pub(crate) const INK: &str = "#1A1A1A";
+pub(crate) const MUTED: &str = "#5C5C5C";
+pub(crate) const GRID: &str = "#E2E2E2";
+pub(crate) const MARKER: &str = "#333333";
 
 /// `s` for XML/HTML text and attributes: markup characters escaped, and
 /// characters XML cannot hold replaced by U+FFFD.
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
         match c {
@@ -114,12 +112,12 @@ fn esc(s: &str) -> String {
 }
 
 /// A duration in ms as the text report writes it (`5.748s`).
-fn dur(ms: f64) -> String {
+pub(crate) fn dur(ms: f64) -> String {
     fmt_duration(from_ms(ms))
 }
 
 /// A signed offset or difference (`+5.748s`, `−0.120s`).
-fn signed(ms: f64) -> String {
+pub(crate) fn signed(ms: f64) -> String {
     let d = dur(ms.abs());
     if ms < 0.0 && d != "0.000s" {
         format!("−{d}")
@@ -129,12 +127,12 @@ fn signed(ms: f64) -> String {
 }
 
 /// The width of `s` in px at `size`, roughly (a sans-serif's average advance).
-fn text_width(s: &str, size: f64) -> f64 {
+pub(crate) fn text_width(s: &str, size: f64) -> f64 {
     s.chars().count() as f64 * size * 0.56
 }
 
 /// `s` cut to `n` characters with an ellipsis.
-fn clip(s: &str, n: usize) -> String {
+pub(crate) fn clip(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_string()
     } else {
@@ -147,15 +145,15 @@ fn clip(s: &str, n: usize) -> String {
 
 /// A linear map from a domain to pixels.
 #[derive(Clone, Copy)]
-struct Lin {
-    d0: f64,
-    d1: f64,
-    r0: f64,
-    r1: f64,
+pub(crate) struct Lin {
+    pub(crate) d0: f64,
+    pub(crate) d1: f64,
+    pub(crate) r0: f64,
+    pub(crate) r1: f64,
 }
 
 impl Lin {
-    fn at(self, v: f64) -> f64 {
+    pub(crate) fn at(self, v: f64) -> f64 {
         let span = self.d1 - self.d0;
         if span.abs() < f64::EPSILON || !v.is_finite() {
             return self.r0;
@@ -164,7 +162,7 @@ impl Lin {
     }
 
     /// `at`, kept within the range.
-    fn clamped(self, v: f64) -> f64 {
+    pub(crate) fn clamped(self, v: f64) -> f64 {
         let (lo, hi) = (self.r0.min(self.r1), self.r0.max(self.r1));
         self.at(v).clamp(lo, hi)
     }
@@ -172,7 +170,7 @@ impl Lin {
 
 /// Greedy rows for labels that must not overlap: each item goes to the first
 /// row where it fits after the last one.
-struct Rows {
+pub(crate) struct Rows {
     ends: Vec<f64>,
     max: usize,
     gap: f64,
@@ -180,11 +178,11 @@ struct Rows {
 
 impl Rows {
     /// At most `max` rows, items at least 6 px apart.
-    fn new(max: usize) -> Self {
+    pub(crate) fn new(max: usize) -> Self {
         Rows::with_gap(max, 6.0)
     }
 
-    fn with_gap(max: usize, gap: f64) -> Self {
+    pub(crate) fn with_gap(max: usize, gap: f64) -> Self {
         Rows {
             ends: Vec::new(),
             max: max.max(1),
@@ -193,7 +191,7 @@ impl Rows {
     }
 
     /// The row for an item spanning `a..b` px.
-    fn place(&mut self, a: f64, b: f64) -> usize {
+    pub(crate) fn place(&mut self, a: f64, b: f64) -> usize {
         if let Some(i) = self.ends.iter().position(|&e| a >= e + self.gap) {
             self.ends[i] = b;
             return i;
@@ -213,21 +211,21 @@ impl Rows {
         i
     }
 
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.ends.len()
     }
 }
 
 /// A label placed beside a point: its row, text x and anchor.
-struct Placed {
-    row: usize,
-    x: f64,
-    anchor: &'static str,
+pub(crate) struct Placed {
+    pub(crate) row: usize,
+    pub(crate) x: f64,
+    pub(crate) anchor: &'static str,
 }
 
 /// Places a label of width `tw` to the right of `x` (to its left when it would
 /// leave `right`).
-fn place_beside(rows: &mut Rows, x: f64, tw: f64, right: f64) -> Placed {
+pub(crate) fn place_beside(rows: &mut Rows, x: f64, tw: f64, right: f64) -> Placed {
     if x + 3.0 + tw <= right {
         Placed {
             row: rows.place(x, x + 3.0 + tw),
@@ -245,7 +243,7 @@ fn place_beside(rows: &mut Rows, x: f64, tw: f64, right: f64) -> Placed {
 
 /// Tick values over `lo..hi` (ms) at a round step with at least `min_px`
 /// between ticks over `px` pixels; with the step.
-fn ticks(lo: f64, hi: f64, px: f64, min_px: f64) -> (f64, Vec<f64>) {
+pub(crate) fn ticks(lo: f64, hi: f64, px: f64, min_px: f64) -> (f64, Vec<f64>) {
     const STEPS: [f64; 22] = [
         1.0,
         2.0,
@@ -288,7 +286,7 @@ fn ticks(lo: f64, hi: f64, px: f64, min_px: f64) -> (f64, Vec<f64>) {
 
 /// A tick's label in seconds with as many decimals as the step needs;
 /// `sign`: `+` on positive values.
-fn tick_label(v: f64, step: f64, sign: bool) -> String {
+pub(crate) fn tick_label(v: f64, step: f64, sign: bool) -> String {
     let secs = step / 1_000.0;
     let decimals = (0..3)
         .find(|&d| {
@@ -307,7 +305,7 @@ fn tick_label(v: f64, step: f64, sign: bool) -> String {
 }
 
 /// The opening tag of a standalone SVG document `h` px high.
-fn svg_open(out: &mut String, h: f64, label: &str) {
+pub(crate) fn svg_open(out: &mut String, h: f64, label: &str) {
     w!(
         out,
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W:.0}\" height=\"{h:.0}\" \
@@ -320,7 +318,7 @@ fn svg_open(out: &mut String, h: f64, label: &str) {
 }
 
 /// A text element; `extra` holds further attributes.
-fn text(out: &mut String, x: f64, y: f64, anchor: &str, extra: &str, s: &str) {
+pub(crate) fn text(out: &mut String, x: f64, y: f64, anchor: &str, extra: &str, s: &str) {
     w!(
         out,
         "<text x=\"{x:.1}\" y=\"{y:.1}\"{}{}{}>{}</text>",
@@ -336,12 +334,20 @@ fn text(out: &mut String, x: f64, y: f64, anchor: &str, extra: &str, s: &str) {
 }
 
 /// Attributes that give text a white halo, readable over lines and shading.
-const HALO: &str =
+pub(crate) const HALO: &str =
     "stroke=\"#FFFFFF\" stroke-width=\"3\" paint-order=\"stroke\" stroke-linejoin=\"round\"";
 
 /// A horizontal axis at `y` with tick labels; with `bold_zero`, the label
 /// of 0 (the fault's injection) stands out.
-fn axis(o: &mut String, xs: Lin, tv: &[f64], step: f64, y: f64, sign: bool, bold_zero: bool) {
+pub(crate) fn axis(
+    o: &mut String,
+    xs: Lin,
+    tv: &[f64],
+    step: f64,
+    y: f64,
+    sign: bool,
+    bold_zero: bool,
+) {
     w!(
         o,
         "<line x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#8C8C8C\"/><g fill=\"{MUTED}\" font-size=\"10.5\">",
@@ -368,7 +374,7 @@ fn axis(o: &mut String, xs: Lin, tv: &[f64], step: f64, y: f64, sign: bool, bold
 // The pages' shell.
 
 /// The pages' style sheet.
-const CSS: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,'Helvetica Neue',Arial,sans-serif;\
+pub(crate) const CSS: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,'Helvetica Neue',Arial,sans-serif;\
 color:#1A1A1A;margin:24px auto;max-width:1220px;padding:0 12px;font-size:14px;line-height:1.4}\
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}h3{font-size:15px;margin:22px 0 4px}\
 .verdict{display:inline-block;padding:1px 10px;border-radius:4px;color:#FFF;font-size:16px;vertical-align:2px}\
@@ -381,7 +387,7 @@ border-bottom:1px solid #E2E2E2}th{font-weight:600;color:#5C5C5C}td.n,th.n{text-
 .bad{color:#D55E00;font-weight:600}.good{color:#007A5E;font-weight:600}code{font-size:13px}";
 
 /// A standalone HTML page titled `title` around `body`, with the style sheet.
-fn page(title: &str, body: &str) -> String {
+pub(crate) fn page(title: &str, body: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -391,7 +397,7 @@ fn page(title: &str, body: &str) -> String {
 }
 
 /// PASSED or FAILED, in colour.
-fn verdict_badge(passed: bool) -> String {
+pub(crate) fn verdict_badge(passed: bool) -> String {
     if passed {
         "<span class=\"verdict pass\">PASSED</span>".into()
     } else {
@@ -400,7 +406,7 @@ fn verdict_badge(passed: bool) -> String {
 }
 
 /// A titled box listing `items` (violations, warnings); nothing without items.
-fn list_box(out: &mut String, class: &str, title: &str, items: &[String]) {
+pub(crate) fn list_box(out: &mut String, class: &str, title: &str, items: &[String]) {
     if items.is_empty() {
         return;
     }
@@ -416,4 +422,4 @@ fn list_box(out: &mut String, class: &str, title: &str, items: &[String]) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -3,14 +3,12 @@
 
 use super::*;
 use crate::report::{AttemptOutcome, Report};
-use crate::runs::Sample;
-use crate::runs::{Comparison, RunSet};
 use serde_json::{Value, json};
 
 const T0: &str = "2026-11-27T10:00:00Z";
 
 /// An RFC 3339 time `ms` after 10:00:00.
-fn at(ms: f64) -> String {
+pub(crate) fn at(ms: f64) -> String {
     let t = humantime::parse_rfc3339(T0).unwrap()
         + std::time::Duration::from_micros((ms * 1000.0) as u64);
     humantime::format_rfc3339_micros(t).to_string()
@@ -18,7 +16,7 @@ fn at(ms: f64) -> String {
 
 /// A report of `history` with `faults`, `events` and `phases` around a
 /// fault at 0 (10:00:00).
-fn report_of(
+pub(crate) fn report_of(
     scenario: &str,
     history: Vec<Value>,
     faults: Vec<Value>,
@@ -51,7 +49,7 @@ fn report_of(
 
 /// Two faults (a kill with phases, a switchover), every class of
 /// attempt, two lost writes, a split-brain write.
-fn sample() -> Report {
+pub(crate) fn sample() -> Report {
     let mut history = Vec::new();
     let mut seq = [0u64; 2];
     let mut rng: u64 = 7;
@@ -145,7 +143,7 @@ fn sample() -> Report {
     )
 }
 
-fn empty() -> Report {
+pub(crate) fn empty() -> Report {
     report_of(
         "unit::nothing",
         Vec::new(),
@@ -158,7 +156,7 @@ fn empty() -> Report {
 /// Checks that `doc` is well-formed XML-ish markup: tags balanced and
 /// properly nested, attributes quoted, no stray `<` or `&`. `void`:
 /// elements without an end tag (HTML's).
-fn assert_well_formed(doc: &str, void: &[&str]) {
+pub(crate) fn assert_well_formed(doc: &str, void: &[&str]) {
     let mut stack: Vec<String> = Vec::new();
     let mut rest = doc;
     let check_text = |t: &str| {
@@ -213,7 +211,7 @@ fn assert_well_formed(doc: &str, void: &[&str]) {
 }
 
 /// How many attempts a class's path draws (its move commands).
-fn drawn(svg: &str, class: &str) -> usize {
+pub(crate) fn drawn(svg: &str, class: &str) -> usize {
     svg.split(&format!("<path class=\"{class}\""))
         .skip(1)
         .map(|p| {
@@ -308,7 +306,7 @@ fn a_report_without_history_or_fault_renders() {
     assert!(!report_html(&sample_without_phases()).contains("RTO phases"));
 }
 
-fn sample_without_phases() -> Report {
+pub(crate) fn sample_without_phases() -> Report {
     let mut r = sample();
     r.phases.clear();
     for f in &mut r.faults {
@@ -377,119 +375,6 @@ fn thousands_of_attempts_stay_fast_and_small() {
     assert!(took < std::time::Duration::from_secs(2), "{took:?}");
     let per_attempt = svg.len() as f64 / r.history.len() as f64;
     assert!(per_attempt < 20.0, "{per_attempt:.1} bytes per attempt");
-}
-
-fn set() -> RunSet {
-    let mut a = sample();
-    a.seed = Some(1);
-    let mut b = sample_without_phases();
-    b.seed = Some(2);
-    b.rto_ms = Some(2500.0);
-    b.passed = true;
-    b.violations.clear();
-    let mut c = empty();
-    c.seed = Some(3);
-    let mut slo = a.slo.clone();
-    slo.max_rto_p95_ms = Some(2_000.0);
-    RunSet::new("unit::<set>", slo, 9, vec![a, b, c])
-}
-
-#[test]
-fn the_set_page_has_the_distribution_the_table_and_every_timeline() {
-    let s = set();
-    let svg = set_rto_svg(&s);
-    assert_well_formed(&svg, &[]);
-    for label in [
-        "max_rto 3.000s",
-        "max_rto_p95 2.000s",
-        "p50 2.800s",
-        "p95 3.100s",
-        "no recovery (1)",
-        "3 runs",
-    ] {
-        assert!(svg.contains(label), "{label:?} missing from {svg}");
-    }
-    let html = set_html(&s);
-    assert_well_formed(&html, &["meta"]);
-    for label in [
-        "unit::&lt;set&gt;",
-        "FAILED",
-        "Phase medians",
-        "run 1 of 3",
-        "run 3 of 3",
-        "seed 2",
-        "RTO p95",
-        "no recovery",
-        "detection",
-    ] {
-        assert!(html.contains(label), "{label:?} missing");
-    }
-    assert_eq!(html.matches("<section id=\"run-").count(), 3);
-    // Every run's timeline, each drawing all of its attempts.
-    assert_eq!(html.matches("<path class=\"acknowledged\"").count(), 2);
-    let dir = std::env::temp_dir().join(format!("chaos-picture-set-{}", std::process::id()));
-    let path = write_set_html(&s, &dir).expect("written");
-    assert!(path.ends_with("unit___set_.runs.html"));
-    std::fs::remove_dir_all(&dir).unwrap();
-}
-
-#[test]
-fn the_comparison_shows_strips_medians_and_intervals() {
-    let mk = |label: &str, rtos: &[f64]| {
-        let reports: Vec<Report> = rtos
-            .iter()
-            .map(|v| {
-                let mut r = sample();
-                r.rto_ms = Some(*v);
-                r.phases = r.faults[0].phases.clone();
-                r.phases[0].ms = v - 1700.0;
-                r
-            })
-            .collect();
-        Sample::of_reports(label, &reports)
-    };
-    let c = Comparison::new(
-        mk("A <old>", &[3100.0, 3200.0, 3000.0, 3150.0]),
-        mk("B", &[2100.0, 2200.0, 2050.0, 2300.0]),
-        1,
-    );
-    let svg = comparison_svg(&c);
-    assert_well_formed(&svg, &[]);
-    assert!(
-        svg.contains(&esc(&c.headline())),
-        "the verdict is the title"
-    );
-    for label in [
-        "RTO of every run",
-        "median 3.125s",
-        "median 2.150s",
-        "detection",
-        "first_write",
-        "B − A",
-        "A &lt;old&gt;",
-    ] {
-        assert!(svg.contains(label), "{label:?} missing");
-    }
-    // One dot per run.
-    assert_eq!(
-        svg.matches("<circle").count(),
-        8 + 2 + c.rto.iter().chain(&c.phases).count()
-    );
-    let html = comparison_html(&c);
-    assert_well_formed(&html, &["meta"]);
-    assert!(html.contains(&svg));
-    // Too few runs, and no RTO at all, still render.
-    let few = Comparison::new(mk("A", &[3000.0]), mk("B", &[2000.0]), 1);
-    assert_well_formed(&comparison_svg(&few), &[]);
-    assert!(comparison_svg(&few).contains("too few runs for an interval"));
-    let none = Comparison::new(
-        Sample::of_reports("A", [&empty()]),
-        Sample::of_reports("B", [&empty()]),
-        1,
-    );
-    let svg = comparison_svg(&none);
-    assert_well_formed(&svg, &[]);
-    assert!(svg.contains("no RTO to compare"));
 }
 
 #[test]

@@ -281,7 +281,7 @@ fn rto_words(rto: Option<f64>, r: &Report) -> String {
 /// The report's key figures in one line. With workloads, it starts with the
 /// series the SLO was judged on (and that series' RTO), and the figures
 /// after it are the probe's.
-pub(super) fn summary_words(r: &Report) -> String {
+pub(crate) fn summary_words(r: &Report) -> String {
     let rto = rto_words(r.rto_ms, r);
     let gap = r.write_gap_ms.map_or_else(|| "none".into(), dur);
     let w = &r.writes;

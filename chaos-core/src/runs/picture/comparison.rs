@@ -2,9 +2,9 @@
 
 use std::fmt::Write as _;
 
-use super::{
+use crate::report::picture::{
     GRID, HALO, INK, Lin, ML, MR, MUTED, Rows, W, axis, clip, dur, esc, list_box, page, palette,
-    signed, svg_open, text, text_width, ticks,
+    signed, svg_open, text, text_width, ticks, w,
 };
 use crate::runs::{Comparison, Difference, Verdict};
 

@@ -4,13 +4,13 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::timeline::{report_svg_compact, summary_words};
-use super::{
-    GRID, HALO, INK, Lin, ML, MR, MUTED, Placed, Rows, W, axis, dur, esc, list_box, page, palette,
-    place_beside, svg_open, text, text_width, ticks, verdict_badge,
-};
 use crate::Result;
 use crate::report::json::{file_stem, write_file};
+use crate::report::picture::{
+    GRID, HALO, INK, Lin, ML, MR, MUTED, Placed, Rows, W, axis, dur, esc, list_box, page, palette,
+    place_beside, svg_open, text, text_width, ticks, verdict_badge, w,
+};
+use crate::report::picture::{report_svg_compact, summary_words};
 use crate::runs::RunSet;
 
 /// The radius of a run's dot.
