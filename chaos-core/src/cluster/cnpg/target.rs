@@ -1049,6 +1049,25 @@ impl Target for CnpgCluster {
         })
     }
 
+    /// The measured advisor ([`advisor::advise_run`](super::advisor::advise_run))
+    /// on the Cluster's spec as it is after the run; empty (the advice read
+    /// before the run stays) when the Cluster cannot be read.
+    fn advise_run<'a>(
+        &'a self,
+        slo: &'a crate::slo::Slo,
+        report: &'a crate::report::Report,
+    ) -> BoxFuture<'a, Vec<crate::report::Finding>> {
+        Box::pin(async move {
+            match self.cluster().await {
+                Ok(c) => super::advisor::advise_run(&c.spec, slo, report),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the Cluster to attribute the RTO");
+                    Vec::new()
+                }
+            }
+        })
+    }
+
     fn rw_dsn(&self) -> String {
         self.inner.rw_dsn.clone()
     }

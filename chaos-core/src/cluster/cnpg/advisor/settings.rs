@@ -66,18 +66,44 @@ pub const DEFAULT_PRIMARY_LEASE: (i32, i32, i32, i32) = (15, 1, 10, 2);
 pub(super) struct Lease {
     /// `leaseDurationSeconds`.
     pub(super) duration: i32,
+    /// `releasedLeaseDurationSeconds`.
+    pub(super) released: i32,
+    /// `renewDeadlineSeconds`.
+    pub(super) renew_deadline: i32,
+    /// `retryPeriodSeconds`.
+    pub(super) retry: i32,
     /// Whether the spec sets `primaryLease` (else the operator's version
     /// decides whether there is one).
     pub(super) explicit: bool,
+    /// Whether it sets `leaseDurationSeconds`.
+    duration_set: bool,
 }
 
 impl Lease {
     pub(super) fn of(spec: &ClusterSpec) -> Self {
-        let (duration, ..) = DEFAULT_PRIMARY_LEASE;
+        let (duration, released, renew_deadline, retry) = DEFAULT_PRIMARY_LEASE;
         let l = spec.primary_lease.as_ref();
         Lease {
             duration: l.and_then(|l| l.lease_duration_seconds).unwrap_or(duration),
+            released: l
+                .and_then(|l| l.released_lease_duration_seconds)
+                .unwrap_or(released),
+            renew_deadline: l
+                .and_then(|l| l.renew_deadline_seconds)
+                .unwrap_or(renew_deadline),
+            retry: l.and_then(|l| l.retry_period_seconds).unwrap_or(retry),
             explicit: l.is_some(),
+            duration_set: l.and_then(|l| l.lease_duration_seconds).is_some(),
+        }
+    }
+
+    /// `leaseDurationSeconds` as a finding shows it: the spec's value, or
+    /// the operator's default, said to be one.
+    pub(super) fn value(&self) -> String {
+        if self.duration_set {
+            self.duration.to_string()
+        } else {
+            format!("{} (default, CNPG 1.30+)", self.duration)
         }
     }
 }
@@ -89,6 +115,8 @@ pub(super) struct Liveness {
     pub(super) value: String,
     /// Seconds until a hung primary fails it.
     pub(super) worst: i64,
+    /// Seconds between probes.
+    pub(super) period: i64,
 }
 
 impl Liveness {
@@ -99,6 +127,7 @@ impl Liveness {
                 field: field::LIVENESS_PROBE,
                 value: timings_text(&l.timings),
                 worst: l.timings.worst_case_seconds(),
+                period: i64::from(l.timings.period_seconds.unwrap_or(10)),
             },
             _ => {
                 let (value, worst) = match spec.liveness_probe_timeout {
@@ -112,6 +141,7 @@ impl Liveness {
                     field: field::LIVENESS_PROBE_TIMEOUT,
                     value,
                     worst,
+                    period: 1,
                 }
             }
         }
@@ -126,6 +156,26 @@ pub(super) fn checkpoint_timeout(spec: &ClusterSpec) -> Option<(Duration, String
         None => Some((
             Duration::from_secs(300),
             "5min (PostgreSQL default)".to_string(),
+        )),
+    }
+}
+
+/// `wal_receiver_timeout` and its text (PostgreSQL's 60s when absent);
+/// `None` when it does not parse or is 0 (no timeout).
+pub(super) fn wal_receiver_timeout(spec: &ClusterSpec) -> Option<(Duration, String)> {
+    match spec.parameter("wal_receiver_timeout") {
+        Some(text) => {
+            // A bare number is in milliseconds for this parameter.
+            let d = if text.trim().chars().all(|c| c.is_ascii_digit()) {
+                text.trim().parse::<u64>().ok().map(Duration::from_millis)
+            } else {
+                parse_pg_duration(text)
+            };
+            d.filter(|d| !d.is_zero()).map(|d| (d, text.to_string()))
+        }
+        None => Some((
+            Duration::from_secs(60),
+            "60s (PostgreSQL default)".to_string(),
         )),
     }
 }
