@@ -6,6 +6,7 @@ pub mod advisor;
 pub mod chaos_mesh;
 pub mod crd;
 mod faults;
+pub mod routing;
 mod safety;
 pub mod status;
 mod target;
