@@ -1,9 +1,8 @@
-//! The CNPG target's API flows against a mocked API server, the way kube-rs
-//! tests itself (`tower_test::mock::pair` + `kube::Client::new`): responses
-//! come from the fixtures in `../shared/reference/fixtures`, every request is
-//! recorded, and the RBAC Role shipped in `deploy/rbac/` must allow each one.
+//! The CNPG target's API flows against a mocked API server
+//! ([`cnpg_mock`]): responses come from the fixtures in
+//! `../shared/reference/fixtures`, every request is recorded, and the RBAC
+//! Role shipped in `deploy/rbac/` must allow each one.
 
-use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use chaos_core::Error;
@@ -12,175 +11,14 @@ use chaos_core::cluster::cnpg::{CnpgCluster, Fence};
 use chaos_core::fault::{
     DeletePrimary, Fault, FaultGuard, PartitionNetwork, Switchover, ThrottleDisk,
 };
-use http::{Method, Request, Response};
-use kube::client::Body;
+use http::Method;
 use serde_json::{Value, json};
 
-const NS: &str = "pg-chaos";
-const CLUSTER_PATH: &str =
-    "/apis/postgresql.cnpg.io/v1/namespaces/pg-chaos/clusters/cluster-example";
+mod cnpg_mock;
 
-fn fixture(name: &str) -> Value {
-    let path = format!(
-        "{}/../../shared/reference/fixtures/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture")).expect("json")
-}
-
-/// One request the mock server saw.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: Method,
-    path: String,
-    query: String,
-    body: Value,
-}
-
-impl Seen {
-    fn mutating(&self) -> bool {
-        !matches!(self.method, Method::GET)
-    }
-
-    /// (verb, group, resource, subresource, namespace) as RBAC sees it.
-    fn rbac(&self) -> (String, String, String, String, String) {
-        let parts: Vec<&str> = self.path.trim_start_matches('/').split('/').collect();
-        // /api/v1/... or /apis/<group>/<version>/...
-        let (group, rest) = match parts[0] {
-            "api" => (String::new(), &parts[2..]),
-            _ => (parts[1].to_string(), &parts[3..]),
-        };
-        let (namespace, rest) = match rest {
-            ["namespaces", ns, rest @ ..] if !rest.is_empty() => (ns.to_string(), rest),
-            other => (String::new(), other),
-        };
-        let resource = rest.first().copied().unwrap_or_default().to_string();
-        let named = rest.len() > 1;
-        let sub = rest.get(2).copied().unwrap_or_default().to_string();
-        let verb = match self.method {
-            Method::GET if self.query.contains("watch=true") => "watch",
-            Method::GET if named => "get",
-            Method::GET => "list",
-            Method::POST => "create",
-            Method::PATCH => "patch",
-            Method::PUT => "update",
-            Method::DELETE => "delete",
-            _ => "other",
-        };
-        (verb.into(), group, resource, sub, namespace)
-    }
-}
-
-/// Answers a request: a status code and a JSON body, or (a JSON string)
-/// a plain-text body, as the API server sends pod logs.
-type Handler = Box<dyn FnMut(&Seen) -> (u16, Value) + Send>;
-
-fn status(code: u16, reason: &str) -> (u16, Value) {
-    (
-        code,
-        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-               "message": reason, "reason": reason, "code": code}),
-    )
-}
-
-/// A client whose API server is `handler`; returns the log of requests.
-fn mock(mut handler: Handler) -> (kube::Client, Arc<Mutex<Vec<Seen>>>) {
-    let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let seen_log = log.clone();
-    tokio::spawn(async move {
-        while let Some((req, send)) = handle.next_request().await {
-            let (parts, body) = req.into_parts();
-            let bytes = body.collect_bytes().await.unwrap_or_default();
-            let seen = Seen {
-                method: parts.method.clone(),
-                path: parts.uri.path().to_string(),
-                query: parts.uri.query().unwrap_or_default().to_string(),
-                body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-            };
-            let (code, value) = handler(&seen);
-            seen_log.lock().expect("log").push(seen);
-            let (content_type, body) = match value {
-                Value::String(text) => ("text/plain", text.into_bytes()),
-                other => (
-                    "application/json",
-                    serde_json::to_vec(&other).expect("json"),
-                ),
-            };
-            let resp = Response::builder()
-                .status(code)
-                .header("content-type", content_type)
-                .body(Body::from(body))
-                .expect("response");
-            send.send_response(resp);
-        }
-    });
-    (kube::Client::new(svc, "default"), log)
-}
-
-/// Answers the reads every flow makes; `None` for anything else.
-fn common(s: &Seen, ns_label: bool) -> Option<(u16, Value)> {
-    let pods = fixture("cnpg_pods_during_failover.json");
-    match (s.method.clone(), s.path.as_str()) {
-        (Method::GET, CLUSTER_PATH) => Some((200, fixture("cnpg_cluster_01_healthy.json"))),
-        (Method::GET, "/api/v1/namespaces/pg-chaos") => {
-            let labels = if ns_label {
-                json!({"chaos.dev/allow": "true"})
-            } else {
-                json!({})
-            };
-            Some((
-                200,
-                json!({"apiVersion": "v1", "kind": "Namespace",
-                              "metadata": {"name": NS, "labels": labels}}),
-            ))
-        }
-        (Method::GET, "/api/v1/namespaces/pg-chaos/secrets/cluster-example-app") => {
-            Some((200, fixture("cnpg_app_secret.json")))
-        }
-        (Method::GET, p) if p.starts_with("/api/v1/namespaces/pg-chaos/pods/") => {
-            let name = p.rsplit('/').next().unwrap_or_default();
-            let mut pod = pods["items"]
-                .as_array()
-                .and_then(|items| items.iter().find(|i| i["metadata"]["name"] == name))
-                .cloned()?;
-            pod["metadata"]["uid"] = json!(format!("uid-{name}"));
-            pod["status"]["hostIP"] = json!("172.18.0.3");
-            Some((200, pod))
-        }
-        (Method::POST, "/apis/coordination.k8s.io/v1/namespaces/pg-chaos/leases") => {
-            Some((201, s.body.clone()))
-        }
-        (Method::GET, "/api/v1/namespaces/default/services/kubernetes") => Some((
-            200,
-            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "kubernetes"},
-                   "spec": {"clusterIP": "10.96.0.1"}}),
-        )),
-        (Method::GET, "/api/v1/namespaces/default/endpoints/kubernetes") => Some((
-            200,
-            json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "kubernetes"},
-                   "subsets": [{"addresses": [{"ip": "172.18.0.2"}]}]}),
-        )),
-        _ => None,
-    }
-}
-
-async fn target(client: kube::Client, allow: bool, dry_run: bool) -> CnpgCluster {
-    let mut b = CnpgCluster::builder(NS, "cluster-example")
-        .rw_dsn("postgresql://app:pw@127.0.0.1:1/app")
-        .run_id("0123456789abcdef")
-        .dry_run(dry_run);
-    if allow {
-        b = b.allow("kind-chaos/pg-chaos");
-    }
-    b.build_with_client(client, "kind-chaos")
-        .await
-        .expect("target")
-}
-
-fn log_of(log: &Arc<Mutex<Vec<Seen>>>) -> Vec<Seen> {
-    log.lock().expect("log").clone()
-}
+use cnpg_mock::{
+    CLUSTER_PATH, NS, Seen, assert_allowed_by_role, common, fixture, log_of, mock, status, target,
+};
 
 /// Kill: one DELETE of the primary with grace 0 and background propagation.
 async fn flow_delete() -> Vec<Seen> {
@@ -921,24 +759,6 @@ async fn an_unreadable_log_is_skipped() {
     assert_eq!(seen.iter().filter(|s| s.path.ends_with("/log")).count(), 1);
 }
 
-/// One RBAC rule of the shipped file.
-#[derive(Debug, serde::Deserialize)]
-struct Rule {
-    #[serde(rename = "apiGroups", default)]
-    api_groups: Vec<String>,
-    #[serde(default)]
-    resources: Vec<String>,
-    #[serde(default)]
-    verbs: Vec<String>,
-}
-
-#[derive(Debug, serde::Deserialize)]
-struct RoleDoc {
-    kind: String,
-    metadata: serde_json::Map<String, Value>,
-    rules: Vec<Rule>,
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn every_request_is_allowed_by_the_shipped_role() {
     let mut seen = Vec::new();
@@ -951,41 +771,7 @@ async fn every_request_is_allowed_by_the_shipped_role() {
     seen.extend(flow_sweep().await);
     seen.extend(flow_fence().await);
     seen.extend(flow_events_with_log().await);
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../deploy/rbac/chaos-cnpg-role.yaml"
-    ))
-    .expect("role file");
-    let docs: Vec<RoleDoc> = text
-        .split("\n---\n")
-        .map(|d| serde_norway::from_str(d).expect("a Role or ClusterRole"))
-        .collect();
-    let used: BTreeSet<_> = seen.iter().map(Seen::rbac).collect();
-    for (verb, group, resource, sub, namespace) in &used {
-        let full = if sub.is_empty() {
-            resource.clone()
-        } else {
-            format!("{resource}/{sub}")
-        };
-        let allowed = docs.iter().any(|d| {
-            let scope_ok = match d.kind.as_str() {
-                "Role" => {
-                    d.metadata.get("namespace").and_then(Value::as_str) == Some(namespace.as_str())
-                }
-                _ => namespace.is_empty(),
-            };
-            scope_ok
-                && d.rules.iter().any(|r| {
-                    r.api_groups.iter().any(|g| g == group)
-                        && r.resources.contains(&full)
-                        && r.verbs.iter().any(|v| v == verb)
-                })
-        });
-        assert!(
-            allowed,
-            "not allowed by deploy/rbac/chaos-cnpg-role.yaml: {verb} {group}/{full} in {namespace:?}"
-        );
-    }
+    let used = assert_allowed_by_role(&seen);
     // The flows did exercise the mutating verbs the Role grants.
     for needed in ["delete", "patch", "create"] {
         assert!(
