@@ -1,7 +1,8 @@
-//! The CNPG target's API flows against a mocked API server
+//! The CNPG target's fault flows against a mocked API server
 //! ([`cnpg_mock`]): responses come from the fixtures in
 //! `../shared/reference/fixtures`, every request is recorded, and the RBAC
-//! Role shipped in `deploy/rbac/` must allow each one.
+//! Role shipped in `deploy/rbac/` must allow each one. The event stream's
+//! flows (watches) are in `cnpg_events.rs`.
 
 use std::sync::{Arc, Mutex};
 
@@ -543,222 +544,6 @@ async fn credentials_come_from_the_app_secret() {
     assert_eq!(topo.primary_name(), Some("cluster-example-1"));
 }
 
-/// An RFC 3339 time with nanoseconds, as `timestamps=true` prefixes log lines.
-fn rfc3339(t: std::time::SystemTime) -> String {
-    humantime::format_rfc3339_nanos(t).to_string()
-}
-
-/// A log line of CNPG's instance manager for a PostgreSQL record, with the
-/// API server's `timestamps=true` prefix; `log_time` in PostgreSQL's form.
-fn cnpg_log_line(at: std::time::SystemTime, pod: &str, message: &str) -> String {
-    let ts = rfc3339(at);
-    // `2026-08-21T10:00:05.811123456Z` -> `2026-08-21 10:00:05.811 UTC`.
-    let log_time = format!("{} UTC", ts[..23].replacen('T', " ", 1));
-    let line = json!({
-        "level": "info", "ts": ts, "logger": "postgres", "msg": "record",
-        "logging_pod": pod,
-        "record": {"log_time": log_time, "process_id": "27", "error_severity": "LOG",
-                   "sql_state_code": "00000", "message": message,
-                   "backend_type": "startup", "query_id": "0"},
-    });
-    format!("{ts} {line}")
-}
-
-/// The new primary's log as the API server would send it: a line from long
-/// before the failover, a replica's read-only start, an instance-manager
-/// line, then the promotion, 50 to 10 ms before `now`.
-fn promotion_log(now: std::time::SystemTime, pod: &str) -> String {
-    use std::time::Duration;
-    let before = now - Duration::from_secs(3600);
-    let ms = |n: u64| now - Duration::from_millis(n);
-    let manager = json!({"level": "info", "ts": rfc3339(ms(60)), "logger": "instance-manager",
-                         "msg": "Promoting instance", "logging_pod": pod});
-    [
-        cnpg_log_line(
-            before,
-            pod,
-            "database system is ready to accept connections",
-        ),
-        cnpg_log_line(
-            before,
-            pod,
-            "database system is ready to accept read-only connections",
-        ),
-        format!("{} {manager}", rfc3339(ms(60))),
-        cnpg_log_line(ms(50), pod, "received promote request"),
-        cnpg_log_line(
-            ms(40),
-            pod,
-            "redo done at 0/5000060 system usage: CPU: user: 0.00 s, system: 0.01 s, elapsed: 1.59 s",
-        ),
-        cnpg_log_line(ms(30), pod, "selected new timeline ID: 2"),
-        cnpg_log_line(ms(20), pod, "archive recovery complete"),
-        cnpg_log_line(
-            ms(10),
-            pod,
-            "database system is ready to accept connections",
-        ),
-    ]
-    .join("\n")
-        + "\n"
-}
-
-/// The log marks [`CnpgCluster`]'s event stream takes from the new
-/// primary's log.
-const LOG_MARKS: [&str; 5] = [
-    "promote requested",
-    "wal recovery ended",
-    "timeline selected",
-    "archive recovery complete",
-    "ready for connections",
-];
-
-/// The event stream through a failover: the Cluster reads healthy, pending,
-/// elected, promoted, then healthy after the failover (fixtures in order);
-/// the `-rw` endpoints follow `currentPrimary`; the new primary's log is
-/// readable (`log_readable`) or forbidden. Returns the events seen until
-/// well after the change ended, and the requests.
-async fn flow_events(log_readable: bool) -> (Vec<chaos_core::timeline::Event>, Vec<Seen>) {
-    use futures::StreamExt;
-    use std::time::{Duration, Instant, SystemTime};
-
-    let started = SystemTime::now();
-    let sequence = [
-        "cnpg_cluster_01_healthy.json",
-        "cnpg_cluster_01_healthy.json",
-        "cnpg_cluster_01_healthy.json",
-        "cnpg_cluster_02_failover_pending.json",
-        "cnpg_cluster_03_failover_target_elected.json",
-        "cnpg_cluster_04_failover_promoted_old_primary_rejoining.json",
-        "cnpg_cluster_05_healthy_after_failover.json",
-    ];
-    let mut reads = 0;
-    let mut current = fixture(sequence[0]);
-    let (client, log) = mock(Box::new(move |s| {
-        match (s.method.clone(), s.path.as_str()) {
-            (Method::GET, CLUSTER_PATH) => {
-                current = fixture(sequence[reads.min(sequence.len() - 1)]);
-                reads += 1;
-                (200, current.clone())
-            }
-            (Method::GET, "/api/v1/namespaces/pg-chaos/endpoints/cluster-example-rw") => {
-                let pod = current["status"]["currentPrimary"].clone();
-                (
-                    200,
-                    json!({"apiVersion": "v1", "kind": "Endpoints",
-                           "metadata": {"name": "cluster-example-rw"},
-                           "subsets": [{"addresses": [{"ip": "10.244.0.12",
-                                        "targetRef": {"kind": "Pod", "name": pod}}],
-                                        "ports": [{"name": "postgres", "port": 5432}]}]}),
-                )
-            }
-            (Method::GET, "/api/v1/namespaces/pg-chaos/events") => {
-                let mut list = fixture("cnpg_events_failover.json");
-                list["metadata"] = json!({});
-                (200, list)
-            }
-            (Method::GET, p)
-                if p.starts_with("/api/v1/namespaces/pg-chaos/pods/") && p.ends_with("/log") =>
-            {
-                if log_readable {
-                    let pod = p.split('/').nth(6).unwrap_or_default();
-                    (200, Value::String(promotion_log(SystemTime::now(), pod)))
-                } else {
-                    status(403, "Forbidden")
-                }
-            }
-            _ => common(s, false).unwrap_or_else(|| status(404, "NotFound")),
-        }
-    }));
-    let t = Arc::new(target(client, true, false).await);
-    let mut stream = t.clone().events();
-    let mut events = Vec::new();
-    // Until the change is over (routing ended) and a second more.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut quiet_from: Option<Instant> = None;
-    while Instant::now() < deadline
-        && quiet_from.is_none_or(|q| q.elapsed() < Duration::from_secs(1))
-    {
-        if let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(300), stream.next()).await {
-            if e.name == "routing ended" {
-                quiet_from = Some(Instant::now());
-            }
-            events.push(e);
-        }
-    }
-    assert!(
-        quiet_from.is_some(),
-        "the failover's routing never ended: {events:#?}"
-    );
-    let seen = log_of(&log);
-    // Every event after the target was built.
-    assert!(
-        events.iter().all(|e| e.at.system_time() >= started),
-        "{events:#?}"
-    );
-    (events, seen)
-}
-
-/// After a failover the new primary's log splits promotion further: each
-/// log mark once, after the new primary was observed, in order, none from
-/// before the failover; read with the `postgres` container and timestamps.
-async fn flow_events_with_log() -> Vec<Seen> {
-    let (events, seen) = flow_events(true).await;
-    let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
-    let observed = names
-        .iter()
-        .position(|n| *n == "new primary observed")
-        .unwrap_or_else(|| panic!("no new primary observed: {names:?}"));
-    let marks: Vec<&chaos_core::timeline::Event> = events
-        .iter()
-        .filter(|e| LOG_MARKS.contains(&e.name.as_str()))
-        .collect();
-    assert_eq!(
-        marks.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(),
-        LOG_MARKS,
-        "each log mark once, in order: {names:?}"
-    );
-    assert!(
-        names.iter().position(|n| *n == LOG_MARKS[0]).expect("mark") > observed,
-        "{names:?}"
-    );
-    assert!(marks.windows(2).all(|w| w[0].at <= w[1].at), "{marks:#?}");
-    assert_eq!(
-        marks[2].detail.as_deref(),
-        Some("selected new timeline ID: 2")
-    );
-    let logs: Vec<&Seen> = seen.iter().filter(|s| s.path.ends_with("/log")).collect();
-    assert!(!logs.is_empty());
-    for l in &logs {
-        assert_eq!(
-            l.path,
-            "/api/v1/namespaces/pg-chaos/pods/cluster-example-2/log"
-        );
-        assert!(l.query.contains("container=postgres"), "{}", l.query);
-        assert!(l.query.contains("timestamps=true"), "{}", l.query);
-        assert!(l.query.contains("sinceTime="), "{}", l.query);
-    }
-    // All marks were in the first read: no more reads for this promotion.
-    assert_eq!(logs.len(), 1, "{logs:#?}");
-    seen
-}
-
-#[tokio::test]
-async fn new_primary_log_splits_promotion_in_the_event_stream() {
-    flow_events_with_log().await;
-}
-
-#[tokio::test]
-async fn an_unreadable_log_is_skipped() {
-    let (events, seen) = flow_events(false).await;
-    let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
-    assert!(names.contains(&"new primary observed"), "{names:?}");
-    assert!(names.contains(&"routing ended"), "{names:?}");
-    assert!(names.iter().all(|n| !LOG_MARKS.contains(n)), "{names:?}");
-    // Tried once for the promotion, then left alone.
-    assert_eq!(seen.iter().filter(|s| s.path.ends_with("/log")).count(), 1);
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn every_request_is_allowed_by_the_shipped_role() {
     let mut seen = Vec::new();
@@ -770,7 +555,6 @@ async fn every_request_is_allowed_by_the_shipped_role() {
     seen.extend(flow_dry_run().await);
     seen.extend(flow_sweep().await);
     seen.extend(flow_fence().await);
-    seen.extend(flow_events_with_log().await);
     let used = assert_allowed_by_role(&seen);
     // The flows did exercise the mutating verbs the Role grants.
     for needed in ["delete", "patch", "create"] {
@@ -779,10 +563,4 @@ async fn every_request_is_allowed_by_the_shipped_role() {
             "{needed} never used: {used:?}"
         );
     }
-    // ... and read the new primary's log.
-    assert!(
-        used.iter()
-            .any(|u| (u.0.as_str(), u.2.as_str(), u.3.as_str()) == ("get", "pods", "log")),
-        "pods/log never read: {used:?}"
-    );
 }

@@ -10,6 +10,7 @@ pub mod routing;
 mod safety;
 pub mod status;
 mod target;
+mod watch;
 
 pub use chaos_mesh::ChaosMeshGuard;
 pub use faults::{CnpgDeleteGuard, CnpgSwitchoverGuard, Fence, FenceGuard};
