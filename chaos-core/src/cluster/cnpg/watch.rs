@@ -318,6 +318,13 @@ impl State {
             } => {
                 let since = self.since.or_else(|| self.window.first().map(|o| o.at));
                 self.routes.observe(&name, backends, arrived, since);
+                if self.since.is_none()
+                    && let Some(stable) = since
+                {
+                    // No change under way: only the routes since the last
+                    // stable status can matter to the next one.
+                    self.routes.forget_before(stable);
+                }
             }
             Observation::Event(e) => {
                 let key = e.metadata.name.clone().unwrap_or_default();
