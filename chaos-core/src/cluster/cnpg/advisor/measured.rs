@@ -13,10 +13,14 @@
 //! | `checkpoint_timeout` | promotion (WAL replay) | `promote requested` → `wal recovery ended` in the new primary's log; without the log the whole promotion (an upper bound; not for a switchover) |
 //! | readiness probe | routing | the routing phase, at most one probe period, when it lasted 1 s or more |
 //!
-//! `first_write` is the client's reconnect: no Cluster setting governs it.
-//! A phase without a mark of its own is folded into the next one by the
-//! report; a rule counts only the phases it governs, so it may then
-//! underestimate, never overestimate. Costs under [`MIN_COST`] are left out.
+//! A cost is at most the phases it governs lasted. Settings waited for at
+//! the same time (a lease and a `failoverDelay`) are each charged in full:
+//! the ranking shows which one to shorten first. `first_write` is the
+//! client's reconnect: no Cluster setting governs it. A phase without a
+//! mark of its own is folded into the next one by the report; a rule counts
+//! only the phases it governs, so folding makes it underestimate — the
+//! whole-promotion fallbacks are upper bounds and say so in their reason.
+//! Costs under [`MIN_COST`] are left out.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
