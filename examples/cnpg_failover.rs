@@ -1,6 +1,7 @@
 //! A measured failover of a CloudNativePG cluster, through the Kubernetes API:
 //! the same pipeline as `local_failover`, with the RTO split into detection,
-//! election, promotion, routing and first write from the cluster's own record.
+//! election, promotion, routing and first write from the cluster's own record,
+//! and the settings that cost it ranked by the measured advisor.
 //!
 //! ```text
 //! export CHAOS_KUBE_CONTEXT=kind-chaos CHAOS_CNPG_NAMESPACE=pg-chaos \
@@ -84,6 +85,14 @@ async fn run(args: Args) -> Result<bool> {
     println!("{report}");
     for phase in &report.phases {
         println!("{:>12} {:>9.1} ms", phase.name, phase.ms);
+    }
+    // What the Cluster's settings cost this run, the costliest first, and
+    // the experiment that tries each fix.
+    for finding in report.findings.iter().filter(|f| f.is_measured()) {
+        println!("cost: {}", finding.headline());
+        if let Some(cmd) = finding.experiment() {
+            println!("      {cmd}");
+        }
     }
     Ok(report.passed())
 }

@@ -86,6 +86,21 @@ pub trait Target: Any + Send + Sync + fmt::Debug {
         Box::pin(async { Vec::new() })
     }
 
+    /// What the target's configuration cost a finished run, from the
+    /// report's measured phases: one [`Finding`](crate::report::Finding) per
+    /// setting, measured ones with their cost, checklist ones (as
+    /// [`advise`](Self::advise) gives them) not measured. The report ranks
+    /// them, lists them in place of `advise`'s warnings and names the
+    /// costliest in its summary. Empty by default: `advise`'s warnings stay.
+    fn advise_run<'a>(
+        &'a self,
+        slo: &'a crate::slo::Slo,
+        report: &'a crate::report::Report,
+    ) -> BoxFuture<'a, Vec<crate::report::Finding>> {
+        let _ = (slo, report);
+        Box::pin(async { Vec::new() })
+    }
+
     /// What runs the cluster, for the report's target info: component →
     /// version or setting (the local cluster: `patroni`, `postgresql`,
     /// `synchronous_mode`, `ttl`). Empty by default.

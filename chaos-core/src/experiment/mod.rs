@@ -382,8 +382,11 @@ impl Experiment {
         let set_phase = |p: Phase| *phase.lock().unwrap_or_else(|e| e.into_inner()) = p;
 
         let rw = target.rw_dsn();
-        let mut warnings = self.replication_warnings(&rw).await;
-        warnings.extend(target.advise(&self.slo).await);
+        let warnings = self.replication_warnings(&rw).await;
+        // The target's advice goes after these, replaced by what it finds
+        // in the measured run (`advise_run`) when it finds anything.
+        let advice_at = warnings.len();
+        let advice = target.advise(&self.slo).await;
         let probe = self.probe.clone().start(&rw).await?;
         let run_id = probe.run_id().to_string();
         let mut events = vec![Event::now("probe started", None)];
@@ -537,6 +540,12 @@ impl Experiment {
                     workloads,
                     slo_on: self.slo_on.clone(),
                 });
+                let findings = target.advise_run(&self.slo, &report).await;
+                if findings.is_empty() {
+                    report.warnings.splice(advice_at..advice_at, advice);
+                } else {
+                    report.add_findings(findings, advice_at);
+                }
                 if let Some(first) = measurement.faults.iter().find_map(|f| f.recovered_at) {
                     report.events.push(Event::new(
                         "first write acknowledged after the fault",

@@ -2,6 +2,7 @@
 //! round-trips through serde), its human summary (`Display`), and JUnit XML.
 
 pub mod diagnose;
+pub mod finding;
 pub(crate) mod json;
 pub mod junit;
 pub mod picture;
@@ -18,6 +19,7 @@ use crate::slo::{Rpo, Slo, fmt_duration};
 use crate::timeline::{Event, Phase, Timestamp, from_ms, ms};
 use crate::verify::{Measurement, Window, WriteCounts, WriteId};
 
+pub use finding::Finding;
 pub use json::{default_report_dir, file_stem};
 
 /// The version of the report's JSON shape; raised when a field changes meaning
@@ -424,6 +426,10 @@ pub struct Report {
     pub events: Vec<Event>,
     /// Configuration that contradicts the SLO, and other things to know.
     pub warnings: Vec<String>,
+    /// What the target's settings cost this run, the costliest first, then
+    /// those not measured (see [`Finding`]); also the first `warnings`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<Finding>,
     /// Every write attempt of the probe.
     pub history: Vec<HistoryEntry>,
     /// The application's workloads.
@@ -682,6 +688,7 @@ impl Report {
             phases,
             events,
             warnings,
+            findings: Vec::new(),
             history,
             workloads,
             failing_after_promotion,
@@ -699,6 +706,38 @@ impl Report {
         if matches!(self.failure, None | Some(FailureKind::Slo)) {
             self.failure = Some(kind);
         }
+    }
+
+    /// Records what the target's settings cost this run: ranks `findings`
+    /// ([`finding::rank`]), keeps them, and puts their text at `at` among
+    /// the warnings (capped at their number), preceded by a note when none
+    /// was measured.
+    pub fn add_findings(&mut self, mut findings: Vec<Finding>, at: usize) {
+        if findings.is_empty() {
+            return;
+        }
+        finding::rank(&mut findings);
+        let mut text: Vec<String> = Vec::new();
+        if !findings.iter().any(Finding::is_measured) {
+            text.push(finding::NOT_MEASURED_NOTE.to_string());
+        }
+        text.extend(findings.iter().map(ToString::to_string));
+        let at = at.min(self.warnings.len());
+        self.warnings.splice(at..at, text);
+        self.findings = findings;
+    }
+
+    /// The costliest measured finding, as the summary names it: `RTO
+    /// dominated by …` when it cost at least half the RTO, else `largest
+    /// RTO cost …`.
+    pub fn dominant_finding(&self) -> Option<String> {
+        let top = self.findings.first().filter(|f| f.is_measured())?;
+        let cost = top.cost_ms?;
+        let words = match self.rto_ms {
+            Some(rto) if cost * 2.0 >= rto => "RTO dominated by",
+            _ => "largest RTO cost",
+        };
+        Some(format!("{words} {}", top.headline()))
     }
 
     /// Whether every objective was met.
@@ -764,6 +803,7 @@ impl Report {
                 f.slowdown
                     .map(|s| format!("; {}: {}", f.kind, s.describe()))
             })
+            .chain(self.dominant_finding().map(|d| format!("; {d}")))
             .chain(self.failing_after_promotion.iter().map(|f| {
                 format!(
                     "; {} kept failing {} after the promotion: {}",

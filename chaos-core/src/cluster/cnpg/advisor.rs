@@ -1,16 +1,28 @@
-//! The configuration advisor: where a CNPG `Cluster` spec contradicts the
-//! SLO a test asserts, before any fault is injected.
+//! The configuration advisor: which settings of a CNPG `Cluster` cost a run
+//! its RTO, measured, and where the spec contradicts the SLO a test asserts.
 //!
-//! [`advise`] checks a [`ClusterSpec`] against an [`Slo`] and returns one
-//! [`Advice`] per contradiction, each naming the field, its value (CRD
-//! defaults included: an absent field is advised on by its default), what it
-//! costs and how to fix it. The rules follow the seed's measured plan
-//! (`../shared/context/seed-rto-rpo-plan.md`):
+//! Two kinds of findings:
+//!
+//! - **Measured** ([`advise_run`], rules in [`measured`]): after a run, each
+//!   measured phase is attributed to the settings that govern it, and each
+//!   setting gets the time it cost in this run (a detection+election of
+//!   16.1 s after a kill, with a 15 s primary lease: ~15 s the lease). They
+//!   are ranked by that cost, and the costliest is what the run's summary
+//!   names.
+//! - **Checklist** ([`advise`]): where the spec contradicts the SLO, before
+//!   any fault. In a run's findings they come after the measured ones,
+//!   marked as not measured.
+//!
+//! [`advise`] returns one [`Advice`] per contradiction, each naming the
+//! field, its value (CRD defaults included: an absent field is advised on by
+//! its default), what it costs and how to fix it. The rules follow the
+//! seed's measured plan (`../shared/context/seed-rto-rpo-plan.md`):
 //!
 //! | rule | fires when |
 //! |---|---|
 //! | RPO | the SLO asks for RPO = 0 and replication is asynchronous (no `postgresql.synchronous`, no `maxSyncReplicas`), or `dataDurability: preferred`, or legacy `maxSyncReplicas` with `minSyncReplicas: 0` |
 //! | instances | fewer than 2 instances (nothing to fail over to); or `dataDurability: required` waits for as many standbys as there are (one lost standby blocks every write) |
+//! | `primaryLease` | `leaseDurationSeconds` set above half the RTO: a killed primary's lease blocks the failover until it expires (absent, the operator's version decides whether there is a lease: not advised on) |
 //! | `failoverDelay` | above 0: every unplanned failover waits that long |
 //! | `switchoverDelay` | above the SLO's RTO: a switchover may keep writes down that long |
 //! | probes | a probe's worst case (`initialDelaySeconds + periodSeconds × failureThreshold`, or `livenessProbeTimeout`, default 30 s) above half the RTO |
@@ -23,14 +35,27 @@
 //! "Half the RTO" leaves the other half to election, promotion and routing,
 //! which the seed measured at several seconds together.
 
+pub mod measured;
+mod settings;
+
 use std::fmt;
 use std::time::Duration;
 
 use super::crd::{
     ClusterSpec, DEFAULT_SMART_SHUTDOWN_TIMEOUT, DEFAULT_STOP_DELAY, DEFAULT_SWITCHOVER_DELAY,
-    DataDurability, PrimaryUpdateMethod, ProbeTimings,
+    DataDurability, PrimaryUpdateMethod,
 };
 use crate::slo::{Slo, fmt_duration};
+use crate::timeline::Phase;
+use settings::{
+    Lease, Liveness, checkpoint_timeout, has_timing, secs, secs64, timings_text, value_or_default,
+};
+
+pub use measured::advise_run;
+pub use settings::{
+    CHECKPOINT_TIMEOUT_ADVISED, DEFAULT_LIVENESS_PROBE_TIMEOUT, DEFAULT_PRIMARY_LEASE, field,
+    parse_pg_duration,
+};
 
 /// One contradiction between a Cluster spec and the asserted SLO.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -69,94 +94,159 @@ impl Advice {
             fix: fix.into(),
         }
     }
+
+    /// The RTO phases the field governs (none for the RPO and availability
+    /// rules).
+    pub fn phases(&self) -> Vec<Phase> {
+        match self.field.as_str() {
+            field::LEASE_DURATION => vec![Phase::Detection, Phase::Election],
+            field::FAILOVER_DELAY
+            | field::LIVENESS_PROBE
+            | field::LIVENESS_PROBE_TIMEOUT
+            | field::SMART_SHUTDOWN_TIMEOUT
+            | field::STOP_DELAY => vec![Phase::Detection],
+            field::WAL_RECEIVER_TIMEOUT => vec![Phase::Election],
+            field::SWITCHOVER_DELAY | field::CHECKPOINT_TIMEOUT | field::WAL_STORAGE => {
+                vec![Phase::Promotion]
+            }
+            field::STARTUP_PROBE | field::READINESS_PROBE => vec![Phase::Routing],
+            _ => Vec::new(),
+        }
+    }
 }
-
-/// The checkpoint interval above which the advisor warns (the seed's
-/// recommendation).
-pub const CHECKPOINT_TIMEOUT_ADVISED: Duration = Duration::from_secs(60);
-
-/// CNPG's default `livenessProbeTimeout`, in seconds.
-pub const DEFAULT_LIVENESS_PROBE_TIMEOUT: i64 = 30;
 
 /// Where `spec` contradicts `slo`: one [`Advice`] per finding, in the order
 /// of the table in the [module docs](self). Empty when the spec is fine.
 pub fn advise(spec: &ClusterSpec, slo: &Slo) -> Vec<Advice> {
+    let budget = Budget::of(slo);
     let mut out = Vec::new();
-    let rto = slo.max_rto;
-    let half = rto / 2;
-    let rto_text = fmt_duration(rto);
+    rpo_rules(spec, slo, &mut out);
+    instance_rules(spec, &mut out);
+    lease_rule(spec, &budget, &mut out);
+    delay_rules(spec, &budget, &mut out);
+    probe_rules(spec, &budget, &mut out);
+    storage_rules(spec, &mut out);
+    shutdown_rules(spec, &budget, &mut out);
+    update_rule(spec, &mut out);
+    out
+}
 
-    // RPO.
-    let sync = spec.synchronous().filter(|s| s.number > 0);
-    let legacy_max = spec.max_sync_replicas.unwrap_or(0);
-    let legacy_min = spec.min_sync_replicas.unwrap_or(0);
-    if slo.requires_zero_loss() {
-        match sync {
-            None if legacy_max <= 0 => out.push(Advice::new(
-                "spec.postgresql.synchronous",
-                "absent (asynchronous replication)",
-                "the SLO asks for RPO = 0, but a commit is acknowledged before any standby \
-                 has it: a failover loses the writes not yet streamed",
-                "set postgresql.synchronous: {method: any, number: 1, dataDurability: required}",
-            )),
-            None if legacy_min <= 0 => out.push(Advice::new(
-                "spec.minSyncReplicas",
-                format!("{legacy_min} (with maxSyncReplicas: {legacy_max})"),
-                "the SLO asks for RPO = 0, but with no synchronous standby available the \
-                 primary keeps acknowledging commits asynchronously: a failover then loses them",
-                "use postgresql.synchronous with dataDurability: required (or set \
-                 minSyncReplicas: 1)",
-            )),
-            Some(s) if s.data_durability_or_default() == DataDurability::Preferred => {
-                out.push(Advice::new(
-                    "spec.postgresql.synchronous.dataDurability",
-                    "preferred",
-                    "the SLO asks for RPO = 0, but when the synchronous standbys are \
-                     unavailable the primary keeps acknowledging commits without them: a \
-                     failover then loses them",
-                    "dataDurability: required (writes wait for a standby instead)",
-                ));
-            }
-            None | Some(_) => {}
+/// The SLO's RTO as the rules compare with it.
+struct Budget {
+    rto: Duration,
+    half: Duration,
+    text: String,
+}
+
+impl Budget {
+    fn of(slo: &Slo) -> Self {
+        Budget {
+            rto: slo.max_rto,
+            half: slo.max_rto / 2,
+            text: fmt_duration(slo.max_rto),
         }
     }
+}
 
-    // Instances.
+/// RPO = 0 asked, but commits may be acknowledged without a standby.
+fn rpo_rules(spec: &ClusterSpec, slo: &Slo, out: &mut Vec<Advice>) {
+    if !slo.requires_zero_loss() {
+        return;
+    }
+    let legacy_max = spec.max_sync_replicas.unwrap_or(0);
+    let legacy_min = spec.min_sync_replicas.unwrap_or(0);
+    match spec.synchronous().filter(|s| s.number > 0) {
+        None if legacy_max <= 0 => out.push(Advice::new(
+            field::SYNCHRONOUS,
+            "absent (asynchronous replication)",
+            "the SLO asks for RPO = 0, but a commit is acknowledged before any standby \
+             has it: a failover loses the writes not yet streamed",
+            "set postgresql.synchronous: {method: any, number: 1, dataDurability: required}",
+        )),
+        None if legacy_min <= 0 => out.push(Advice::new(
+            field::MIN_SYNC_REPLICAS,
+            format!("{legacy_min} (with maxSyncReplicas: {legacy_max})"),
+            "the SLO asks for RPO = 0, but with no synchronous standby available the \
+             primary keeps acknowledging commits asynchronously: a failover then loses them",
+            "use postgresql.synchronous with dataDurability: required (or set \
+             minSyncReplicas: 1)",
+        )),
+        Some(s) if s.data_durability_or_default() == DataDurability::Preferred => {
+            out.push(Advice::new(
+                field::DATA_DURABILITY,
+                "preferred",
+                "the SLO asks for RPO = 0, but when the synchronous standbys are \
+                 unavailable the primary keeps acknowledging commits without them: a \
+                 failover then loses them",
+                "dataDurability: required (writes wait for a standby instead)",
+            ));
+        }
+        None | Some(_) => {}
+    }
+}
+
+/// Nothing to fail over to, or every standby required for every commit.
+fn instance_rules(spec: &ClusterSpec, out: &mut Vec<Advice>) {
     if spec.instances < 2 {
         out.push(Advice::new(
-            "spec.instances",
+            field::INSTANCES,
             spec.instances.to_string(),
             "no standby to fail over to: the RTO is a pod restart or rescheduling, and a lost \
              volume loses every write",
             "instances: 3 (a primary and two standbys)",
         ));
-    } else if let Some(s) = sync {
-        let standbys = spec.instances - 1;
-        if s.data_durability_or_default() == DataDurability::Required && s.number >= standbys {
-            out.push(Advice::new(
-                "spec.postgresql.synchronous.number",
-                format!("{} (with {} standbys)", s.number, standbys),
-                "dataDurability: required waits for every standby: losing one blocks every \
-                 write until it is back, an outage no failover ends",
-                format!(
-                    "instances: {} (one standby more than number) or number: {}",
-                    s.number + 2,
-                    (standbys - 1).max(1)
-                ),
-            ));
-        }
+        return;
     }
+    let Some(s) = spec.synchronous().filter(|s| s.number > 0) else {
+        return;
+    };
+    let standbys = spec.instances - 1;
+    if s.data_durability_or_default() == DataDurability::Required && s.number >= standbys {
+        out.push(Advice::new(
+            field::SYNCHRONOUS_NUMBER,
+            format!("{} (with {} standbys)", s.number, standbys),
+            "dataDurability: required waits for every standby: losing one blocks every \
+             write until it is back, an outage no failover ends",
+            format!(
+                "instances: {} (one standby more than number) or number: {}",
+                s.number + 2,
+                (standbys - 1).max(1)
+            ),
+        ));
+    }
+}
 
-    // failoverDelay.
+/// The primary lease, when the spec sets it: a killed primary's lease
+/// blocks the failover until it expires.
+fn lease_rule(spec: &ClusterSpec, budget: &Budget, out: &mut Vec<Advice>) {
+    let lease = Lease::of(spec);
+    if !lease.explicit || secs(lease.duration) <= budget.half {
+        return;
+    }
+    out.push(Advice::new(
+        field::LEASE_DURATION,
+        lease.value(),
+        format!(
+            "a primary killed or cut off without releasing its lease is replaced only when the \
+             lease expires, up to {} s after it last renewed it, more than half the SLO's {}",
+            lease.duration, budget.text
+        ),
+        "leaseDurationSeconds: 5 with renewDeadlineSeconds: 3 (it must stay below the \
+         lease) and retryPeriodSeconds: 1",
+    ));
+}
+
+/// Delays the operator adds to a failover or a switchover.
+fn delay_rules(spec: &ClusterSpec, budget: &Budget, out: &mut Vec<Advice>) {
     let failover_delay = spec.failover_delay_or_default();
     if failover_delay > 0 {
-        let over = if secs(failover_delay) >= rto {
-            format!(", already more than the SLO's {rto_text}")
+        let over = if secs(failover_delay) >= budget.rto {
+            format!(", already more than the SLO's {}", budget.text)
         } else {
             String::new()
         };
         out.push(Advice::new(
-            "spec.failoverDelay",
+            field::FAILOVER_DELAY,
             failover_delay.to_string(),
             format!(
                 "the operator waits {failover_delay} s after finding the primary failing before \
@@ -165,62 +255,50 @@ pub fn advise(spec: &ClusterSpec, slo: &Slo) -> Vec<Advice> {
             "failoverDelay: 0 (the default)",
         ));
     }
-
-    // switchoverDelay.
     let switchover_delay = spec.switchover_delay_or_default();
-    if secs(switchover_delay) > rto {
+    if secs(switchover_delay) > budget.rto {
         out.push(Advice::new(
-            "spec.switchoverDelay",
+            field::SWITCHOVER_DELAY,
             value_or_default(spec.switchover_delay, DEFAULT_SWITCHOVER_DELAY),
             format!(
                 "a switchover (kubectl cnpg promote, primaryUpdateMethod: switchover) gives the \
                  old primary up to {switchover_delay} s to shut down while writes wait, more than \
-                 the SLO's {rto_text}; unplanned failovers are not affected"
+                 the SLO's {}; unplanned failovers are not affected",
+                budget.text
             ),
             "switchoverDelay: a few seconds more than the primary needs to archive its last WAL \
              (the seed used 15)",
         ));
     }
+}
 
-    // Probes.
-    let probes = spec.probes.as_ref();
-    let liveness = probes.and_then(|p| p.liveness.as_ref());
-    let (liveness_field, liveness_value, liveness_worst) = match liveness {
-        Some(l) if has_timing(&l.timings) => (
-            "spec.probes.liveness",
-            timings_text(&l.timings),
-            l.timings.worst_case_seconds(),
-        ),
-        _ => match spec.liveness_probe_timeout {
-            Some(t) => ("spec.livenessProbeTimeout", t.to_string(), i64::from(t)),
-            None => (
-                "spec.livenessProbeTimeout",
-                format!("{DEFAULT_LIVENESS_PROBE_TIMEOUT} (default)"),
-                DEFAULT_LIVENESS_PROBE_TIMEOUT,
-            ),
-        },
-    };
-    if secs64(liveness_worst) > half {
+/// Liveness, startup and readiness probes slower than half the RTO.
+fn probe_rules(spec: &ClusterSpec, budget: &Budget, out: &mut Vec<Advice>) {
+    let rto_text = &budget.text;
+    let liveness = Liveness::of(spec);
+    if secs64(liveness.worst) > budget.half {
         out.push(Advice::new(
-            liveness_field,
-            liveness_value,
+            liveness.field,
+            liveness.value,
             format!(
                 "a primary that hangs without exiting fails its liveness probe only after \
-                 {liveness_worst} s, more than half the SLO's {rto_text}: until then it is \
-                 neither restarted nor failed over"
+                 {} s, more than half the SLO's {rto_text}: until then it is \
+                 neither restarted nor failed over",
+                liveness.worst
             ),
             "a liveness budget well under half the RTO, e.g. livenessProbeTimeout: 3 or \
              probes.liveness: {periodSeconds: 1, failureThreshold: 3}",
         ));
     }
+    let probes = spec.probes.as_ref();
     if let Some(startup) = probes.and_then(|p| p.startup.as_ref()) {
         // A started instance is Ready at the next successful startup probe.
         let t = &startup.timings;
         let ready_after = i64::from(t.initial_delay_seconds.unwrap_or(0))
             + i64::from(t.period_seconds.unwrap_or(10));
-        if secs64(ready_after) > half {
+        if secs64(ready_after) > budget.half {
             out.push(Advice::new(
-                "spec.probes.startup",
+                field::STARTUP_PROBE,
                 timings_text(t),
                 format!(
                     "an instance restarted in place is Ready only at its next startup probe, \
@@ -236,9 +314,9 @@ pub fn advise(spec: &ClusterSpec, slo: &Slo) -> Vec<Advice> {
         && has_timing(&readiness.timings)
     {
         let worst = readiness.timings.worst_case_seconds();
-        if secs64(worst) > half {
+        if secs64(worst) > budget.half {
             out.push(Advice::new(
-                "spec.probes.readiness",
+                field::READINESS_PROBE,
                 timings_text(&readiness.timings),
                 format!(
                     "a primary that stops answering is marked not Ready — which starts the \
@@ -248,21 +326,15 @@ pub fn advise(spec: &ClusterSpec, slo: &Slo) -> Vec<Advice> {
             ));
         }
     }
+}
 
-    // checkpoint_timeout.
-    let checkpoint = spec.parameter("checkpoint_timeout");
-    let checkpoint_value = match checkpoint {
-        Some(text) => parse_pg_duration(text).map(|d| (d, text.to_string())),
-        None => Some((
-            Duration::from_secs(300),
-            "5min (PostgreSQL default)".to_string(),
-        )),
-    };
-    if let Some((d, text)) = checkpoint_value
+/// Checkpoint interval and WAL volume: the I/O of an end of recovery.
+fn storage_rules(spec: &ClusterSpec, out: &mut Vec<Advice>) {
+    if let Some((d, text)) = checkpoint_timeout(spec)
         && d > CHECKPOINT_TIMEOUT_ADVISED
     {
         out.push(Advice::new(
-            "spec.postgresql.parameters.checkpoint_timeout",
+            field::CHECKPOINT_TIMEOUT,
             text,
             format!(
                 "an end of recovery (promotion, restart in place) replays the WAL since the last \
@@ -274,11 +346,9 @@ pub fn advise(spec: &ClusterSpec, slo: &Slo) -> Vec<Advice> {
              checkpoints)",
         ));
     }
-
-    // walStorage.
     if spec.wal_storage.is_none() {
         out.push(Advice::new(
-            "spec.walStorage",
+            field::WAL_STORAGE,
             "absent (WAL on the data volume)",
             "WAL writes, WAL replay and the promotion's end-of-recovery I/O compete with data \
              file I/O on one volume; the seed expected 1-2 s of promotion back from a separate \
@@ -287,111 +357,57 @@ pub fn advise(spec: &ClusterSpec, slo: &Slo) -> Vec<Advice> {
              class); the Cluster must be recreated",
         ));
     }
+}
 
-    // Graceful deletes.
+/// Graceful deletes of the primary: smart shutdown and the grace period.
+fn shutdown_rules(spec: &ClusterSpec, budget: &Budget, out: &mut Vec<Advice>) {
     let smart = spec.smart_shutdown_timeout_or_default();
-    if secs(smart) > half {
+    if secs(smart) > budget.half {
         out.push(Advice::new(
-            "spec.smartShutdownTimeout",
+            field::SMART_SHUTDOWN_TIMEOUT,
             value_or_default(spec.smart_shutdown_timeout, DEFAULT_SMART_SHUTDOWN_TIMEOUT),
             format!(
                 "a graceful delete of the primary (kubectl delete pod, a node drain) first waits \
                  up to {smart} s for clients to disconnect, refusing new connections, and the \
-                 failover starts only after: more than half the SLO's {rto_text}"
+                 failover starts only after: more than half the SLO's {}",
+                budget.text
             ),
             "smartShutdownTimeout: 0..5 (go to a fast shutdown at once)",
         ));
     }
     let stop = spec.stop_delay_or_default();
-    if secs(stop) > rto {
+    if secs(stop) > budget.rto {
         out.push(Advice::new(
-            "spec.stopDelay",
+            field::STOP_DELAY,
             value_or_default(spec.stop_delay, DEFAULT_STOP_DELAY),
             format!(
                 "a graceful delete of the primary may take up to {stop} s (the pods' grace \
                  period) before the failover starts, when the shutdown is slow (e.g. archiving \
-                 WAL), more than the SLO's {rto_text}"
+                 WAL), more than the SLO's {}",
+                budget.text
             ),
             "stopDelay: smartShutdownTimeout plus the few seconds a fast shutdown needs",
         ));
     }
-
-    // primaryUpdateMethod.
-    if spec.primary_update_method_or_default() == PrimaryUpdateMethod::Restart {
-        let value = match spec.primary_update_method {
-            Some(_) => "restart".to_string(),
-            None => "restart (default)".to_string(),
-        };
-        out.push(Advice::new(
-            "spec.primaryUpdateMethod",
-            value,
-            "a rolling update (new image, a parameter needing a restart) restarts the primary in \
-             place: writes are down for the whole shutdown, crash recovery and start, with no \
-             failover to shorten it",
-            "primaryUpdateMethod: switchover (writes are down only for a switchover)",
-        ));
-    }
-
-    out
 }
 
-fn secs(n: i32) -> Duration {
-    Duration::from_secs(u64::try_from(n).unwrap_or(0))
-}
-
-fn secs64(n: i64) -> Duration {
-    Duration::from_secs(u64::try_from(n).unwrap_or(0))
-}
-
-fn value_or_default(value: Option<i32>, default: i32) -> String {
-    match value {
-        Some(v) => v.to_string(),
-        None => format!("{default} (default)"),
+/// Updates that restart the primary in place.
+fn update_rule(spec: &ClusterSpec, out: &mut Vec<Advice>) {
+    if spec.primary_update_method_or_default() != PrimaryUpdateMethod::Restart {
+        return;
     }
-}
-
-fn has_timing(t: &ProbeTimings) -> bool {
-    t.initial_delay_seconds.is_some() || t.period_seconds.is_some() || t.failure_threshold.is_some()
-}
-
-fn timings_text(t: &ProbeTimings) -> String {
-    let mut parts = Vec::new();
-    if let Some(v) = t.initial_delay_seconds {
-        parts.push(format!("initialDelaySeconds: {v}"));
-    }
-    if let Some(v) = t.period_seconds {
-        parts.push(format!("periodSeconds: {v}"));
-    }
-    if let Some(v) = t.timeout_seconds {
-        parts.push(format!("timeoutSeconds: {v}"));
-    }
-    if let Some(v) = t.failure_threshold {
-        parts.push(format!("failureThreshold: {v}"));
-    }
-    format!("{{{}}}", parts.join(", "))
-}
-
-/// Parses a PostgreSQL time setting: a number with an optional unit (`us`,
-/// `ms`, `s`, `min`, `h`, `d`); a bare number is in seconds (the unit of
-/// `checkpoint_timeout`).
-pub fn parse_pg_duration(text: &str) -> Option<Duration> {
-    let text = text.trim().trim_matches('\'');
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: f64 = number.parse().ok()?;
-    let factor = match unit.trim() {
-        "us" => 1e-6,
-        "ms" => 1e-3,
-        "" | "s" => 1.0,
-        "min" => 60.0,
-        "h" => 3600.0,
-        "d" => 86400.0,
-        _ => return None,
+    let value = match spec.primary_update_method {
+        Some(_) => "restart".to_string(),
+        None => "restart (default)".to_string(),
     };
-    let secs = n * factor;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+    out.push(Advice::new(
+        field::PRIMARY_UPDATE_METHOD,
+        value,
+        "a rolling update (new image, a parameter needing a restart) restarts the primary in \
+         place: writes are down for the whole shutdown, crash recovery and start, with no \
+         failover to shorten it",
+        "primaryUpdateMethod: switchover (writes are down only for a switchover)",
+    ));
 }
 
 #[cfg(test)]
@@ -400,7 +416,7 @@ mod tests {
     use crate::cluster::cnpg::crd::Cluster;
     use std::path::PathBuf;
 
-    fn fixture_spec(name: &str) -> ClusterSpec {
+    pub(super) fn fixture_spec(name: &str) -> ClusterSpec {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference/fixtures");
         assert!(
             dir.join("README.md").is_file(),
@@ -618,6 +634,26 @@ mod tests {
 
         let stop = with(serde_json::json!({"stopDelay": 30}));
         assert_eq!(fields(&advise(&stop, &slo)), vec!["spec.stopDelay"]);
+    }
+
+    #[test]
+    fn lease_rule() {
+        let slo = Slo::default();
+        // Absent, the operator's version decides: not advised on.
+        assert!(advise(&spec(tuned()), &slo).is_empty());
+        let long = with(serde_json::json!({"primaryLease": {"leaseDurationSeconds": 15}}));
+        let advice = advise(&long, &slo);
+        assert_eq!(fields(&advice), vec![field::LEASE_DURATION]);
+        assert_eq!(advice[0].value, "15");
+        assert_eq!(advice[0].phases(), [Phase::Detection, Phase::Election]);
+        assert!(advice[0].cost.contains("up to 15 s"), "{}", advice[0]);
+        let short = with(serde_json::json!({"primaryLease": {"leaseDurationSeconds": 5}}));
+        assert!(advise(&short, &slo).is_empty());
+        // Set without a duration: the default 15 s, advised on.
+        let defaulted = with(serde_json::json!({"primaryLease": {"retryPeriodSeconds": 1}}));
+        let advice = advise(&defaulted, &slo);
+        assert_eq!(fields(&advice), vec![field::LEASE_DURATION]);
+        assert_eq!(advice[0].value, "15 (default, CNPG 1.30+)");
     }
 
     #[test]

@@ -7,9 +7,11 @@ pub mod chaos_mesh;
 pub mod crd;
 mod faults;
 mod reconfig;
+pub mod routing;
 mod safety;
 pub mod status;
 mod target;
+mod watch;
 
 pub use chaos_mesh::ChaosMeshGuard;
 pub use faults::{CnpgDeleteGuard, CnpgSwitchoverGuard, Fence, FenceGuard};

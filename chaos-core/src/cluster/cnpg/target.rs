@@ -44,11 +44,6 @@ pub const ENV_DRY_RUN: &str = "CHAOS_DRY_RUN";
 /// (default: read from the `kubernetes` Service in `default`).
 pub const ENV_APISERVER_IPS: &str = "CHAOS_KUBE_APISERVER_IPS";
 
-/// How many times (one per poll) the event stream reads a new primary's log
-/// for its promotion marks before it gives up waiting for
-/// [`READY_FOR_CONNECTIONS`](super::status::READY_FOR_CONNECTIONS).
-const PROMOTION_LOG_READS: u32 = 20;
-
 /// At most this much of a new primary's log is read per request.
 const PROMOTION_LOG_BYTES: i64 = 8 << 20;
 
@@ -591,6 +586,11 @@ impl CnpgCluster {
         &self.inner.service
     }
 
+    /// The `Pooler` writes go through, if one was given.
+    pub(crate) fn pooler(&self) -> Option<&str> {
+        self.inner.pooler.as_deref()
+    }
+
     pub(crate) fn kube(&self) -> &Kube {
         &self.inner.kube
     }
@@ -632,18 +632,6 @@ impl CnpgCluster {
                 self.inner.kube.namespace, self.inner.cluster, status.phase
             ))),
         }
-    }
-
-    /// The Kubernetes Events recorded on the `Cluster` (empty when they
-    /// cannot be read).
-    pub(crate) async fn cluster_events(&self) -> Vec<k8s_openapi::api::core::v1::Event> {
-        let events: Api<k8s_openapi::api::core::v1::Event> =
-            Api::namespaced(self.inner.kube.client.clone(), &self.inner.kube.namespace);
-        let lp = ListParams::default().fields(&format!(
-            "involvedObject.kind=Cluster,involvedObject.name={}",
-            self.inner.cluster
-        ));
-        events.list(&lp).await.map(|l| l.items).unwrap_or_default()
     }
 
     /// The finer promotion marks ([`status::promotion_log_marks`](super::status::promotion_log_marks))
@@ -879,158 +867,6 @@ pub(crate) fn topology_of(c: &Cluster) -> Topology {
     super::status::topology(c, None)
 }
 
-/// What [`CnpgCluster::events`] remembers between polls.
-struct Watch {
-    target: CnpgCluster,
-    last: Option<Topology>,
-    /// The statuses of the change under way, the last stable one first.
-    window: Vec<super::status::ObservedStatus>,
-    since: Option<Timestamp>,
-    endpoints_switched: Option<Timestamp>,
-    emitted: BTreeSet<String>,
-    pending: Vec<Event>,
-    /// The last `currentPrimary` seen.
-    last_primary: Option<String>,
-    /// The new primary whose log is still to be read for its promotion marks.
-    promotion_log: Option<PromotionLog>,
-}
-
-/// A promotion whose log marks the event stream is collecting.
-struct PromotionLog {
-    /// The new primary's pod.
-    pod: String,
-    /// Marks before this (the start of the change) belong to earlier events.
-    since: Timestamp,
-    /// Reads so far.
-    reads: u32,
-    /// The marks already emitted for this promotion.
-    found: BTreeSet<String>,
-}
-
-impl Watch {
-    /// One poll: topology changes, the phase marks of the change under way
-    /// from the statuses, the Cluster's Events and the `-rw` endpoints, and
-    /// the new primary's promotion marks from its log.
-    async fn poll(&mut self) {
-        let Ok(cluster) = self.target.cluster().await else {
-            return;
-        };
-        let now = Timestamp::now();
-        self.note_promotion(&cluster, now);
-        self.poll_phases(cluster, now).await;
-        self.read_promotion_log().await;
-    }
-
-    /// When `currentPrimary` changed since the last poll, starts collecting
-    /// the new primary's log marks from the start of the change (the last
-    /// stable status before it).
-    fn note_promotion(&mut self, cluster: &Cluster, now: Timestamp) {
-        let current = cluster
-            .status
-            .as_ref()
-            .and_then(|s| s.current_primary.clone())
-            .filter(|p| !p.is_empty() && p != crd::PENDING_FAILOVER_MARKER);
-        let Some(current) = current else {
-            return;
-        };
-        if self.last_primary.as_ref().is_some_and(|p| *p != current) {
-            let since = self
-                .since
-                .or_else(|| self.window.first().map(|o| o.at))
-                .unwrap_or(now);
-            self.promotion_log = Some(PromotionLog {
-                pod: current.clone(),
-                since,
-                reads: 0,
-                found: BTreeSet::new(),
-            });
-        }
-        self.last_primary = Some(current);
-    }
-
-    /// Reads the new primary's log, if a promotion's marks are still being
-    /// collected, and queues the marks not emitted yet. Stops once the
-    /// server is ready for connections, after [`PROMOTION_LOG_READS`] reads,
-    /// or at once when the log is not readable.
-    async fn read_promotion_log(&mut self) {
-        let Some(log) = self.promotion_log.as_mut() else {
-            return;
-        };
-        log.reads += 1;
-        let Some(marks) = self.target.promotion_log_marks(&log.pod, log.since).await else {
-            self.promotion_log = None;
-            return;
-        };
-        for mark in marks {
-            if log.found.insert(mark.name.clone()) {
-                self.pending.push(mark);
-            }
-        }
-        if log.found.contains(super::status::READY_FOR_CONNECTIONS)
-            || log.reads >= PROMOTION_LOG_READS
-        {
-            self.promotion_log = None;
-        }
-    }
-
-    /// Topology changes, then the phase marks of the change under way.
-    async fn poll_phases(&mut self, cluster: Cluster, now: Timestamp) {
-        let topo = topology_of(&cluster);
-        if let Some(before) = &self.last {
-            for (name, detail) in topo.changes_since(before) {
-                self.pending.push(Event::new(name, now, detail));
-            }
-        }
-        self.last = Some(topo);
-        let status = cluster.status.clone().unwrap_or_default();
-        let stable = status.current_primary.is_some()
-            && status.current_primary == status.target_primary
-            && status.phase.as_deref() == Some(crd::phase::HEALTHY);
-        let observed = super::status::ObservedStatus::new(now, status.clone());
-        if self.since.is_none() {
-            if stable || self.window.is_empty() {
-                self.window = vec![observed];
-                return;
-            }
-            // A change began after the last stable status.
-            self.since = self.window.first().map(|o| o.at);
-        }
-        self.window.push(observed);
-        let new_primary = status
-            .target_primary
-            .clone()
-            .filter(|t| t != crd::PENDING_FAILOVER_MARKER);
-        if self.endpoints_switched.is_none()
-            && let Some(p) = &new_primary
-            && let Ok((pod, _)) = service_pod(self.target.kube(), self.target.write_service()).await
-            && pod == *p
-            && self
-                .window
-                .first()
-                .and_then(|o| o.status.current_primary.as_ref())
-                != Some(p)
-        {
-            self.endpoints_switched = Some(Timestamp::now());
-        }
-        let events = self.target.cluster_events().await;
-        let since = self.since.unwrap_or(now);
-        for mark in
-            super::status::phase_marks(since, &self.window, &events, self.endpoints_switched)
-        {
-            if self.emitted.insert(mark.name.clone()) {
-                self.pending.push(mark);
-            }
-        }
-        if stable && self.endpoints_switched.is_some() {
-            // The change is over: the next one starts from here.
-            self.since = None;
-            self.endpoints_switched = None;
-            self.emitted.clear();
-            self.window = self.window.split_off(self.window.len() - 1);
-        }
-    }
-}
-
 impl Target for CnpgCluster {
     fn kind(&self) -> &'static str {
         "cnpg"
@@ -1046,6 +882,25 @@ impl Target for CnpgCluster {
                 Err(e) => vec![format!(
                     "could not read the Cluster to check its configuration against the SLO: {e}"
                 )],
+            }
+        })
+    }
+
+    /// The measured advisor ([`advisor::advise_run`](super::advisor::advise_run))
+    /// on the Cluster's spec as it is after the run; empty (the advice read
+    /// before the run stays) when the Cluster cannot be read.
+    fn advise_run<'a>(
+        &'a self,
+        slo: &'a crate::slo::Slo,
+        report: &'a crate::report::Report,
+    ) -> BoxFuture<'a, Vec<crate::report::Finding>> {
+        Box::pin(async move {
+            match self.cluster().await {
+                Ok(c) => super::advisor::advise_run(&c.spec, slo, report),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the Cluster to attribute the RTO");
+                    Vec::new()
+                }
             }
         })
     }
@@ -1083,9 +938,10 @@ impl Target for CnpgCluster {
     /// Topology changes (`primary lost`, `new primary observed`, members
     /// down and back) and the RTO phase marks ([`Phase::end_event`](crate::timeline::Phase::end_event):
     /// detection, election, promotion, routing) of each change of primary,
-    /// computed from the watched `Cluster` statuses, its Events and the
-    /// moment the write Service's endpoints point at the new primary. Polls
-    /// every 250 ms.
+    /// computed from the `Cluster`'s statuses and Events and the moment the
+    /// `-rw` Service (with a Pooler: the pooler's backend) first points at
+    /// the new primary, all watched, each stamped when it arrives (see
+    /// `cluster::cnpg::watch`).
     ///
     /// Once `currentPrimary` names a new pod, its `postgres` log (read
     /// through the API, `pods/log`) adds the finer promotion marks of
@@ -1095,27 +951,7 @@ impl Target for CnpgCluster {
     /// change began, each once per promotion. Where the log is not readable
     /// they are left out.
     fn events(self: Arc<Self>) -> BoxStream<'static, Event> {
-        let watch = Watch {
-            target: (*self).clone(),
-            last: None,
-            window: Vec::new(),
-            since: None,
-            endpoints_switched: None,
-            emitted: BTreeSet::new(),
-            pending: Vec::new(),
-            last_primary: None,
-            promotion_log: None,
-        };
-        Box::pin(futures::stream::unfold(watch, |mut w| async move {
-            loop {
-                if !w.pending.is_empty() {
-                    let e = w.pending.remove(0);
-                    return Some((e, w));
-                }
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                w.poll().await;
-            }
-        }))
+        super::watch::events((*self).clone())
     }
 }
 
