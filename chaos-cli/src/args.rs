@@ -407,10 +407,10 @@ impl RunArgs {
     pub fn slo(&self) -> Slo {
         let mut slo = Slo::max_rto(self.max_rto.0);
         if let Some(p95) = self.max_rto_p95 {
-            slo = slo.max_rto_p95(p95.0);
-            if !self.max_rto_given {
-                slo.max_rto = p95.0.max(self.recovery_timeout.0);
-            }
+            // Refused at parsing when it does not fit (check_percentile).
+            slo = slo
+                .with_p95(p95.0, self.max_rto_given, self.recovery_timeout.0)
+                .unwrap_or(slo);
         }
         match self.rpo {
             Rpo::MaxLostWrites(n) => slo.max_lost_writes(n),
@@ -474,8 +474,9 @@ fn sub_error(sub: &str, kind: ErrorKind, msg: String) -> clap::Error {
 /// `--max-rto-p95` must fit under an explicit `--max-rto`.
 fn check_percentile(args: &RunArgs, sub: &str) -> Result<(), clap::Error> {
     if let Some(p95) = args.max_rto_p95
-        && args.max_rto_given
-        && p95.0 > args.max_rto.0
+        && Slo::max_rto(args.max_rto.0)
+            .with_p95(p95.0, args.max_rto_given, args.recovery_timeout.0)
+            .is_err()
     {
         return Err(sub_error(
             sub,

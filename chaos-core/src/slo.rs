@@ -71,6 +71,40 @@ impl Slo {
         self
     }
 
+    /// `max_rto_p95` with the rules every front-end applies, in one place: a
+    /// percentile above a `max_rto` that was stated is refused (that
+    /// `max_rto` caps every run, so the percentile could never be reached);
+    /// without a stated `max_rto`, each run's cap becomes the larger of the
+    /// percentile and `recovery_timeout`, so that one slow run is judged by
+    /// the percentile rather than failed on its own.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a percentile above a stated `max_rto`.
+    pub fn with_p95(
+        mut self,
+        p95: Duration,
+        max_rto_stated: bool,
+        recovery_timeout: Duration,
+    ) -> crate::Result<Self> {
+        if max_rto_stated && p95 > self.max_rto {
+            return Err(crate::Error::Config {
+                field: "max_rto_p95",
+                expected: "a percentile at or below max_rto, which caps every run: lower \
+                           max_rto_p95 or raise max_rto",
+                found: format!(
+                    "max_rto_p95 {} with max_rto {}",
+                    fmt_duration(p95),
+                    fmt_duration(self.max_rto)
+                ),
+            });
+        }
+        self.max_rto_p95 = Some(p95);
+        if !max_rto_stated {
+            self.max_rto = p95.max(recovery_timeout);
+        }
+        Ok(self)
+    }
+
     /// Whether this SLO asks for RPO = 0 (no acknowledged write may be lost).
     pub fn requires_zero_loss(&self) -> bool {
         matches!(
@@ -328,5 +362,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("max_rto") && err.contains("\"10s\""), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod p95_tests {
+    use super::*;
+
+    #[test]
+    fn a_percentile_is_capped_by_a_stated_max_rto_and_caps_runs_otherwise() {
+        let s = |n| Duration::from_secs(n);
+        let e = Slo::max_rto(s(5)).with_p95(s(10), true, s(60)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("max_rto_p95 10.000s with max_rto 5.000s"),
+            "{e}"
+        );
+        let ok = Slo::max_rto(s(30)).with_p95(s(10), true, s(60)).unwrap();
+        assert_eq!((ok.max_rto, ok.max_rto_p95), (s(30), Some(s(10))));
+        // Not stated: each run may take up to the recovery timeout.
+        let free = Slo::max_rto(s(10)).with_p95(s(10), false, s(60)).unwrap();
+        assert_eq!(free.max_rto, s(60));
+        let long = Slo::max_rto(s(10)).with_p95(s(90), false, s(60)).unwrap();
+        assert_eq!(long.max_rto, s(90));
     }
 }

@@ -319,6 +319,11 @@ impl Experiment {
         self
     }
 
+    /// How long the service is given to recover after the faults.
+    pub fn recovery_timeout_ref(&self) -> Duration {
+        self.recovery_timeout
+    }
+
     /// The probe's settings.
     pub fn probe(mut self, probe: ProbeConfig) -> Self {
         self.probe = probe;

@@ -333,11 +333,21 @@ where
             });
         }
     };
-    let slo = spec.experiment.slo_mut();
-    if let Some(p95) = slo.max_rto_p95
-        && !spec.rto_stated
-    {
-        slo.max_rto = p95.max(crate::experiment::DEFAULT_RECOVERY_TIMEOUT);
+    if let Some(p95) = spec.experiment.slo_ref().max_rto_p95 {
+        let recovery = spec.experiment.recovery_timeout_ref();
+        match spec
+            .experiment
+            .slo_ref()
+            .with_p95(p95, spec.rto_stated, recovery)
+        {
+            Ok(slo) => *spec.experiment.slo_mut() = slo,
+            Err(e) => {
+                return Err(SetFailure {
+                    set: None,
+                    errors: vec![e.to_string()],
+                });
+            }
+        }
     }
     let name = spec.experiment.name().to_string();
     let started = name.clone();
