@@ -343,9 +343,30 @@ async fn cnpg(args: &RunArgs) -> Result<CnpgCluster, String> {
             .filter(|v| !v.trim().is_empty())
     };
     let builder = CnpgCluster::builder_from_vars(var).map_err(|e| e.to_string())?;
-    builder.build().await.map_err(|e| {
-        format!("{e}; check --context, --namespace and --cluster (or CHAOS_KUBE_CONTEXT, CHAOS_CNPG_NAMESPACE, CHAOS_CNPG_CLUSTER) and KUBECONFIG")
+    builder.build().await.map_err(|e| match e {
+        Error::NotAllowed {
+            context,
+            namespace,
+            why,
+            ..
+        } => not_allowed(&context, &namespace, &why),
+        e => format!(
+            "{e}; check --context, --namespace and --cluster (or CHAOS_KUBE_CONTEXT, \
+             CHAOS_CNPG_NAMESPACE, CHAOS_CNPG_CLUSTER) and KUBECONFIG"
+        ),
     })
+}
+
+/// The refusal of a place not allowed for chaos, in the command line's terms.
+fn not_allowed(context: &str, namespace: &str, why: &str) -> String {
+    format!(
+        "refusing to run in namespace `{namespace}` of kube context `{context}`: it is not \
+         allowed for chaos ({why}); nothing was changed or measured. Allow it for this run \
+         with the environment variable CHAOS_ALLOW={context}/{namespace} (e.g. \
+         `CHAOS_ALLOW={context}/{namespace} chaos run --target cnpg ...`), or for good by \
+         labelling the namespace: kubectl --context {context} label namespace {namespace} \
+         chaos.dev/allow=true"
+    )
 }
 
 /// The external cluster the flags describe, with the command of the chosen

@@ -7,11 +7,19 @@ use std::process::{Command, Output};
 
 use chaos_tests::pair::Pair;
 
+mod fake_kube;
+
+use fake_kube::{Answers, Dialled, FakeKube};
+
 /// The variables that would change what `chaos` does, removed from the child.
 fn is_chaos_setting(var: &str) -> bool {
     var == "CHAOS_RW_DSN"
         || var == "CHAOS_NODE_DSNS"
         || var == "CHAOS_REPORT_DIR"
+        || var == "CHAOS_ALLOW"
+        || var == "CHAOS_DRY_RUN"
+        || var.starts_with("CHAOS_KUBE_")
+        || var.starts_with("CHAOS_CNPG_")
         || (var.starts_with("CHAOS_") && var.ends_with("_CMD"))
 }
 
@@ -506,6 +514,66 @@ fn a_cnpg_context_missing_from_the_kubeconfig_is_a_setup_error() {
     assert_eq!(code, 2, "stdout:\n{out}\nstderr:\n{err}");
     assert!(err.contains("kind-missing"), "{err}");
     assert!(!err.contains("secret-token-123") && !out.contains("secret-token-123"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `chaos run --target cnpg` on the fake API server (context `fake`), with
+/// the database DSN pointing at a listener that counts connections.
+fn cnpg_run(api: &FakeKube, db: &Dialled, dir: &Path, extra: &[&str]) -> (i32, String, String) {
+    let dsn = db.dsn();
+    let dir = dir.display().to_string();
+    let mut args = vec![
+        "run",
+        "--target",
+        "cnpg",
+        "--context",
+        "fake",
+        "--namespace",
+        fake_kube::NS,
+        "--cluster",
+        "cluster-example",
+        "--rw-dsn",
+        &dsn,
+        "--warmup",
+        "100ms",
+        "--report-dir",
+        &dir,
+    ];
+    args.extend_from_slice(extra);
+    let mut cmd = chaos(&args);
+    cmd.env("KUBECONFIG", api.kubeconfig());
+    run(cmd)
+}
+
+/// A namespace not allowed for chaos is refused when the target is built:
+/// exit 2, a message in the command line's terms, no report file, the
+/// database never dialled (no probe table, no warm-up rows), and nothing but
+/// reads sent to the API server.
+#[test]
+fn a_cnpg_namespace_not_allowed_is_refused_before_anything_is_written() {
+    let api = FakeKube::start("refused", Answers::default());
+    let db = Dialled::start();
+    let dir = report_dir("cnpg_refused");
+    let (code, out, err) = cnpg_run(&api, &db, &dir, &[]);
+    assert_eq!(code, 2, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(err.contains("CHAOS_ALLOW=fake/pg-chaos"), "{err}");
+    assert!(
+        err.contains("kubectl --context fake label namespace pg-chaos chaos.dev/allow=true"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("CnpgCluster::builder"),
+        "a command-line user is told the command line's means: {err}"
+    );
+    assert!(!err.contains("pw-dialled-123") && !out.contains("pw-dialled-123"));
+    assert!(fake_kube::is_empty(&dir), "report files were written");
+    assert_eq!(db.count(), 0, "the database was dialled");
+    let seen = api.seen();
+    assert!(!seen.is_empty());
+    assert!(
+        seen.iter().all(|s| s.method == "GET" || s.is_review()),
+        "{seen:#?}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -185,9 +185,9 @@ pub enum Error {
     #[cfg(feature = "cnpg")]
     #[error(
         "refusing to {action} in namespace `{namespace}` of kube context `{context}`: it is not \
-         allowed for chaos ({why}); allow it with CHAOS_ALLOW={context}/{namespace} (or \
-         CnpgCluster::builder(..).allow(\"{context}/{namespace}\")), or label the namespace: \
-         kubectl --context {context} label namespace {namespace} chaos.dev/allow=true"
+         allowed for chaos ({why}). Allow it in one of three ways: set the environment variable \
+         CHAOS_ALLOW={context}/{namespace}; in code, CnpgCluster::builder(..).allow(\"{context}/{namespace}\"); \
+         or label the namespace: kubectl --context {context} label namespace {namespace} chaos.dev/allow=true"
     )]
     NotAllowed {
         /// What would have been done, e.g. `delete pods/cluster-example-1`.

@@ -389,34 +389,56 @@ async fn io_chaos_on_a_read_only_root_is_a_clear_error() {
     flow_iochaos_read_only().await;
 }
 
-/// Not allowed: a typed refusal saying how to allow, no mutating request.
+/// A local listener standing in for the database: it records whether
+/// anything dialled it (a connection waits in its backlog until accepted).
+struct Dialled(std::net::TcpListener);
+
+impl Dialled {
+    fn new() -> Self {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+        l.set_nonblocking(true).expect("non-blocking");
+        Dialled(l)
+    }
+
+    fn dsn(&self) -> String {
+        let port = self.0.local_addr().expect("address").port();
+        format!("postgresql://app:pw@127.0.0.1:{port}/app")
+    }
+
+    fn was_dialled(&self) -> bool {
+        self.0.accept().is_ok()
+    }
+}
+
+/// Not allowed: the target is refused when it is built — before a probe
+/// could create its table or write a row — with a typed error saying how to
+/// allow it; only reads reached the API server and the database was never
+/// dialled.
 async fn flow_refusal() -> Vec<Seen> {
     let (client, log) = mock(Box::new(|s| {
         common(s, false).unwrap_or_else(|| status(404, "NotFound"))
     }));
-    let t = target(client, false, false).await;
-    for result in [
-        Fault::<CnpgCluster>::inject(DeletePrimary::kill(), &t)
-            .await
-            .map(|_| ()),
-        Fault::<CnpgCluster>::inject(Fence::primary(), &t)
-            .await
-            .map(|_| ()),
-        Fault::<CnpgCluster>::inject(PartitionNetwork::primary_from_replicas(), &t)
-            .await
-            .map(|_| ()),
-    ] {
-        let err = result.expect_err("refused");
-        let text = err.to_string();
-        assert!(matches!(err, Error::NotAllowed { .. }), "{text}");
-        assert!(text.contains("CHAOS_ALLOW=kind-chaos/pg-chaos"), "{text}");
-        assert!(text.contains("chaos.dev/allow=true"), "{text}");
-    }
+    let db = Dialled::new();
+    let err = CnpgCluster::builder(NS, "cluster-example")
+        .rw_dsn(db.dsn())
+        .run_id("0123456789abcdef")
+        .build_with_client(client, "kind-chaos")
+        .await
+        .expect_err("refused at build");
+    let text = err.to_string();
+    assert!(matches!(err, Error::NotAllowed { .. }), "{text}");
+    assert!(text.contains("CHAOS_ALLOW=kind-chaos/pg-chaos"), "{text}");
+    assert!(text.contains("chaos.dev/allow=true"), "{text}");
+    assert!(
+        text.contains(".allow(\"kind-chaos/pg-chaos\")"),
+        "library users get the builder's way too: {text}"
+    );
     let seen = log_of(&log);
     assert!(
         seen.iter().all(|s| !s.mutating()),
         "no change reached the server: {seen:#?}"
     );
+    assert!(!db.was_dialled(), "the database was dialled");
     seen
 }
 
@@ -689,6 +711,7 @@ async fn credentials_come_from_the_app_secret() {
         common(s, false).unwrap_or_else(|| status(404, "NotFound"))
     }));
     let t = CnpgCluster::builder(NS, "cluster-example")
+        .allow("kind-chaos/pg-chaos")
         .build_with_client(client, "kind-chaos")
         .await
         .expect("target");

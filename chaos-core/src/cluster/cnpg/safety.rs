@@ -11,7 +11,9 @@
 //!    the opt-in label [`ALLOW_LABEL`]`=true` on the namespace
 //!    (`kubectl label namespace pg-chaos chaos.dev/allow=true`). Otherwise the
 //!    call fails with [`Error::NotAllowed`] saying how to allow it, and no
-//!    mutating request is sent.
+//!    mutating request is sent. The place is decided once, when the target is
+//!    built ([`Kube::check_place`]), so that a refused run stops before its
+//!    probe writes anything; `mutate` checks the remembered decision again.
 //! 2. **Dry run touches nothing.** With `CHAOS_DRY_RUN=1` (or
 //!    [`CnpgClusterBuilder::dry_run`](super::CnpgClusterBuilder::dry_run)) each
 //!    mutation is printed (stderr and `tracing`) with the object it would
@@ -285,6 +287,23 @@ impl Kube {
             namespace: self.namespace.clone(),
             why,
         })
+    }
+
+    /// Decides, when the target is built, whether its place is allowed,
+    /// before anything touches the cluster or its database. A dry run is not
+    /// refused (it changes nothing): it says what the real run would meet.
+    ///
+    /// # Errors
+    /// [`Error::NotAllowed`] outside a dry run.
+    pub async fn check_place(&self) -> Result<()> {
+        match self.ensure_allowed("inject faults").await {
+            Err(e) if self.dry_run => {
+                tracing::warn!(target: "chaos::dry_run", error = %e, "dry run: the real run would be refused");
+                eprintln!("dry run: the real run would be refused: {e}");
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     async fn decide(&self) -> Allowance {

@@ -163,14 +163,17 @@ impl CnpgClusterBuilder {
     }
 
     /// Builds the target on a ready client; `context` is the name the allow
-    /// list is matched against. Reads the `Cluster` (it must exist), and
-    /// unless an explicit DSN was given reads the `<cluster>-app` Secret and
-    /// starts the local port-forward.
+    /// list is matched against. First decides whether the context and
+    /// namespace are allowed for chaos (a refused target is never built, so
+    /// no probe writes to its database); then reads the `Cluster` (it must
+    /// exist), and unless an explicit DSN was given reads the `<cluster>-app`
+    /// Secret and starts the local port-forward.
     ///
     /// # Errors
-    /// [`Error::Config`] for invalid names or settings, [`Error::Kube`] when
-    /// the `Cluster` or its Secret cannot be read, [`Error::Io`] when the
-    /// local listener cannot be opened.
+    /// [`Error::Config`] for invalid names or settings, [`Error::NotAllowed`]
+    /// for a place not allowed (outside a dry run), [`Error::Kube`] when the
+    /// `Cluster` or its Secret cannot be read, [`Error::Io`] when the local
+    /// listener cannot be opened.
     pub async fn build_with_client(
         self,
         client: Client,
@@ -183,6 +186,8 @@ impl CnpgClusterBuilder {
         }
         let allow = safety::parse_allow(&self.allow.join(","))?;
         let kube = Kube::new(client, context.into(), self.namespace, allow, self.dry_run);
+        // Before anything else touches the cluster: is chaos allowed here?
+        kube.check_place().await?;
         let run_id = self.run_id.unwrap_or_else(crate::new_run_id);
         let clusters: Api<Cluster> = Api::namespaced(kube.client.clone(), &kube.namespace);
         let found = clusters.get(&self.cluster).await.map_err(|e| Error::Kube {
@@ -380,7 +385,8 @@ async fn serve_forward(listener: TcpListener, kube: Kube, service: String) {
 /// opens, with the `<cluster>-app` Secret's credentials.
 ///
 /// Nothing is created, patched or deleted outside an allowed context and
-/// namespace (`CHAOS_ALLOW` or the namespace label `chaos.dev/allow=true`);
+/// namespace (`CHAOS_ALLOW` or the namespace label `chaos.dev/allow=true`):
+/// building the target is refused there, before any probe writes;
 /// `CHAOS_DRY_RUN=1` prints every change instead of making it. Faults:
 /// [`DeletePrimary`](crate::fault::DeletePrimary),
 /// [`Switchover`](crate::fault::Switchover), [`Fence`](super::Fence),
