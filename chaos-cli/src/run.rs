@@ -278,7 +278,7 @@ pub(crate) async fn connect(
             Ok((Arc::new(cluster.clone()), Some(cluster)))
         }
         TargetKind::Cnpg => {
-            let cluster = cnpg(args).await?;
+            let cluster = cnpg(args, fault).await?;
             let shown = format!("{}/{}", cluster.namespace(), cluster.cluster_name());
             status.step(&format!(
                 "connecting to the CloudNativePG cluster {shown} (context {})…",
@@ -321,8 +321,9 @@ pub(crate) async fn connect(
 }
 
 /// The CloudNativePG target the flags (and, behind them, the environment:
-/// `CHAOS_ALLOW`, `CHAOS_KUBE_APISERVER_IPS`, …) describe.
-async fn cnpg(args: &RunArgs) -> Result<CnpgCluster, String> {
+/// `CHAOS_ALLOW`, `CHAOS_KUBE_APISERVER_IPS`, …) describe, built once the
+/// place is allowed and the identity may do what `fault` needs.
+async fn cnpg(args: &RunArgs, fault: &FaultPlan) -> Result<CnpgCluster, String> {
     use chaos_core::cluster::cnpg::{
         ENV_CLUSTER, ENV_DRY_RUN, ENV_KUBE_CONTEXT, ENV_NAMESPACE, ENV_POOLER, ENV_RW_DSN,
         ENV_TARGET,
@@ -342,7 +343,10 @@ async fn cnpg(args: &RunArgs) -> Result<CnpgCluster, String> {
         flag.or_else(|| std::env::var(k).ok())
             .filter(|v| !v.trim().is_empty())
     };
-    let builder = CnpgCluster::builder_from_vars(var).map_err(|e| e.to_string())?;
+    let mut builder = CnpgCluster::builder_from_vars(var).map_err(|e| e.to_string())?;
+    if let FaultPlan::Builtin(spec) = fault {
+        builder = builder.faults([spec.kind()]);
+    }
     builder.build().await.map_err(|e| match e {
         Error::NotAllowed {
             context,
@@ -350,6 +354,7 @@ async fn cnpg(args: &RunArgs) -> Result<CnpgCluster, String> {
             why,
             ..
         } => not_allowed(&context, &namespace, &why),
+        e @ Error::KubeForbidden(_) => e.to_string(),
         e => format!(
             "{e}; check --context, --namespace and --cluster (or CHAOS_KUBE_CONTEXT, \
              CHAOS_CNPG_NAMESPACE, CHAOS_CNPG_CLUSTER) and KUBECONFIG"

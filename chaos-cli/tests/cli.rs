@@ -577,6 +577,41 @@ fn a_cnpg_namespace_not_allowed_is_refused_before_anything_is_written() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// An identity that may not do what the fault needs (kill-primary: delete
+/// pods) is told so when the target is built: exit 2, the verb, resource,
+/// namespace and the Role to bind, nothing written or dialled.
+#[test]
+fn a_cnpg_fault_without_its_permission_is_refused_before_anything_is_written() {
+    let api = FakeKube::start(
+        "forbidden",
+        Answers {
+            namespace_allows: true,
+            deny: Some(("delete", "pods")),
+        },
+    );
+    let db = Dialled::start();
+    let dir = report_dir("cnpg_forbidden");
+    let (code, out, err) = cnpg_run(&api, &db, &dir, &["--fault", "kill-primary"]);
+    assert_eq!(code, 2, "stdout:\n{out}\nstderr:\n{err}");
+    for part in [
+        "`jane`",
+        "delete pods",
+        "namespace `pg-chaos`",
+        "deploy/rbac/chaos-cnpg-role.yaml",
+        "--role=chaos-cnpg --user=jane",
+    ] {
+        assert!(err.contains(part), "{part} missing: {err}");
+    }
+    assert!(fake_kube::is_empty(&dir), "report files were written");
+    assert_eq!(db.count(), 0, "the database was dialled");
+    assert!(
+        api.seen()
+            .iter()
+            .all(|s| s.method == "GET" || s.is_review())
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn an_external_cluster_is_measured_from_the_command_line() {
     let pair = Pair::start(true).expect("a primary and a synchronous standby");

@@ -200,6 +200,13 @@ pub enum Error {
         why: String,
     },
 
+    /// The Kubernetes API does not let the caller do what the CNPG target
+    /// needs: a `SelfSubjectAccessReview` (what `kubectl auth can-i` asks)
+    /// said no when the target was built, or a request was answered 401/403.
+    #[cfg(feature = "cnpg")]
+    #[error(transparent)]
+    KubeForbidden(Box<Forbidden>),
+
     /// A Chaos Mesh experiment the CNPG target created could not be injected.
     #[cfg(feature = "cnpg")]
     #[error("Chaos Mesh could not inject {object}: {message}; {how}")]
@@ -222,6 +229,33 @@ pub enum Error {
     },
 }
 
+/// What the Kubernetes API refused, to whom, and what to do about it
+/// ([`Error::KubeForbidden`]).
+#[cfg(feature = "cnpg")]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+#[error(
+    "the Kubernetes API does not allow {who} to {what} in namespace `{namespace}`{}; {how}",
+    message_suffix(.message)
+)]
+pub struct Forbidden {
+    /// Who asked: the user the API server knows, else the kube context.
+    pub who: String,
+    /// What was refused, as verb and resource, e.g. `delete pods` or
+    /// `patch clusters.postgresql.cnpg.io/status`.
+    pub what: String,
+    /// The namespace (empty for a cluster-wide resource).
+    pub namespace: String,
+    /// The API server's own words, if any.
+    pub message: String,
+    /// What to do: the Role of `deploy/rbac/chaos-cnpg-role.yaml` that
+    /// grants it, and how to bind it.
+    pub how: String,
+    /// The refused request's error (none when a review said no).
+    #[source]
+    pub source: Option<kube::Error>,
+}
+
 /// An error's message followed by its causes.
 pub(crate) fn describe(e: &dyn std::error::Error) -> String {
     format!("{e}{}", causes(e))
@@ -238,6 +272,15 @@ fn causes(e: &dyn std::error::Error) -> String {
         next = cause.source();
     }
     out
+}
+
+#[cfg(feature = "cnpg")]
+fn message_suffix(message: &str) -> String {
+    if message.is_empty() {
+        String::new()
+    } else {
+        format!(" ({message})")
+    }
 }
 
 fn stderr_suffix(stderr: &str) -> String {

@@ -37,9 +37,35 @@ struct Seen {
     body: Value,
 }
 
+const ACCESS_REVIEWS: &str = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
+const WHOAMI: &str = "/apis/authentication.k8s.io/v1/selfsubjectreviews";
+
 impl Seen {
+    /// Changes something: neither a read nor a question about the caller's
+    /// own rights (which every authenticated user may ask).
     fn mutating(&self) -> bool {
-        !matches!(self.method, Method::GET)
+        !matches!(self.method, Method::GET) && !self.is_review()
+    }
+
+    fn is_review(&self) -> bool {
+        self.method == Method::POST && (self.path == ACCESS_REVIEWS || self.path == WHOAMI)
+    }
+
+    /// The permission a SelfSubjectAccessReview asked about, as
+    /// [`rbac`](Self::rbac) describes a request.
+    fn reviewed(&self) -> Option<(String, String, String, String, String)> {
+        if self.path != ACCESS_REVIEWS {
+            return None;
+        }
+        let a = &self.body["spec"]["resourceAttributes"];
+        let field = |k: &str| a[k].as_str().unwrap_or_default().to_string();
+        Some((
+            field("verb"),
+            field("group"),
+            field("resource"),
+            field("subresource"),
+            field("namespace"),
+        ))
     }
 
     /// (verb, group, resource, subresource, namespace) as RBAC sees it.
@@ -147,6 +173,11 @@ fn common(s: &Seen, ns_label: bool) -> Option<(u16, Value)> {
             pod["metadata"]["uid"] = json!(format!("uid-{name}"));
             pod["status"]["hostIP"] = json!("172.18.0.3");
             Some((200, pod))
+        }
+        (Method::POST, ACCESS_REVIEWS) => {
+            let mut review = s.body.clone();
+            review["status"] = json!({"allowed": true});
+            Some((201, review))
         }
         (Method::POST, "/apis/coordination.k8s.io/v1/namespaces/pg-chaos/leases") => {
             Some((201, s.body.clone()))
@@ -445,6 +476,110 @@ async fn flow_refusal() -> Vec<Seen> {
 #[tokio::test]
 async fn refusal_outside_allowed_namespaces_sends_nothing() {
     flow_refusal().await;
+}
+
+/// Every permission a run with each fault the target can do needs, asked
+/// when the target is built (through the port-forward: no DSN given).
+async fn flow_preflight() -> Vec<Seen> {
+    use chaos_core::fault::FaultKind;
+    let (client, log) = mock(Box::new(|s| {
+        common(s, false).unwrap_or_else(|| status(404, "NotFound"))
+    }));
+    CnpgCluster::builder(NS, "cluster-example")
+        .allow("kind-chaos/pg-chaos")
+        .faults([
+            FaultKind::KillPrimary,
+            FaultKind::StopPrimary,
+            FaultKind::Switchover,
+            FaultKind::IsolatePrimary,
+            FaultKind::PartitionPrimaryFromReplicas,
+            FaultKind::ThrottlePrimaryDisk,
+        ])
+        .build_with_client(client, "kind-chaos")
+        .await
+        .expect("every permission granted");
+    let seen = log_of(&log);
+    let asked: Vec<_> = seen.iter().filter_map(Seen::reviewed).collect();
+    for needed in [
+        ("delete", "", "pods", "", NS),
+        ("patch", "postgresql.cnpg.io", "clusters", "status", NS),
+        ("create", "chaos-mesh.org", "networkchaos", "", NS),
+        ("create", "chaos-mesh.org", "iochaos", "", NS),
+        ("create", "coordination.k8s.io", "leases", "", NS),
+        ("create", "", "pods", "portforward", NS),
+        ("list", "", "events", "", NS),
+        ("get", "", "endpoints", "", NS),
+        ("get", "", "services", "", "default"),
+    ] {
+        let needed = (
+            needed.0.to_string(),
+            needed.1.to_string(),
+            needed.2.to_string(),
+            needed.3.to_string(),
+            needed.4.to_string(),
+        );
+        assert!(asked.contains(&needed), "{needed:?} not asked: {asked:#?}");
+    }
+    seen
+}
+
+#[tokio::test]
+async fn building_asks_for_every_permission_the_faults_need() {
+    flow_preflight().await;
+}
+
+/// A permission the run needs and does not have: the build stops with an
+/// error naming the verb, the resource, the namespace, who asked, and the
+/// Role that grants it — before anything was changed or dialled.
+#[tokio::test]
+async fn a_missing_permission_stops_the_build() {
+    use chaos_core::fault::FaultKind;
+    let (client, log) = mock(Box::new(|s| {
+        match (s.method.clone(), s.path.as_str()) {
+            (Method::POST, ACCESS_REVIEWS) => {
+                let a = &s.body["spec"]["resourceAttributes"];
+                let allowed = !(a["verb"] == "delete" && a["resource"] == "pods");
+                let mut review = s.body.clone();
+                review["status"] = json!({"allowed": allowed, "reason": "no RBAC policy matched"});
+                return (201, review);
+            }
+            (Method::POST, WHOAMI) => {
+                return (
+                    201,
+                    json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview",
+                           "metadata": {},
+                           "status": {"userInfo": {"username": "system:serviceaccount:pg-chaos:runner"}}}),
+                );
+            }
+            _ => {}
+        }
+        common(s, false).unwrap_or_else(|| status(404, "NotFound"))
+    }));
+    let db = Dialled::new();
+    let err = CnpgCluster::builder(NS, "cluster-example")
+        .rw_dsn(db.dsn())
+        .allow("kind-chaos/pg-chaos")
+        .faults([FaultKind::KillPrimary])
+        .build_with_client(client, "kind-chaos")
+        .await
+        .expect_err("no right to delete pods");
+    let text = err.to_string();
+    assert!(matches!(err, Error::KubeForbidden(_)), "{text}");
+    for part in [
+        "delete pods",
+        "namespace `pg-chaos`",
+        "system:serviceaccount:pg-chaos:runner",
+        "no RBAC policy matched",
+        "deploy/rbac/chaos-cnpg-role.yaml",
+        "`chaos-cnpg`",
+        "--serviceaccount=pg-chaos:runner",
+        "auth can-i delete pods -n pg-chaos",
+    ] {
+        assert!(text.contains(part), "{part} missing: {text}");
+    }
+    let seen = log_of(&log);
+    assert!(seen.iter().all(|s| !s.mutating()), "{seen:#?}");
+    assert!(!db.was_dialled());
 }
 
 #[tokio::test]
@@ -974,6 +1109,7 @@ async fn every_request_is_allowed_by_the_shipped_role() {
     seen.extend(flow_sweep().await);
     seen.extend(flow_fence().await);
     seen.extend(flow_events_with_log().await);
+    seen.extend(flow_preflight().await);
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../deploy/rbac/chaos-cnpg-role.yaml"
@@ -983,7 +1119,15 @@ async fn every_request_is_allowed_by_the_shipped_role() {
         .split("\n---\n")
         .map(|d| serde_norway::from_str(d).expect("a Role or ClusterRole"))
         .collect();
-    let used: BTreeSet<_> = seen.iter().map(Seen::rbac).collect();
+    // Reviews of one's own rights are every authenticated user's
+    // (system:basic-user); what they asked about must be granted, as every
+    // request made must be.
+    let used: BTreeSet<_> = seen
+        .iter()
+        .filter(|s| !s.is_review())
+        .map(Seen::rbac)
+        .chain(seen.iter().filter_map(Seen::reviewed))
+        .collect();
     for (verb, group, resource, sub, namespace) in &used {
         let full = if sub.is_empty() {
             resource.clone()

@@ -57,6 +57,8 @@ pub struct FakeKube {
 pub struct Answers {
     /// The namespace carries `chaos.dev/allow=true`.
     pub namespace_allows: bool,
+    /// SelfSubjectAccessReviews for this verb and resource say no.
+    pub deny: Option<(&'static str, &'static str)>,
 }
 
 impl FakeKube {
@@ -177,8 +179,12 @@ fn answer(s: &Seen, body: &Value, answers: &Answers) -> (u16, Value) {
             )
         }
         ("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews") => {
+            let attrs = &body["spec"]["resourceAttributes"];
+            let denied = answers.deny.is_some_and(|(verb, resource)| {
+                attrs["verb"] == verb && attrs["resource"] == resource
+            });
             let mut review = body.clone();
-            review["status"] = json!({"allowed": true});
+            review["status"] = json!({"allowed": !denied});
             (201, review)
         }
         ("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews") => (

@@ -2,6 +2,7 @@
 //! any Kubernetes, driven through the Kubernetes API (`kube`), with Chaos Mesh
 //! for network and I/O faults.
 
+mod access;
 pub mod advisor;
 pub mod chaos_mesh;
 pub mod crd;

@@ -296,7 +296,16 @@ impl Kube {
     /// # Errors
     /// [`Error::NotAllowed`] outside a dry run.
     pub async fn check_place(&self) -> Result<()> {
-        match self.ensure_allowed("inject faults").await {
+        self.unless_dry_run(self.ensure_allowed("inject faults").await)
+    }
+
+    /// A check made when the target is built: its refusal as is, or in a dry
+    /// run (which changes nothing) printed as what the real run would meet.
+    ///
+    /// # Errors
+    /// `checked`'s error, outside a dry run.
+    pub fn unless_dry_run(&self, checked: Result<()>) -> Result<()> {
+        match checked {
             Err(e) if self.dry_run => {
                 tracing::warn!(target: "chaos::dry_run", error = %e, "dry run: the real run would be refused");
                 eprintln!("dry run: the real run would be refused: {e}");

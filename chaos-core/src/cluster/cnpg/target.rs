@@ -16,10 +16,12 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use super::access;
 use super::crd::{self, Cluster};
 use super::safety::{self, Kube, MANAGED_BY, MANAGED_BY_LABEL, Mutation, RUN_LABEL};
 use crate::cluster::{Target, Topology};
 use crate::dsn::redact;
+use crate::fault::FaultKind;
 use crate::timeline::{Event, Timestamp};
 use crate::{Error, Result};
 
@@ -74,6 +76,7 @@ pub struct CnpgClusterBuilder {
     allow: Vec<String>,
     run_id: Option<String>,
     apiserver_ips: Vec<String>,
+    faults: Vec<FaultKind>,
 }
 
 impl CnpgClusterBuilder {
@@ -124,6 +127,17 @@ impl CnpgClusterBuilder {
         self
     }
 
+    /// The built-in faults the run will inject. Building then asks the API
+    /// server (a `SelfSubjectAccessReview` each, as `kubectl auth can-i`)
+    /// whether this identity may do everything they need — delete pods,
+    /// patch the Cluster's status, create Chaos Mesh objects and the run's
+    /// lease — besides what every run reads, so that a run without the
+    /// rights stops before it starts. Without it only the reads are checked.
+    pub fn faults<I: IntoIterator<Item = FaultKind>>(mut self, kinds: I) -> Self {
+        self.faults.extend(kinds);
+        self
+    }
+
     /// Loads the kubeconfig as kubectl does (`KUBECONFIG`, else
     /// `~/.kube/config`), selects the context, and builds the target.
     ///
@@ -166,14 +180,18 @@ impl CnpgClusterBuilder {
     /// list is matched against. First decides whether the context and
     /// namespace are allowed for chaos (a refused target is never built, so
     /// no probe writes to its database); then reads the `Cluster` (it must
-    /// exist), and unless an explicit DSN was given reads the `<cluster>-app`
-    /// Secret and starts the local port-forward.
+    /// exist), checks that the identity may do what the run needs (see
+    /// [`faults`](Self::faults)), and unless an explicit DSN was given reads
+    /// the `<cluster>-app` Secret and starts the local port-forward. A dry
+    /// run is not refused for the place or the rights: it says what the real
+    /// run would meet.
     ///
     /// # Errors
     /// [`Error::Config`] for invalid names or settings, [`Error::NotAllowed`]
-    /// for a place not allowed (outside a dry run), [`Error::Kube`] when the
-    /// `Cluster` or its Secret cannot be read, [`Error::Io`] when the local
-    /// listener cannot be opened.
+    /// for a place not allowed, [`Error::KubeForbidden`] for a permission
+    /// the run needs and does not have, [`Error::Kube`] when the `Cluster` or
+    /// its Secret cannot be read, [`Error::Io`] when the local listener
+    /// cannot be opened.
     pub async fn build_with_client(
         self,
         client: Client,
@@ -202,6 +220,17 @@ impl CnpgClusterBuilder {
             Some(p) => p.clone(),
             None => format!("{}-rw", self.cluster),
         };
+        let needed = access::needed(
+            &kube.namespace,
+            access::Plan {
+                cluster: &self.cluster,
+                service: &service,
+                port_forward: self.rw_dsn.is_none(),
+                apiserver_ips_given: !self.apiserver_ips.is_empty(),
+                faults: &self.faults,
+            },
+        );
+        kube.unless_dry_run(access::preflight(&kube, &needed).await)?;
         let (rw_dsn, forward) = match self.rw_dsn {
             Some(dsn) => (dsn, None),
             None => {
@@ -484,6 +513,7 @@ impl CnpgCluster {
             allow: Vec::new(),
             run_id: None,
             apiserver_ips: Vec::new(),
+            faults: Vec::new(),
         }
     }
 
