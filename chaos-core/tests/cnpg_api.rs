@@ -250,6 +250,53 @@ async fn delete_primary_kills_with_grace_zero() {
     flow_delete().await;
 }
 
+/// The delete is stamped in effect when it is sent, not when the API
+/// server's (slow) answer is back, so the round-trip is not taken off
+/// detection and RTO; the round-trip is recorded in the fault's mode.
+#[tokio::test]
+async fn delete_primary_is_stamped_before_the_api_answers() {
+    use std::time::{Duration, Instant, SystemTime};
+    const DELAY: Duration = Duration::from_millis(300);
+    let arrived = Arc::new(Mutex::new(None::<(SystemTime, Instant)>));
+    let a = arrived.clone();
+    let (client, _log) = mock(Box::new(move |s| {
+        if let Some(r) = common(s, false) {
+            return r;
+        }
+        match s.method {
+            Method::DELETE => {
+                *a.lock().expect("arrived") = Some((SystemTime::now(), Instant::now()));
+                // The API server takes its time to answer.
+                std::thread::sleep(DELAY);
+                (
+                    200,
+                    fixture("cnpg_pods_during_failover.json")["items"][0].clone(),
+                )
+            }
+            _ => status(404, "NotFound"),
+        }
+    }));
+    let t = target(client, true, false).await;
+    let guard = Fault::<CnpgCluster>::inject(DeletePrimary::kill(), &t)
+        .await
+        .expect("inject");
+    let (wall, monotonic) = arrived.lock().expect("arrived").expect("a DELETE");
+    assert!(
+        guard.info().injected_at.system_time() <= wall,
+        "stamped after the request reached the server: {:?} > {wall:?}",
+        guard.info().injected_at
+    );
+    assert!(guard.injected_at() <= monotonic, "the RTO's origin is late");
+    let mode = &guard.info().mode;
+    let round_trip = mode
+        .strip_prefix("kill, API round-trip ")
+        .and_then(|r| r.strip_suffix('s'))
+        .and_then(|r| r.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no round-trip in the mode: {mode}"));
+    assert!(round_trip >= DELAY.as_secs_f64(), "{mode}");
+    drop(guard);
+}
+
 /// Switchover: a 409 on the first status patch, re-read, success.
 async fn flow_switchover() -> Vec<Seen> {
     let patches = Arc::new(Mutex::new(0));
