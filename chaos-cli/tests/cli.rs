@@ -612,6 +612,43 @@ fn a_cnpg_fault_without_its_permission_is_refused_before_anything_is_written() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A wrong --cluster: which Cluster is missing where, and how to look —
+/// never Rust's debug output of the API's answer.
+#[test]
+fn a_wrong_cnpg_cluster_says_where_to_look() {
+    let api = FakeKube::start(
+        "wrong-cluster",
+        Answers {
+            namespace_allows: true,
+            ..Answers::default()
+        },
+    );
+    let mut cmd = chaos(&[
+        "run",
+        "--target",
+        "cnpg",
+        "--context",
+        "fake",
+        "--namespace",
+        fake_kube::NS,
+        "--cluster",
+        "nope",
+    ]);
+    cmd.env("KUBECONFIG", api.kubeconfig());
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 2, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        err.contains(
+            "no Cluster named nope in namespace pg-chaos \
+             (kubectl get clusters.postgresql.cnpg.io -n pg-chaos)"
+        ),
+        "{err}"
+    );
+    for debug in ["Status {", "Some(Failure)", "ApiError"] {
+        assert!(!err.contains(debug), "{debug} in: {err}");
+    }
+}
+
 #[test]
 fn an_external_cluster_is_measured_from_the_command_line() {
     let pair = Pair::start(true).expect("a primary and a synchronous standby");

@@ -171,7 +171,7 @@ pub enum Error {
 
     /// A Kubernetes API request failed (CNPG target).
     #[cfg(feature = "cnpg")]
-    #[error("Kubernetes API: {context}: {source}")]
+    #[error("Kubernetes API: {context}: {}", kube_summary(.source))]
     Kube {
         /// What was being done, e.g. `deleting pod pg-chaos/cluster-example-1`.
         context: String,
@@ -198,6 +198,23 @@ pub enum Error {
         namespace: String,
         /// Why it is not allowed (no CHAOS_ALLOW entry, no label, label unreadable).
         why: String,
+    },
+
+    /// An object the CNPG target needs does not exist (the API answered 404).
+    #[cfg(feature = "cnpg")]
+    #[error("no {kind} named {name} in namespace {namespace} ({hint})")]
+    KubeNotFound {
+        /// Its kind, e.g. `Cluster`.
+        kind: String,
+        /// The name looked for.
+        name: String,
+        /// The namespace looked in.
+        namespace: String,
+        /// How to see what is there, or what to set instead.
+        hint: String,
+        /// The API's answer.
+        #[source]
+        source: Box<kube::Error>,
     },
 
     /// The Kubernetes API does not let the caller do what the CNPG target
@@ -272,6 +289,28 @@ fn causes(e: &dyn std::error::Error) -> String {
         next = cause.source();
     }
     out
+}
+
+/// A Kubernetes API error in words: the API's answer as `403 Forbidden:
+/// message` (kube's own text adds the whole `Status` in Rust's debug
+/// form), any other error with its causes.
+#[cfg(feature = "cnpg")]
+pub(crate) fn kube_summary(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => {
+            let mut out = s.code.to_string();
+            if !s.reason.is_empty() {
+                out.push(' ');
+                out.push_str(&s.reason);
+            }
+            if !s.message.is_empty() {
+                out.push_str(": ");
+                out.push_str(&s.message);
+            }
+            out
+        }
+        other => describe(other),
+    }
 }
 
 #[cfg(feature = "cnpg")]

@@ -9,9 +9,9 @@ use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
-use kube::api::{Api, PostParams};
+use kube::Client;
+use kube::api::{Api, ApiResource, PostParams};
 
-use super::safety::Kube;
 use crate::error::Forbidden;
 use crate::fault::FaultKind;
 use crate::{Error, Result};
@@ -27,35 +27,44 @@ const COORDINATION: &str = "coordination.k8s.io";
 /// object of it) in a namespace.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Permission {
-    pub verb: &'static str,
+    pub verb: String,
     /// The API group, empty for the core group.
-    pub group: &'static str,
-    pub resource: &'static str,
+    pub group: String,
+    pub resource: String,
     /// Empty for the resource itself.
-    pub subresource: &'static str,
+    pub subresource: String,
     /// Empty for a cluster-wide resource.
     pub namespace: String,
     pub name: Option<String>,
 }
 
 impl Permission {
-    fn new(verb: &'static str, group: &'static str, resource: &'static str, ns: &str) -> Self {
+    /// `verb` on `resource` of API group `group` (empty: the core group) in
+    /// namespace `ns`.
+    pub fn new(verb: &str, group: &str, resource: &str, ns: &str) -> Self {
         Permission {
-            verb,
-            group,
-            resource,
-            subresource: "",
+            verb: verb.to_string(),
+            group: group.to_string(),
+            resource: resource.to_string(),
+            subresource: String::new(),
             namespace: ns.to_string(),
             name: None,
         }
     }
 
-    fn sub(mut self, subresource: &'static str) -> Self {
-        self.subresource = subresource;
+    /// `verb` on the resource of a dynamic API in namespace `ns`.
+    pub fn of(verb: &str, resource: &ApiResource, ns: &str) -> Self {
+        Self::new(verb, &resource.group, &resource.plural, ns)
+    }
+
+    /// The same on a subresource (`status`, `portforward`).
+    pub fn sub(mut self, subresource: &str) -> Self {
+        self.subresource = subresource.to_string();
         self
     }
 
-    fn named(mut self, name: &str) -> Self {
+    /// The same on one object.
+    pub fn named(mut self, name: &str) -> Self {
         self.name = Some(name.to_string());
         self
     }
@@ -75,7 +84,7 @@ impl Permission {
         let mut out = format!("{} {}", self.verb, self.resource_name());
         if !self.subresource.is_empty() {
             out.push('/');
-            out.push_str(self.subresource);
+            out.push_str(&self.subresource);
         }
         if let Some(n) = &self.name {
             out.push_str(" named ");
@@ -97,7 +106,7 @@ impl Permission {
         }
         if !self.subresource.is_empty() {
             out.push_str(" --subresource=");
-            out.push_str(self.subresource);
+            out.push_str(&self.subresource);
         }
         if !self.namespace.is_empty() {
             out.push_str(" -n ");
@@ -109,7 +118,7 @@ impl Permission {
     /// The Role (or ClusterRole) of [`RBAC_FILE`] that grants it, and whether
     /// it is a ClusterRole.
     fn role(&self) -> (&'static str, bool) {
-        match (self.group, self.resource) {
+        match (self.group.as_str(), self.resource.as_str()) {
             ("", "namespaces") => ("chaos-cnpg-namespace-reader", true),
             ("", "services" | "endpoints") if self.name.as_deref() == Some("kubernetes") => {
                 ("chaos-cnpg-apiserver-addresses", false)
@@ -123,10 +132,10 @@ impl Permission {
         SelfSubjectAccessReview {
             spec: SelfSubjectAccessReviewSpec {
                 resource_attributes: Some(ResourceAttributes {
-                    verb: Some(self.verb.to_string()),
-                    group: Some(self.group.to_string()),
-                    resource: Some(self.resource.to_string()),
-                    subresource: opt(self.subresource),
+                    verb: Some(self.verb.clone()),
+                    group: Some(self.group.clone()),
+                    resource: Some(self.resource.clone()),
+                    subresource: opt(&self.subresource),
                     namespace: opt(&self.namespace),
                     name: self.name.clone(),
                     ..ResourceAttributes::default()
@@ -159,7 +168,7 @@ pub(crate) struct Plan<'a> {
 /// Faults the target cannot do need nothing here (injecting them is an
 /// [`Error::Unsupported`]).
 pub(crate) fn needed(ns: &str, plan: Plan<'_>) -> Vec<Permission> {
-    let p = |verb, group, resource| Permission::new(verb, group, resource, ns);
+    let p = |verb: &str, group: &str, resource: &str| Permission::new(verb, group, resource, ns);
     // The event stream: the write Service's endpoints, the Cluster's Events.
     let mut out = vec![
         p("get", "", "endpoints").named(plan.service),
@@ -168,7 +177,7 @@ pub(crate) fn needed(ns: &str, plan: Plan<'_>) -> Vec<Permission> {
     if plan.port_forward {
         out.push(p("create", "", "pods").sub("portforward"));
     }
-    let chaos_mesh = |out: &mut Vec<Permission>, resource| {
+    let chaos_mesh = |out: &mut Vec<Permission>, resource: &str| {
         for verb in ["create", "get", "delete"] {
             out.push(p(verb, CHAOS_MESH, resource));
         }
@@ -213,15 +222,15 @@ pub(crate) fn needed(ns: &str, plan: Plan<'_>) -> Vec<Permission> {
 }
 
 /// Asks the API server, one `SelfSubjectAccessReview` each, whether the
-/// caller may do all of `needed`. A review that cannot be made (an old or
+/// caller (of kube context `context`) may do all of `needed`. A review that cannot be made (an old or
 /// unusual API server) is only warned about: the requests themselves will
 /// tell.
 ///
 /// # Errors
 /// [`Error::KubeForbidden`] naming what was refused (those of the first
 /// namespace with a refusal), who asked, and the Role that grants it.
-pub(crate) async fn preflight(kube: &Kube, needed: &[Permission]) -> Result<()> {
-    let reviews: Api<SelfSubjectAccessReview> = Api::all(kube.client.clone());
+pub(crate) async fn preflight(client: &Client, context: &str, needed: &[Permission]) -> Result<()> {
+    let reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
     let mut denied = Vec::new();
     for perm in needed {
         match reviews.create(&PostParams::default(), &perm.review()).await {
@@ -249,14 +258,14 @@ pub(crate) async fn preflight(kube: &Kube, needed: &[Permission]) -> Result<()> 
         .iter()
         .filter(|(p, _)| p.namespace == namespace && p.role() == role)
         .collect();
-    let user = whoami(kube).await;
+    let user = whoami(client).await;
     let reasons: Vec<&str> = same
         .iter()
         .map(|(_, r)| r.as_str())
         .filter(|r| !r.is_empty())
         .collect();
     Err(Error::KubeForbidden(Box::new(Forbidden {
-        who: who(kube, user.as_deref()),
+        who: who(context, user.as_deref()),
         what: same
             .iter()
             .map(|(p, _)| p.describe())
@@ -264,15 +273,15 @@ pub(crate) async fn preflight(kube: &Kube, needed: &[Permission]) -> Result<()> 
             .join(", "),
         namespace: namespace.clone(),
         message: reasons.join("; "),
-        how: how(kube, first, user.as_deref()),
+        how: how(context, first, user.as_deref()),
         source: None,
     })))
 }
 
 /// The caller's user name, as the API server knows it (`kubectl auth
 /// whoami`); `None` when it cannot be asked.
-async fn whoami(kube: &Kube) -> Option<String> {
-    let api: Api<SelfSubjectReview> = Api::all(kube.client.clone());
+async fn whoami(client: &Client) -> Option<String> {
+    let api: Api<SelfSubjectReview> = Api::all(client.clone());
     api.create(&PostParams::default(), &SelfSubjectReview::default())
         .await
         .ok()?
@@ -282,16 +291,16 @@ async fn whoami(kube: &Kube) -> Option<String> {
 }
 
 /// `jane (kube context kind-chaos)`, or the context alone.
-fn who(kube: &Kube, user: Option<&str>) -> String {
+fn who(context: &str, user: Option<&str>) -> String {
     match user {
-        Some(u) => format!("`{u}` (kube context `{}`)", kube.context),
-        None => format!("kube context `{}`", kube.context),
+        Some(u) => format!("`{u}` (kube context `{context}`)"),
+        None => format!("kube context `{context}`"),
     }
 }
 
 /// What to do about `perm` being refused to `user`: the Role that grants it,
 /// how to bind it, how to check.
-fn how(kube: &Kube, perm: &Permission, user: Option<&str>) -> String {
+fn how(context: &str, perm: &Permission, user: Option<&str>) -> String {
     let subject = match user {
         Some(u) => match u.strip_prefix("system:serviceaccount:") {
             Some(sa) => format!("--serviceaccount={sa}"),
@@ -303,12 +312,12 @@ fn how(kube: &Kube, perm: &Permission, user: Option<&str>) -> String {
     let bind = if cluster_wide {
         format!(
             "kubectl --context {ctx} create clusterrolebinding {role} --clusterrole={role} {subject}",
-            ctx = kube.context
+            ctx = context
         )
     } else {
         format!(
             "kubectl --context {ctx} -n {ns} create rolebinding {role} --role={role} {subject}",
-            ctx = kube.context,
+            ctx = context,
             ns = perm.namespace
         )
     };
@@ -323,9 +332,62 @@ fn how(kube: &Kube, perm: &Permission, user: Option<&str>) -> String {
     format!(
         "grant it with the {kind} `{role}` in {RBAC_FILE}{scope}, bound to this identity: \
          kubectl --context {ctx} apply -f {RBAC_FILE}, then {bind}; check with `{check}`",
-        ctx = kube.context,
-        check = perm.can_i(&kube.context),
+        ctx = context,
+        check = perm.can_i(context),
     )
+}
+
+/// A request for `perm` that failed with `e`, as an error a user can act
+/// on: refused (403) → [`Error::KubeForbidden`] naming the request, the
+/// API server's words (which name the user) and the Role that grants it;
+/// anything else → [`Error::Kube`] saying what was being done (`doing`).
+/// `context` is the kube context's name.
+/// The kube error stays the source.
+pub(crate) fn request_error(
+    context: &str,
+    perm: &Permission,
+    doing: &str,
+    e: kube::Error,
+) -> Error {
+    match &e {
+        kube::Error::Api(s) if s.code == 403 => Error::KubeForbidden(Box::new(Forbidden {
+            who: who(context, None),
+            what: perm.describe(),
+            namespace: perm.namespace.clone(),
+            message: s.message.clone(),
+            how: how(context, perm, None),
+            source: Some(e),
+        })),
+        _ => Error::Kube {
+            context: doing.to_string(),
+            source: Box::new(e),
+        },
+    }
+}
+
+/// A read of an object that must exist: 404 → [`Error::KubeNotFound`]
+/// (`no Cluster named x in namespace y (hint)`), else as [`request_error`].
+pub(crate) fn read_error(
+    context: &str,
+    perm: &Permission,
+    kind: &str,
+    hint: String,
+    e: kube::Error,
+) -> Error {
+    let name = perm.name.clone().unwrap_or_default();
+    match &e {
+        kube::Error::Api(s) if s.code == 404 => Error::KubeNotFound {
+            kind: kind.to_string(),
+            name,
+            namespace: perm.namespace.clone(),
+            hint,
+            source: Box::new(e),
+        },
+        _ => {
+            let doing = format!("reading {kind} {}/{name}", perm.namespace);
+            request_error(context, perm, &doing, e)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -34,6 +34,7 @@ use kube::api::{
 };
 use serde_json::Value;
 
+use super::access::{self, Permission};
 use crate::{Error, Result};
 
 /// The label (on a namespace) that opts it in to chaos: `chaos.dev/allow=true`.
@@ -355,7 +356,8 @@ impl Kube {
                 }
             }
             Err(e) => Allowance::Refused(format!(
-                "{listed}, and the namespace's label {ALLOW_LABEL} could not be read ({e})"
+                "{listed}, and the namespace's label {ALLOW_LABEL} could not be read ({})",
+                crate::error::kube_summary(&e)
             )),
         }
     }
@@ -366,7 +368,8 @@ impl Kube {
     /// `Status`).
     ///
     /// # Errors
-    /// [`Error::NotAllowed`], or [`Error::Kube`] when the request fails.
+    /// [`Error::NotAllowed`]; [`Error::KubeForbidden`] when the API refuses
+    /// the request, [`Error::Kube`] when it fails otherwise.
     pub async fn mutate(&self, m: Mutation) -> Result<Option<DynamicObject>> {
         let action = m.describe();
         if self.dry_run {
@@ -399,9 +402,20 @@ impl Kube {
         }
         self.ensure_allowed(&action).await?;
         let api = self.api(&m.resource);
-        let ctx = |e: kube::Error| Error::Kube {
-            context: format!("{action} in namespace {}", self.namespace),
-            source: Box::new(e),
+        let (verb, sub) = match &m.verb {
+            Verb::Create => ("create", ""),
+            Verb::Patch => ("patch", ""),
+            Verb::PatchStatus => ("patch", "status"),
+            Verb::Delete(_) => ("delete", ""),
+        };
+        let perm = Permission::of(verb, &m.resource, &self.namespace).sub(sub);
+        let ctx = |e: kube::Error| {
+            access::request_error(
+                &self.context,
+                &perm,
+                &format!("{action} in namespace {}", self.namespace),
+                e,
+            )
         };
         let body = m.body.unwrap_or(Value::Null);
         let out = match m.verb {
@@ -430,9 +444,14 @@ impl Kube {
     }
 }
 
-/// Whether a kube error is the API's `status` with this HTTP code.
+/// Whether an error is the API's answer with this HTTP code.
 pub(crate) fn is_status(e: &Error, code: u16) -> bool {
-    matches!(e, Error::Kube { source, .. } if matches!(&**source, kube::Error::Api(s) if s.code == code))
+    let source = match e {
+        Error::Kube { source, .. } | Error::KubeNotFound { source, .. } => Some(&**source),
+        Error::KubeForbidden(f) => f.source.as_ref(),
+        _ => None,
+    };
+    matches!(source, Some(kube::Error::Api(s)) if s.code == code)
 }
 
 /// `true` for a 404 from the API.

@@ -16,7 +16,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use super::access;
+use super::access::{self, Permission};
 use super::crd::{self, Cluster};
 use super::safety::{self, Kube, MANAGED_BY, MANAGED_BY_LABEL, Mutation, RUN_LABEL};
 use crate::cluster::{Target, Topology};
@@ -207,14 +207,7 @@ impl CnpgClusterBuilder {
         // Before anything else touches the cluster: is chaos allowed here?
         kube.check_place().await?;
         let run_id = self.run_id.unwrap_or_else(crate::new_run_id);
-        let clusters: Api<Cluster> = Api::namespaced(kube.client.clone(), &kube.namespace);
-        let found = clusters.get(&self.cluster).await.map_err(|e| Error::Kube {
-            context: format!(
-                "reading Cluster {}/{} (check CHAOS_CNPG_NAMESPACE, CHAOS_CNPG_CLUSTER and the context {})",
-                kube.namespace, self.cluster, kube.context
-            ),
-            source: Box::new(e),
-        })?;
+        let found = read_cluster(&kube, &self.cluster).await?;
         let instances = usize::try_from(found.spec.instances).unwrap_or(1).max(1);
         let service = match &self.pooler {
             Some(p) => p.clone(),
@@ -230,7 +223,7 @@ impl CnpgClusterBuilder {
                 faults: &self.faults,
             },
         );
-        kube.unless_dry_run(access::preflight(&kube, &needed).await)?;
+        kube.unless_dry_run(access::preflight(&kube.client, &kube.context, &needed).await)?;
         let (rw_dsn, forward) = match self.rw_dsn {
             Some(dsn) => (dsn, None),
             None => {
@@ -266,6 +259,23 @@ impl CnpgClusterBuilder {
             }),
         })
     }
+}
+
+/// The `Cluster` `name`, or an error saying what is there to look at.
+async fn read_cluster(kube: &Kube, name: &str) -> Result<Cluster> {
+    let clusters: Api<Cluster> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    clusters.get(name).await.map_err(|e| {
+        access::read_error(
+            &kube.context,
+            &Permission::new("get", crd::GROUP, "clusters", &kube.namespace).named(name),
+            "Cluster",
+            format!(
+                "kubectl get clusters.postgresql.cnpg.io -n {}",
+                kube.namespace
+            ),
+            e,
+        )
+    })
 }
 
 /// A Kubernetes object name: lowercase letters, digits, `-` and `.`.
@@ -311,12 +321,18 @@ impl Credentials {
 async fn app_credentials(kube: &Kube, cluster: &str) -> Result<Credentials> {
     let name = format!("{cluster}-app");
     let secrets: Api<Secret> = Api::namespaced(kube.client.clone(), &kube.namespace);
-    let secret = secrets.get(&name).await.map_err(|e| Error::Kube {
-        context: format!(
-            "reading Secret {}/{name} for the application's credentials (or set CHAOS_RW_DSN)",
-            kube.namespace
-        ),
-        source: Box::new(e),
+    let secret = secrets.get(&name).await.map_err(|e| {
+        access::read_error(
+            &kube.context,
+            &Permission::new("get", "", "secrets", &kube.namespace).named(&name),
+            "Secret",
+            format!(
+                "CNPG creates it for the application's user; `kubectl get secrets -n {}`, or \
+                 give the read-write DSN yourself with CHAOS_RW_DSN",
+                kube.namespace
+            ),
+            e,
+        )
     })?;
     let data = secret.data.unwrap_or_default();
     let field = |k: &str| {
@@ -338,9 +354,18 @@ async fn app_credentials(kube: &Kube, cluster: &str) -> Result<Credentials> {
 /// address that points at a pod.
 pub(crate) async fn service_pod(kube: &Kube, service: &str) -> Result<(String, u16)> {
     let endpoints: Api<Endpoints> = Api::namespaced(kube.client.clone(), &kube.namespace);
-    let ep = endpoints.get(service).await.map_err(|e| Error::Kube {
-        context: format!("reading Endpoints {}/{service}", kube.namespace),
-        source: Box::new(e),
+    let ep = endpoints.get(service).await.map_err(|e| {
+        access::read_error(
+            &kube.context,
+            &Permission::new("get", "", "endpoints", &kube.namespace).named(service),
+            "Endpoints",
+            format!(
+                "the Service writes go through: `kubectl get services -n {}`; a Pooler's is \
+                 named after the Pooler (CHAOS_CNPG_POOLER)",
+                kube.namespace
+            ),
+            e,
+        )
     })?;
     for subset in ep.subsets.unwrap_or_default() {
         let port = subset
@@ -638,20 +663,11 @@ impl CnpgCluster {
     /// The `Cluster` object now.
     ///
     /// # Errors
-    /// [`Error::Kube`] when it cannot be read.
+    /// [`Error::KubeNotFound`] when there is none of that name,
+    /// [`Error::KubeForbidden`] when it may not be read, [`Error::Kube`] when
+    /// the request fails otherwise.
     pub async fn cluster(&self) -> Result<Cluster> {
-        let clusters: Api<Cluster> =
-            Api::namespaced(self.inner.kube.client.clone(), &self.inner.kube.namespace);
-        clusters
-            .get(&self.inner.cluster)
-            .await
-            .map_err(|e| Error::Kube {
-                context: format!(
-                    "reading Cluster {}/{}",
-                    self.inner.kube.namespace, self.inner.cluster
-                ),
-                source: Box::new(e),
-            })
+        read_cluster(&self.inner.kube, &self.inner.cluster).await
     }
 
     /// The current primary as `status.currentPrimary` says.
@@ -831,11 +847,14 @@ impl CnpgCluster {
         let mut leftovers: Vec<(ApiResource, String, String)> = Vec::new();
         let leases: Api<Lease> = Api::namespaced(kube.client.clone(), &kube.namespace);
         let now = SystemTime::now();
-        for l in leases
-            .list(&lp)
-            .await
-            .map_err(|e| kube_err("listing the library's leases", e))?
-        {
+        for l in leases.list(&lp).await.map_err(|e| {
+            access::request_error(
+                &kube.context,
+                &Permission::of("list", &lease_res, &kube.namespace),
+                "listing the library's leases",
+                e,
+            )
+        })? {
             let run = run_of(&l.metadata.labels);
             let spec = l.spec.unwrap_or_default();
             let expires = spec.renew_time.map(|t| {
@@ -861,7 +880,14 @@ impl CnpgCluster {
                 Ok(l) => l,
                 // Chaos Mesh not installed: nothing of it to sweep.
                 Err(e) if safety::kube_not_found(&e) => continue,
-                Err(e) => return Err(kube_err(&format!("listing {}", res.plural), e)),
+                Err(e) => {
+                    return Err(access::request_error(
+                        &kube.context,
+                        &Permission::of("list", &res, &kube.namespace),
+                        &format!("listing {}", res.plural),
+                        e,
+                    ));
+                }
             };
             for o in list {
                 if let (Some(run), Some(name)) = (run_of(&o.metadata.labels), o.metadata.name)
@@ -894,13 +920,6 @@ impl CnpgCluster {
 
 fn run_of(labels: &Option<std::collections::BTreeMap<String, String>>) -> Option<String> {
     labels.as_ref().and_then(|l| l.get(RUN_LABEL)).cloned()
-}
-
-pub(crate) fn kube_err(context: &str, source: kube::Error) -> Error {
-    Error::Kube {
-        context: context.to_string(),
-        source: Box::new(source),
-    }
 }
 
 /// A Kubernetes `MicroTime`: RFC 3339 with microseconds.
