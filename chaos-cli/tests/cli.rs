@@ -330,6 +330,34 @@ fn help_shows_the_defaults_and_examples() {
     assert!(out.contains("Exit status: 0"), "{out}");
 }
 
+/// `chaos run --help` describes the CNPG target too: what --target offers,
+/// that --rw-dsn is optional there, what the faults are on it.
+#[test]
+fn help_describes_the_cnpg_target() {
+    let (code, out, err) = run(chaos(&["run", "--help"]));
+    assert_eq!(code, 0, "{err}");
+    // Wrapped lines joined again.
+    let help = out.split_whitespace().collect::<Vec<_>>().join(" ");
+    for text in [
+        "a CloudNativePG Cluster through the Kubernetes API (cnpg, with --context, --namespace and --cluster)",
+        "required for --target external; optional for --target cnpg",
+        "SIGKILL the primary (a lost node); on cnpg a forced delete of its pod (grace period 0)",
+        "on cnpg a delete of its pod with its grace period",
+        "on cnpg to the most advanced standby",
+        "on cnpg a Chaos Mesh NetworkChaos",
+        "CHAOS_ALLOW=kind-chaos/pg-chaos chaos run --target cnpg",
+        "30s for an external or cnpg one",
+    ] {
+        assert!(help.contains(text), "{text:?} missing: {out}");
+    }
+    for stale in [
+        "boot a local cluster, or measure an external one",
+        "Read-write DSN of the external cluster",
+    ] {
+        assert!(!help.contains(stale), "{stale:?} still there: {out}");
+    }
+}
+
 /// Boots the embedded cluster twice (about 10 s each): one run that passes,
 /// one that violates its RTO.
 #[test]
