@@ -863,6 +863,39 @@ async fn partition_honours_node_and_direction() {
     assert!(err.to_string().contains("no instance called nope"), "{err}");
 }
 
+/// On a node that is also the API server's (kind's control plane), the
+/// isolate-primary plan cuts each address once: the kubelet's address is not
+/// added again when it is one of the API server's.
+#[tokio::test]
+async fn isolate_primary_lists_each_address_once() {
+    let (client, _log) = mock(Box::new(|s| {
+        let mut r = common(s, false).unwrap_or_else(|| status(404, "NotFound"));
+        if s.path == "/api/v1/namespaces/pg-chaos/pods/cluster-example-1" {
+            r.1["status"]["hostIP"] = json!("172.18.0.2");
+        }
+        r
+    }));
+    let t = target(client, false, true).await;
+    let guard = Fault::<CnpgCluster>::inject(PartitionNetwork::isolate_primary(), &t)
+        .await
+        .expect("dry partition");
+    let mode = guard.info().mode.clone();
+    drop(guard);
+    let plan = t.dry_run_plan();
+    let created = plan
+        .iter()
+        .find(|l| l.contains("would create networkchaos/"))
+        .expect("created");
+    let object: Value =
+        serde_json::from_str(&created[created.find('{').expect("object")..]).expect("json");
+    assert_eq!(
+        object["spec"]["externalTargets"],
+        json!(["10.96.0.1", "172.18.0.2"]),
+        "{created}"
+    );
+    assert_eq!(mode.matches("172.18.0.2").count(), 1, "{mode}");
+}
+
 /// Sweep: objects of a run whose lease expired are deleted (lease last);
 /// the live run's are kept; a dead run's fence is lifted.
 async fn flow_sweep() -> Vec<Seen> {

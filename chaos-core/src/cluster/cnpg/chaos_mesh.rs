@@ -438,7 +438,6 @@ async fn apiserver_ips(target: &CnpgCluster) -> Result<Vec<String>> {
     for s in ep.subsets.unwrap_or_default() {
         ips.extend(s.addresses.unwrap_or_default().into_iter().map(|a| a.ip));
     }
-    ips.dedup();
     Ok(ips)
 }
 
@@ -489,6 +488,10 @@ impl Fault<CnpgCluster> for PartitionNetwork {
                     )
                 })?;
             ips.extend(pod.status.and_then(|s| s.host_ip));
+            // Each once, in order: the pod's node may be the API server's
+            // (a control-plane node, as on kind), and endpoints may repeat.
+            let mut seen = std::collections::BTreeSet::new();
+            ips.retain(|ip| seen.insert(ip.clone()));
             ips
         } else {
             Vec::new()
