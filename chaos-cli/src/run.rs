@@ -180,10 +180,12 @@ async fn run(args: RunArgs, status: Arc<Status>) -> Verdict {
 }
 
 /// `--dry-run`: resolves the fault's victim and plans what it would create,
-/// patch or delete (each printed as it is planned), heals it the same way,
-/// writes nothing and measures nothing.
+/// patch or delete (each printed once, by the target, as it is planned),
+/// heals it the same way, writes nothing and measures nothing.
 async fn dry_run(cluster: &CnpgCluster, fault: FaultPlan, status: &Status) -> Verdict {
     use chaos_core::fault::{Fault, FaultGuard};
+    // The plan's lines go straight to stderr: no spinner to tear.
+    status.finish();
     let target: &dyn Target = cluster;
     let guard = match fault {
         FaultPlan::Builtin(spec) => spec.inject(target).await,
@@ -200,14 +202,11 @@ async fn dry_run(cluster: &CnpgCluster, fault: FaultPlan, status: &Status) -> Ve
     if let Err(e) = healed {
         return Verdict::Setup(format!("dry run: {e}"));
     }
-    let plan = cluster.dry_run_plan();
+    // Each change was printed as it was planned: only the count here.
     status.line(&format!(
-        "chaos: dry run: {} change(s) planned, none made:",
-        plan.len()
+        "chaos: dry run: {} change(s) planned (above), none made",
+        cluster.dry_run_plan().len()
     ));
-    for p in plan {
-        status.line(&format!("  {p}"));
-    }
     Verdict::Passed
 }
 

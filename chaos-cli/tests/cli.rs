@@ -677,6 +677,34 @@ fn a_wrong_cnpg_cluster_says_where_to_look() {
     }
 }
 
+/// `--dry-run` prints each planned change once, changes nothing, writes no
+/// report and never dials the database.
+#[test]
+fn a_cnpg_dry_run_prints_each_change_once() {
+    let api = FakeKube::start("dry-run", Answers::default());
+    let db = Dialled::start();
+    let dir = report_dir("cnpg_dry_run");
+    let (code, out, err) = cnpg_run(&api, &db, &dir, &["--dry-run"]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let planned = "would delete pods/cluster-example-1 (grace 0s, propagation Background)";
+    assert_eq!(err.matches(planned).count(), 1, "{err}");
+    assert!(err.contains("1 change(s) planned"), "{err}");
+    // The namespace is not allowed: said once, not refused.
+    assert_eq!(
+        err.matches("the real run would be refused").count(),
+        1,
+        "{err}"
+    );
+    assert!(fake_kube::is_empty(&dir), "report files were written");
+    assert_eq!(db.count(), 0, "the database was dialled");
+    assert!(
+        api.seen()
+            .iter()
+            .all(|s| s.method == "GET" || s.is_review())
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn an_external_cluster_is_measured_from_the_command_line() {
     let pair = Pair::start(true).expect("a primary and a synchronous standby");

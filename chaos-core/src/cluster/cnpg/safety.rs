@@ -308,7 +308,8 @@ impl Kube {
     pub fn unless_dry_run(&self, checked: Result<()>) -> Result<()> {
         match checked {
             Err(e) if self.dry_run => {
-                tracing::warn!(target: "chaos::dry_run", error = %e, "dry run: the real run would be refused");
+                // Printed once (tracing at info, as the planned changes are).
+                tracing::info!(target: "chaos::dry_run", error = %e, "dry run: the real run would be refused");
                 eprintln!("dry run: the real run would be refused: {e}");
                 Ok(())
             }
