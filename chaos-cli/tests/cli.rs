@@ -602,7 +602,19 @@ fn a_cnpg_namespace_not_allowed_is_refused_before_anything_is_written() {
         seen.iter().all(|s| s.method == "GET" || s.is_review()),
         "{seen:#?}"
     );
+    assert_says_who_asks(&api);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every request the fake API server saw said `User-Agent: chaos/<version>`,
+/// so that audit logs tell the tool's requests apart.
+fn assert_says_who_asks(api: &FakeKube) {
+    let seen = api.seen();
+    let expected = concat!("chaos/", env!("CARGO_PKG_VERSION"));
+    assert!(!seen.is_empty());
+    for s in &seen {
+        assert_eq!(s.user_agent.as_deref(), Some(expected), "{s:?}");
+    }
 }
 
 /// An identity that may not do what the fault needs (kill-primary: delete
@@ -689,6 +701,7 @@ fn a_cnpg_dry_run_prints_each_change_once() {
     let planned = "would delete pods/cluster-example-1 (grace 0s, propagation Background)";
     assert_eq!(err.matches(planned).count(), 1, "{err}");
     assert!(err.contains("1 change(s) planned"), "{err}");
+    assert_says_who_asks(&api);
     // The namespace is not allowed: said once, not refused.
     assert_eq!(
         err.matches("the real run would be refused").count(),

@@ -1,7 +1,7 @@
 //! A stand-in for the Kubernetes API server, over plain HTTP on 127.0.0.1,
 //! for `chaos run --target cnpg` as a user runs it: it answers from the
-//! fixtures in `../shared/reference/fixtures`, records every request (method
-//! and path), and comes with a kubeconfig (context `fake`) that
+//! fixtures in `../shared/reference/fixtures`, records every request (method,
+//! path, User-Agent), and comes with a kubeconfig (context `fake`) that
 //! points at it. Plus a listener standing in for the database, which counts
 //! the connections made to it.
 
@@ -25,6 +25,8 @@ pub struct Seen {
     pub method: String,
     /// The path, without the query.
     pub path: String,
+    /// The User-Agent header, if any.
+    pub user_agent: Option<String>,
 }
 
 impl Seen {
@@ -125,15 +127,19 @@ fn serve(stream: TcpStream, log: &Mutex<Vec<Seen>>, answers: &Answers) {
     let target = parts.next().unwrap_or_default().to_string();
     let path = target.split('?').next().unwrap_or_default().to_string();
     let mut length = 0usize;
+    let mut user_agent = None;
     loop {
         let mut header = String::new();
         if reader.read_line(&mut header).is_err() || header.trim().is_empty() {
             break;
         }
-        if let Some((name, value)) = header.split_once(':')
-            && name.trim().eq_ignore_ascii_case("content-length")
-        {
-            length = value.trim().parse().unwrap_or(0);
+        if let Some((name, value)) = header.split_once(':') {
+            let value = value.trim();
+            match name.trim().to_ascii_lowercase().as_str() {
+                "content-length" => length = value.parse().unwrap_or(0),
+                "user-agent" => user_agent = Some(value.to_string()),
+                _ => {}
+            }
         }
     }
     let mut body = vec![0; length];
@@ -141,7 +147,11 @@ fn serve(stream: TcpStream, log: &Mutex<Vec<Seen>>, answers: &Answers) {
         return;
     }
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let seen = Seen { method, path };
+    let seen = Seen {
+        method,
+        path,
+        user_agent,
+    };
     let (code, answer) = answer(&seen, &body, answers);
     log.lock().expect("log").push(seen);
     let text = answer.to_string();

@@ -16,5 +16,5 @@ pub use faults::{CnpgDeleteGuard, CnpgSwitchoverGuard, Fence, FenceGuard};
 pub use safety::{ALLOW_LABEL, MANAGED_BY, MANAGED_BY_LABEL, RUN_LABEL};
 pub use target::{
     CnpgCluster, CnpgClusterBuilder, ENV_ALLOW, ENV_APISERVER_IPS, ENV_CLUSTER, ENV_DRY_RUN,
-    ENV_KUBE_CONTEXT, ENV_NAMESPACE, ENV_POOLER, ENV_RW_DSN, ENV_TARGET,
+    ENV_KUBE_CONTEXT, ENV_NAMESPACE, ENV_POOLER, ENV_RW_DSN, ENV_TARGET, USER_AGENT,
 };

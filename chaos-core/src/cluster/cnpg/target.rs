@@ -25,6 +25,9 @@ use crate::fault::FaultKind;
 use crate::timeline::{Event, Timestamp};
 use crate::{Error, Result};
 
+/// The User-Agent of the target's Kubernetes requests: `chaos/<version>`.
+pub const USER_AGENT: &str = concat!("chaos/", env!("CARGO_PKG_VERSION"));
+
 /// `CHAOS_TARGET`: `cnpg` selects this target.
 pub const ENV_TARGET: &str = "CHAOS_TARGET";
 /// `CHAOS_KUBE_CONTEXT`: the kubeconfig context (default: the current one).
@@ -139,7 +142,9 @@ impl CnpgClusterBuilder {
     }
 
     /// Loads the kubeconfig as kubectl does (`KUBECONFIG`, else
-    /// `~/.kube/config`), selects the context, and builds the target.
+    /// `~/.kube/config`), selects the context, and builds the target. Every
+    /// request it makes says `User-Agent: chaos/<version>` ([`USER_AGENT`]),
+    /// so that API audit logs tell them apart.
     ///
     /// # Errors
     /// [`Error::Config`] for an unreadable kubeconfig, an unknown context or
@@ -169,7 +174,7 @@ impl CnpgClusterBuilder {
                 expected: "a context of the kubeconfig (KUBECONFIG or ~/.kube/config) that loads",
                 found: format!("{context}: {e}"),
             })?;
-        let client = Client::try_from(config).map_err(|e| Error::Kube {
+        let client = client_with_user_agent(config).map_err(|e| Error::Kube {
             context: format!("creating a client for context {context}"),
             source: Box::new(e),
         })?;
@@ -259,6 +264,18 @@ impl CnpgClusterBuilder {
             }),
         })
     }
+}
+
+/// A client on `config` whose every request (port-forwards included) says
+/// `User-Agent:` [`USER_AGENT`] instead of the kubeconfig's or none.
+fn client_with_user_agent(mut config: kube::Config) -> kube::Result<Client> {
+    config
+        .headers
+        .retain(|(name, _)| !name.as_str().eq_ignore_ascii_case("user-agent"));
+    if let (Ok(name), Ok(value)) = ("user-agent".parse(), USER_AGENT.parse()) {
+        config.headers.push((name, value));
+    }
+    Client::try_from(config)
 }
 
 /// The `Cluster` `name`, or an error saying what is there to look at.
@@ -1213,6 +1230,45 @@ mod tests {
         assert!(b.dry_run);
         assert!(check_name("x", "Bad_Name").is_err());
         assert!(check_name("x", "cluster-example").is_ok());
+    }
+
+    /// The client `build` makes sends `User-Agent: chaos/<version>`: a
+    /// request read off the wire by a listener standing in for the API server.
+    #[tokio::test]
+    async fn requests_say_who_sends_them() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.expect("listener");
+        let port = listener.local_addr().expect("address").port();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("a request");
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = socket.read(&mut buf).await.expect("read");
+                if n == 0 {
+                    break;
+                }
+                request.extend_from_slice(&buf[..n]);
+            }
+            let body = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","code":404}"#;
+            let answer = format!(
+                "HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\n\
+                 content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            socket.write_all(answer.as_bytes()).await.expect("write");
+            String::from_utf8_lossy(&request).to_lowercase()
+        });
+        let url = format!("http://127.0.0.1:{port}").parse().expect("url");
+        let client = client_with_user_agent(kube::Config::new(url)).expect("client");
+        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client);
+        let _ = namespaces.get_opt("pg-chaos").await;
+        let request = server.await.expect("server");
+        assert!(
+            request.contains(&format!("\r\nuser-agent: {USER_AGENT}\r\n")),
+            "{request}"
+        );
+        assert_eq!(USER_AGENT, concat!("chaos/", env!("CARGO_PKG_VERSION")));
     }
 
     #[test]
