@@ -43,6 +43,15 @@ Examples:
     --fault-cmd 'kubectl -n cnpg-database delete pod \"$CHAOS_PRIMARY\" --grace-period=0 --force'
   CHAOS_RW_DSN=\"$APP_DSN\" chaos run --target external --rpo 2s \\
     --fault-cmd 'ssh db1 sudo systemctl stop patroni' --heal-cmd 'ssh db1 sudo systemctl start patroni'
+  CHAOS_ALLOW=kind-chaos/pg-chaos chaos run --target cnpg --context kind-chaos \\
+    --namespace pg-chaos --cluster cluster-example --fault kill-primary
+
+On --target cnpg the built-in faults are kill-primary, stop-primary,
+switchover, isolate-primary, partition-primary-from-replicas and
+throttle-primary-disk (or a --fault-cmd of your own); nothing is changed
+outside a context/namespace allowed for chaos (CHAOS_ALLOW=context/namespace,
+or the namespace label chaos.dev/allow=true), and --dry-run prints each change
+instead of making it.
 
 Fault and heal commands run with `sh -c` and see CHAOS_PRIMARY (the current
 primary, when the target knows it), CHAOS_TARGET_KIND and, for a fault given
@@ -233,7 +242,9 @@ impl fmt::Display for Dur {
 /// `chaos run`'s flags.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Where to run: boot a local cluster, or measure an external one.
+    /// Where to run: boot a local Patroni cluster (local), measure one reached by
+    /// its DSN (external), or a CloudNativePG Cluster through the Kubernetes API
+    /// (cnpg, with --context, --namespace and --cluster).
     #[arg(long, value_enum, default_value_t = TargetKind::Local, help_heading = "Target")]
     pub target: TargetKind,
 
@@ -251,7 +262,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH", help_heading = "Target")]
     pub patroni: Option<std::path::PathBuf>,
 
-    /// Read-write DSN of the external cluster (libpq string or postgresql:// URL).
+    /// Read-write DSN (libpq string or postgresql:// URL): required for --target
+    /// external; optional for --target cnpg, which otherwise forwards a local port
+    /// to the Cluster's -rw (or --pooler) Service with the <cluster>-app Secret's
+    /// credentials.
     #[arg(
         long,
         value_name = "DSN",
@@ -273,7 +287,7 @@ pub struct RunArgs {
     pub node_dsns: Vec<String>,
 
     /// How long the target may take to be healthy before the run
-    /// [default: 90s to boot a local cluster, 30s for an external one].
+    /// [default: 90s to boot a local cluster, 30s for an external or cnpg one].
     #[arg(long, value_name = "DURATION", value_parser = duration("--ready-timeout"), help_heading = "Target")]
     pub ready_timeout: Option<Dur>,
 
@@ -684,8 +698,14 @@ impl TypedValueParser for FaultParser {
 
 fn fault_help(kind: FaultKind) -> &'static str {
     match kind {
-        FaultKind::KillPrimary => "SIGKILL the primary (a lost node)",
-        FaultKind::StopPrimary => "stop the primary cleanly (a hand-over)",
+        FaultKind::KillPrimary => {
+            "SIGKILL the primary (a lost node); on cnpg a forced delete of its pod \
+             (grace period 0)"
+        }
+        FaultKind::StopPrimary => {
+            "stop the primary cleanly (a hand-over); on cnpg a delete of its pod with its \
+             grace period"
+        }
         FaultKind::FreezePrimary => {
             "SIGSTOP the primary's PostgreSQL (a stalled machine); with --hold shorter than \
              the ttl an outage of known length, without it held until a failover recovers \
@@ -693,18 +713,25 @@ fn fault_help(kind: FaultKind) -> &'static str {
         }
         FaultKind::FreezeReplicas => "SIGSTOP every standby (synchronous commits wait)",
         FaultKind::IsolatePrimary => {
-            "drop the primary's packets to and from the other nodes and etcd (root); use with --hold"
+            "drop the primary's packets to and from the other nodes and etcd (root); on cnpg \
+             a Chaos Mesh NetworkChaos from the other instances, the API server and its \
+             kubelet; use with --hold"
         }
         FaultKind::PartitionPrimaryFromReplicas => {
-            "drop the replication links of the primary (root); use with --hold"
+            "drop the replication links of the primary (root; on cnpg a Chaos Mesh \
+             NetworkChaos); use with --hold"
         }
         FaultKind::PauseNode => {
             "SIGSTOP the primary's Patroni and PostgreSQL (a paused VM); use with --hold"
         }
         FaultKind::StopDcs => "kill etcd, the DCS (the leader demotes itself); use with --hold",
-        FaultKind::Switchover => "planned switchover to the synchronous standby (Patroni API)",
+        FaultKind::Switchover => {
+            "planned switchover to the synchronous standby (Patroni API; on cnpg to the most \
+             advanced standby, as `kubectl cnpg promote`)"
+        }
         FaultKind::ThrottlePrimaryDisk => {
-            "throttle the primary's disk writes (RATE like 1MiB/s, or 100iops; root); use with --hold"
+            "throttle the primary's disk writes (RATE like 1MiB/s, or 100iops; root; on cnpg a \
+             Chaos Mesh IOChaos, 100iops only); use with --hold"
         }
         FaultKind::PrimaryPacketLoss => {
             "drop PERCENT of the primary's packets at random (root); use with --hold"

@@ -11,7 +11,9 @@
 //! `chaos run` is a thin front-end over `chaos_core`'s one experiment
 //! pipeline: it boots an embedded etcd + Patroni + PostgreSQL cluster
 //! (`--target local`, the default) or connects to yours (`--target external
-//! --rw-dsn DSN`, optionally `--node-dsn DSN` per node), starts the write
+//! --rw-dsn DSN`, optionally `--node-dsn DSN` per node, or a CloudNativePG
+//! `Cluster` through the Kubernetes API: `--target cnpg --namespace NS
+//! --cluster NAME`, in a place allowed with `CHAOS_ALLOW`), starts the write
 //! probe, injects one fault, waits for recovery, heals, verifies every
 //! acknowledged write, prints the report and writes `<name>.json` and
 //! `<name>.xml` to `--report-dir`.

@@ -180,10 +180,12 @@ async fn run(args: RunArgs, status: Arc<Status>) -> Verdict {
 }
 
 /// `--dry-run`: resolves the fault's victim and plans what it would create,
-/// patch or delete (each printed as it is planned), heals it the same way,
-/// writes nothing and measures nothing.
+/// patch or delete (each printed once, by the target, as it is planned),
+/// heals it the same way, writes nothing and measures nothing.
 async fn dry_run(cluster: &CnpgCluster, fault: FaultPlan, status: &Status) -> Verdict {
     use chaos_core::fault::{Fault, FaultGuard};
+    // The plan's lines go straight to stderr: no spinner to tear.
+    status.finish();
     let target: &dyn Target = cluster;
     let guard = match fault {
         FaultPlan::Builtin(spec) => spec.inject(target).await,
@@ -200,14 +202,11 @@ async fn dry_run(cluster: &CnpgCluster, fault: FaultPlan, status: &Status) -> Ve
     if let Err(e) = healed {
         return Verdict::Setup(format!("dry run: {e}"));
     }
-    let plan = cluster.dry_run_plan();
+    // Each change was printed as it was planned: only the count here.
     status.line(&format!(
-        "chaos: dry run: {} change(s) planned, none made:",
-        plan.len()
+        "chaos: dry run: {} change(s) planned (above), none made",
+        cluster.dry_run_plan().len()
     ));
-    for p in plan {
-        status.line(&format!("  {p}"));
-    }
     Verdict::Passed
 }
 
@@ -278,7 +277,7 @@ pub(crate) async fn connect(
             Ok((Arc::new(cluster.clone()), Some(cluster)))
         }
         TargetKind::Cnpg => {
-            let cluster = cnpg(args).await?;
+            let cluster = cnpg(args, fault).await?;
             let shown = format!("{}/{}", cluster.namespace(), cluster.cluster_name());
             status.step(&format!(
                 "connecting to the CloudNativePG cluster {shown} (context {})…",
@@ -321,8 +320,9 @@ pub(crate) async fn connect(
 }
 
 /// The CloudNativePG target the flags (and, behind them, the environment:
-/// `CHAOS_ALLOW`, `CHAOS_KUBE_APISERVER_IPS`, …) describe.
-async fn cnpg(args: &RunArgs) -> Result<CnpgCluster, String> {
+/// `CHAOS_ALLOW`, `CHAOS_KUBE_APISERVER_IPS`, …) describe, built once the
+/// place is allowed and the identity may do what `fault` needs.
+async fn cnpg(args: &RunArgs, fault: &FaultPlan) -> Result<CnpgCluster, String> {
     use chaos_core::cluster::cnpg::{
         ENV_CLUSTER, ENV_DRY_RUN, ENV_KUBE_CONTEXT, ENV_NAMESPACE, ENV_POOLER, ENV_RW_DSN,
         ENV_TARGET,
@@ -342,10 +342,35 @@ async fn cnpg(args: &RunArgs) -> Result<CnpgCluster, String> {
         flag.or_else(|| std::env::var(k).ok())
             .filter(|v| !v.trim().is_empty())
     };
-    let builder = CnpgCluster::builder_from_vars(var).map_err(|e| e.to_string())?;
-    builder.build().await.map_err(|e| {
-        format!("{e}; check --context, --namespace and --cluster (or CHAOS_KUBE_CONTEXT, CHAOS_CNPG_NAMESPACE, CHAOS_CNPG_CLUSTER) and KUBECONFIG")
+    let mut builder = CnpgCluster::builder_from_vars(var).map_err(|e| e.to_string())?;
+    if let FaultPlan::Builtin(spec) = fault {
+        builder = builder.faults([spec.kind()]);
+    }
+    builder.build().await.map_err(|e| match e {
+        Error::NotAllowed {
+            context,
+            namespace,
+            why,
+            ..
+        } => not_allowed(&context, &namespace, &why),
+        e @ Error::KubeForbidden(_) => e.to_string(),
+        e => format!(
+            "{e}; check --context, --namespace and --cluster (or CHAOS_KUBE_CONTEXT, \
+             CHAOS_CNPG_NAMESPACE, CHAOS_CNPG_CLUSTER) and KUBECONFIG"
+        ),
     })
+}
+
+/// The refusal of a place not allowed for chaos, in the command line's terms.
+fn not_allowed(context: &str, namespace: &str, why: &str) -> String {
+    format!(
+        "refusing to run in namespace `{namespace}` of kube context `{context}`: it is not \
+         allowed for chaos ({why}); nothing was changed or measured. Allow it for this run \
+         with the environment variable CHAOS_ALLOW={context}/{namespace} (e.g. \
+         `CHAOS_ALLOW={context}/{namespace} chaos run --target cnpg ...`), or for good by \
+         labelling the namespace: kubectl --context {context} label namespace {namespace} \
+         chaos.dev/allow=true"
+    )
 }
 
 /// The external cluster the flags describe, with the command of the chosen

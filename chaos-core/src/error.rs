@@ -171,7 +171,7 @@ pub enum Error {
 
     /// A Kubernetes API request failed (CNPG target).
     #[cfg(feature = "cnpg")]
-    #[error("Kubernetes API: {context}: {source}")]
+    #[error("Kubernetes API: {context}: {}", kube_summary(.source))]
     Kube {
         /// What was being done, e.g. `deleting pod pg-chaos/cluster-example-1`.
         context: String,
@@ -185,9 +185,9 @@ pub enum Error {
     #[cfg(feature = "cnpg")]
     #[error(
         "refusing to {action} in namespace `{namespace}` of kube context `{context}`: it is not \
-         allowed for chaos ({why}); allow it with CHAOS_ALLOW={context}/{namespace} (or \
-         CnpgCluster::builder(..).allow(\"{context}/{namespace}\")), or label the namespace: \
-         kubectl --context {context} label namespace {namespace} chaos.dev/allow=true"
+         allowed for chaos ({why}). Allow it in one of three ways: set the environment variable \
+         CHAOS_ALLOW={context}/{namespace}; in code, CnpgCluster::builder(..).allow(\"{context}/{namespace}\"); \
+         or label the namespace: kubectl --context {context} label namespace {namespace} chaos.dev/allow=true"
     )]
     NotAllowed {
         /// What would have been done, e.g. `delete pods/cluster-example-1`.
@@ -199,6 +199,30 @@ pub enum Error {
         /// Why it is not allowed (no CHAOS_ALLOW entry, no label, label unreadable).
         why: String,
     },
+
+    /// An object the CNPG target needs does not exist (the API answered 404).
+    #[cfg(feature = "cnpg")]
+    #[error("no {kind} named {name} in namespace {namespace} ({hint})")]
+    KubeNotFound {
+        /// Its kind, e.g. `Cluster`.
+        kind: String,
+        /// The name looked for.
+        name: String,
+        /// The namespace looked in.
+        namespace: String,
+        /// How to see what is there, or what to set instead.
+        hint: String,
+        /// The API's answer.
+        #[source]
+        source: Box<kube::Error>,
+    },
+
+    /// The Kubernetes API does not let the caller do what the CNPG target
+    /// needs: a `SelfSubjectAccessReview` (what `kubectl auth can-i` asks)
+    /// said no when the target was built, or a request was answered 401/403.
+    #[cfg(feature = "cnpg")]
+    #[error(transparent)]
+    KubeForbidden(Box<Forbidden>),
 
     /// A Chaos Mesh experiment the CNPG target created could not be injected.
     #[cfg(feature = "cnpg")]
@@ -222,6 +246,33 @@ pub enum Error {
     },
 }
 
+/// What the Kubernetes API refused, to whom, and what to do about it
+/// ([`Error::KubeForbidden`]).
+#[cfg(feature = "cnpg")]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+#[error(
+    "the Kubernetes API does not allow {who} to {what} in namespace `{namespace}`{}; {how}",
+    message_suffix(.message)
+)]
+pub struct Forbidden {
+    /// Who asked: the user the API server knows, else the kube context.
+    pub who: String,
+    /// What was refused, as verb and resource, e.g. `delete pods` or
+    /// `patch clusters.postgresql.cnpg.io/status`.
+    pub what: String,
+    /// The namespace (empty for a cluster-wide resource).
+    pub namespace: String,
+    /// The API server's own words, if any.
+    pub message: String,
+    /// What to do: the Role of `deploy/rbac/chaos-cnpg-role.yaml` that
+    /// grants it, and how to bind it.
+    pub how: String,
+    /// The refused request's error (none when a review said no).
+    #[source]
+    pub source: Option<kube::Error>,
+}
+
 /// An error's message followed by its causes.
 pub(crate) fn describe(e: &dyn std::error::Error) -> String {
     format!("{e}{}", causes(e))
@@ -238,6 +289,37 @@ fn causes(e: &dyn std::error::Error) -> String {
         next = cause.source();
     }
     out
+}
+
+/// A Kubernetes API error in words: the API's answer as `403 Forbidden:
+/// message` (kube's own text adds the whole `Status` in Rust's debug
+/// form), any other error with its causes.
+#[cfg(feature = "cnpg")]
+pub(crate) fn kube_summary(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => {
+            let mut out = s.code.to_string();
+            if !s.reason.is_empty() {
+                out.push(' ');
+                out.push_str(&s.reason);
+            }
+            if !s.message.is_empty() {
+                out.push_str(": ");
+                out.push_str(&s.message);
+            }
+            out
+        }
+        other => describe(other),
+    }
+}
+
+#[cfg(feature = "cnpg")]
+fn message_suffix(message: &str) -> String {
+    if message.is_empty() {
+        String::new()
+    } else {
+        format!(" ({message})")
+    }
 }
 
 fn stderr_suffix(stderr: &str) -> String {

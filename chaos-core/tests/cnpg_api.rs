@@ -18,7 +18,8 @@ use serde_json::{Value, json};
 mod cnpg_mock;
 
 use cnpg_mock::{
-    CLUSTER_PATH, NS, Seen, assert_allowed_by_role, common, fixture, log_of, mock, status, target,
+    ACCESS_REVIEWS, CLUSTER_PATH, NS, Seen, WHOAMI, assert_allowed_by_role, common, fixture,
+    log_of, mock, status, target,
 };
 
 /// Kill: one DELETE of the primary with grace 0 and background propagation.
@@ -56,6 +57,53 @@ async fn flow_delete() -> Vec<Seen> {
 #[tokio::test]
 async fn delete_primary_kills_with_grace_zero() {
     flow_delete().await;
+}
+
+/// The delete is stamped in effect when it is sent, not when the API
+/// server's (slow) answer is back, so the round-trip is not taken off
+/// detection and RTO; the round-trip is recorded in the fault's mode.
+#[tokio::test]
+async fn delete_primary_is_stamped_before_the_api_answers() {
+    use std::time::{Duration, Instant, SystemTime};
+    const DELAY: Duration = Duration::from_millis(300);
+    let arrived = Arc::new(Mutex::new(None::<(SystemTime, Instant)>));
+    let a = arrived.clone();
+    let (client, _log) = mock(Box::new(move |s| {
+        if let Some(r) = common(s, false) {
+            return r;
+        }
+        match s.method {
+            Method::DELETE => {
+                *a.lock().expect("arrived") = Some((SystemTime::now(), Instant::now()));
+                // The API server takes its time to answer.
+                std::thread::sleep(DELAY);
+                (
+                    200,
+                    fixture("cnpg_pods_during_failover.json")["items"][0].clone(),
+                )
+            }
+            _ => status(404, "NotFound"),
+        }
+    }));
+    let t = target(client, true, false).await;
+    let guard = Fault::<CnpgCluster>::inject(DeletePrimary::kill(), &t)
+        .await
+        .expect("inject");
+    let (wall, monotonic) = arrived.lock().expect("arrived").expect("a DELETE");
+    assert!(
+        guard.info().injected_at.system_time() <= wall,
+        "stamped after the request reached the server: {:?} > {wall:?}",
+        guard.info().injected_at
+    );
+    assert!(guard.injected_at() <= monotonic, "the RTO's origin is late");
+    let mode = &guard.info().mode;
+    let round_trip = mode
+        .strip_prefix("kill, API round-trip ")
+        .and_then(|r| r.strip_suffix('s'))
+        .and_then(|r| r.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no round-trip in the mode: {mode}"));
+    assert!(round_trip >= DELAY.as_secs_f64(), "{mode}");
+    drop(guard);
 }
 
 /// Switchover: a 409 on the first status patch, re-read, success.
@@ -228,40 +276,273 @@ async fn io_chaos_on_a_read_only_root_is_a_clear_error() {
     flow_iochaos_read_only().await;
 }
 
-/// Not allowed: a typed refusal saying how to allow, no mutating request.
+/// A local listener standing in for the database: it records whether
+/// anything dialled it (a connection waits in its backlog until accepted).
+struct Dialled(std::net::TcpListener);
+
+impl Dialled {
+    fn new() -> Self {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+        l.set_nonblocking(true).expect("non-blocking");
+        Dialled(l)
+    }
+
+    fn dsn(&self) -> String {
+        let port = self.0.local_addr().expect("address").port();
+        format!("postgresql://app:pw@127.0.0.1:{port}/app")
+    }
+
+    fn was_dialled(&self) -> bool {
+        self.0.accept().is_ok()
+    }
+}
+
+/// Not allowed: the target is refused when it is built — before a probe
+/// could create its table or write a row — with a typed error saying how to
+/// allow it; only reads reached the API server and the database was never
+/// dialled.
 async fn flow_refusal() -> Vec<Seen> {
     let (client, log) = mock(Box::new(|s| {
         common(s, false).unwrap_or_else(|| status(404, "NotFound"))
     }));
-    let t = target(client, false, false).await;
-    for result in [
-        Fault::<CnpgCluster>::inject(DeletePrimary::kill(), &t)
-            .await
-            .map(|_| ()),
-        Fault::<CnpgCluster>::inject(Fence::primary(), &t)
-            .await
-            .map(|_| ()),
-        Fault::<CnpgCluster>::inject(PartitionNetwork::primary_from_replicas(), &t)
-            .await
-            .map(|_| ()),
-    ] {
-        let err = result.expect_err("refused");
-        let text = err.to_string();
-        assert!(matches!(err, Error::NotAllowed { .. }), "{text}");
-        assert!(text.contains("CHAOS_ALLOW=kind-chaos/pg-chaos"), "{text}");
-        assert!(text.contains("chaos.dev/allow=true"), "{text}");
-    }
+    let db = Dialled::new();
+    let err = CnpgCluster::builder(NS, "cluster-example")
+        .rw_dsn(db.dsn())
+        .run_id("0123456789abcdef")
+        .build_with_client(client, "kind-chaos")
+        .await
+        .expect_err("refused at build");
+    let text = err.to_string();
+    assert!(matches!(err, Error::NotAllowed { .. }), "{text}");
+    assert!(text.contains("CHAOS_ALLOW=kind-chaos/pg-chaos"), "{text}");
+    assert!(text.contains("chaos.dev/allow=true"), "{text}");
+    assert!(
+        text.contains(".allow(\"kind-chaos/pg-chaos\")"),
+        "library users get the builder's way too: {text}"
+    );
     let seen = log_of(&log);
     assert!(
         seen.iter().all(|s| !s.mutating()),
         "no change reached the server: {seen:#?}"
     );
+    assert!(!db.was_dialled(), "the database was dialled");
     seen
 }
 
 #[tokio::test]
 async fn refusal_outside_allowed_namespaces_sends_nothing() {
     flow_refusal().await;
+}
+
+/// Every permission a run with each fault the target can do needs, asked
+/// when the target is built (through the port-forward: no DSN given).
+async fn flow_preflight() -> Vec<Seen> {
+    use chaos_core::fault::FaultKind;
+    let (client, log) = mock(Box::new(|s| {
+        common(s, false).unwrap_or_else(|| status(404, "NotFound"))
+    }));
+    CnpgCluster::builder(NS, "cluster-example")
+        .allow("kind-chaos/pg-chaos")
+        .faults([
+            FaultKind::KillPrimary,
+            FaultKind::StopPrimary,
+            FaultKind::Switchover,
+            FaultKind::IsolatePrimary,
+            FaultKind::PartitionPrimaryFromReplicas,
+            FaultKind::ThrottlePrimaryDisk,
+        ])
+        .build_with_client(client, "kind-chaos")
+        .await
+        .expect("every permission granted");
+    let seen = log_of(&log);
+    let asked: Vec<_> = seen.iter().filter_map(Seen::reviewed).collect();
+    for needed in [
+        ("delete", "", "pods", "", NS),
+        ("patch", "postgresql.cnpg.io", "clusters", "status", NS),
+        ("create", "chaos-mesh.org", "networkchaos", "", NS),
+        ("create", "chaos-mesh.org", "iochaos", "", NS),
+        ("create", "coordination.k8s.io", "leases", "", NS),
+        ("create", "", "pods", "portforward", NS),
+        ("list", "", "events", "", NS),
+        ("get", "", "endpoints", "", NS),
+        ("get", "", "services", "", "default"),
+    ] {
+        let needed = (
+            needed.0.to_string(),
+            needed.1.to_string(),
+            needed.2.to_string(),
+            needed.3.to_string(),
+            needed.4.to_string(),
+        );
+        assert!(asked.contains(&needed), "{needed:?} not asked: {asked:#?}");
+    }
+    seen
+}
+
+#[tokio::test]
+async fn building_asks_for_every_permission_the_faults_need() {
+    flow_preflight().await;
+}
+
+/// A permission the run needs and does not have: the build stops with an
+/// error naming the verb, the resource, the namespace, who asked, and the
+/// Role that grants it — before anything was changed or dialled.
+#[tokio::test]
+async fn a_missing_permission_stops_the_build() {
+    use chaos_core::fault::FaultKind;
+    let (client, log) = mock(Box::new(|s| {
+        match (s.method.clone(), s.path.as_str()) {
+            (Method::POST, ACCESS_REVIEWS) => {
+                let a = &s.body["spec"]["resourceAttributes"];
+                let allowed = !(a["verb"] == "delete" && a["resource"] == "pods");
+                let mut review = s.body.clone();
+                review["status"] = json!({"allowed": allowed, "reason": "no RBAC policy matched"});
+                return (201, review);
+            }
+            (Method::POST, WHOAMI) => {
+                return (
+                    201,
+                    json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview",
+                           "metadata": {},
+                           "status": {"userInfo": {"username": "system:serviceaccount:pg-chaos:runner"}}}),
+                );
+            }
+            _ => {}
+        }
+        common(s, false).unwrap_or_else(|| status(404, "NotFound"))
+    }));
+    let db = Dialled::new();
+    let err = CnpgCluster::builder(NS, "cluster-example")
+        .rw_dsn(db.dsn())
+        .allow("kind-chaos/pg-chaos")
+        .faults([FaultKind::KillPrimary])
+        .build_with_client(client, "kind-chaos")
+        .await
+        .expect_err("no right to delete pods");
+    let text = err.to_string();
+    assert!(matches!(err, Error::KubeForbidden(_)), "{text}");
+    for part in [
+        "delete pods",
+        "namespace `pg-chaos`",
+        "system:serviceaccount:pg-chaos:runner",
+        "no RBAC policy matched",
+        "deploy/rbac/chaos-cnpg-role.yaml",
+        "`chaos-cnpg`",
+        "--serviceaccount=pg-chaos:runner",
+        "auth can-i delete pods -n pg-chaos",
+    ] {
+        assert!(text.contains(part), "{part} missing: {text}");
+    }
+    let seen = log_of(&log);
+    assert!(seen.iter().all(|s| !s.mutating()), "{seen:#?}");
+    assert!(!db.was_dialled());
+}
+
+/// The API's answer to a failed request, with a message of its own.
+fn failure(code: u16, reason: &str, message: &str) -> (u16, Value) {
+    (
+        code,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+               "message": message, "reason": reason, "code": code}),
+    )
+}
+
+/// Kube errors are shown in words, never as Rust's debug output, and keep
+/// the kube error as their source.
+fn assert_in_words(err: &Error) {
+    let text = err.to_string();
+    for debug in ["Status {", "Some(Failure)", "ApiError"] {
+        assert!(!text.contains(debug), "{debug} in: {text}");
+    }
+    let source = std::error::Error::source(err).expect("a source");
+    assert!(
+        source.downcast_ref::<kube::Error>().is_some()
+            || source.downcast_ref::<Box<kube::Error>>().is_some(),
+        "{source:?}"
+    );
+}
+
+/// A wrong Cluster name: what is missing, where, and how to see what is
+/// there.
+#[tokio::test]
+async fn a_wrong_cluster_name_says_where_to_look() {
+    let (client, _log) = mock(Box::new(|s| {
+        common(s, false).unwrap_or_else(|| {
+            failure(
+                404,
+                "NotFound",
+                "clusters.postgresql.cnpg.io \"nope\" not found",
+            )
+        })
+    }));
+    let err = CnpgCluster::builder(NS, "nope")
+        .rw_dsn("postgresql://app:pw@127.0.0.1:1/app")
+        .allow("kind-chaos/pg-chaos")
+        .build_with_client(client, "kind-chaos")
+        .await
+        .expect_err("no such Cluster");
+    assert!(matches!(err, Error::KubeNotFound { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "no Cluster named nope in namespace pg-chaos \
+         (kubectl get clusters.postgresql.cnpg.io -n pg-chaos)"
+    );
+    assert_in_words(&err);
+}
+
+/// Any other failure: what was being done and the API's answer in words.
+#[tokio::test]
+async fn a_failing_api_is_reported_in_words() {
+    let (client, _log) = mock(Box::new(|s| {
+        if s.method == Method::GET && s.path == CLUSTER_PATH {
+            return failure(500, "InternalError", "etcdserver: request timed out");
+        }
+        common(s, false).unwrap_or_else(|| status(404, "NotFound"))
+    }));
+    let err = CnpgCluster::builder(NS, "cluster-example")
+        .rw_dsn("postgresql://app:pw@127.0.0.1:1/app")
+        .allow("kind-chaos/pg-chaos")
+        .build_with_client(client, "kind-chaos")
+        .await
+        .expect_err("the API fails");
+    assert_eq!(
+        err.to_string(),
+        "Kubernetes API: reading Cluster pg-chaos/cluster-example: \
+         500 InternalError: etcdserver: request timed out"
+    );
+    assert_in_words(&err);
+}
+
+/// A request refused with 403: what was refused (verb, resource,
+/// namespace), the API's words (which name the user) and the Role to bind.
+#[tokio::test]
+async fn a_forbidden_request_names_what_and_the_role() {
+    let (client, _log) = mock(Box::new(|s| {
+        if s.method == Method::DELETE {
+            return failure(
+                403,
+                "Forbidden",
+                "pods \"cluster-example-1\" is forbidden: User \"jane\" cannot delete resource \
+                 \"pods\" in API group \"\" in the namespace \"pg-chaos\"",
+            );
+        }
+        common(s, false).unwrap_or_else(|| status(404, "NotFound"))
+    }));
+    let t = target(client, true, false).await;
+    let err = Fault::<CnpgCluster>::inject(DeletePrimary::kill(), &t)
+        .await
+        .expect_err("forbidden");
+    assert!(matches!(err, Error::KubeForbidden(_)), "{err}");
+    let text = err.to_string();
+    for part in [
+        "kube context `kind-chaos` to delete pods in namespace `pg-chaos`",
+        "User \"jane\" cannot delete resource",
+        "Role `chaos-cnpg` in deploy/rbac/chaos-cnpg-role.yaml",
+        "create rolebinding chaos-cnpg --role=chaos-cnpg",
+    ] {
+        assert!(text.contains(part), "{part} missing: {text}");
+    }
+    assert_in_words(&err);
 }
 
 #[tokio::test]
@@ -389,6 +670,39 @@ async fn partition_honours_node_and_direction() {
         .await
         .expect_err("no such instance");
     assert!(err.to_string().contains("no instance called nope"), "{err}");
+}
+
+/// On a node that is also the API server's (kind's control plane), the
+/// isolate-primary plan cuts each address once: the kubelet's address is not
+/// added again when it is one of the API server's.
+#[tokio::test]
+async fn isolate_primary_lists_each_address_once() {
+    let (client, _log) = mock(Box::new(|s| {
+        let mut r = common(s, false).unwrap_or_else(|| status(404, "NotFound"));
+        if s.path == "/api/v1/namespaces/pg-chaos/pods/cluster-example-1" {
+            r.1["status"]["hostIP"] = json!("172.18.0.2");
+        }
+        r
+    }));
+    let t = target(client, false, true).await;
+    let guard = Fault::<CnpgCluster>::inject(PartitionNetwork::isolate_primary(), &t)
+        .await
+        .expect("dry partition");
+    let mode = guard.info().mode.clone();
+    drop(guard);
+    let plan = t.dry_run_plan();
+    let created = plan
+        .iter()
+        .find(|l| l.contains("would create networkchaos/"))
+        .expect("created");
+    let object: Value =
+        serde_json::from_str(&created[created.find('{').expect("object")..]).expect("json");
+    assert_eq!(
+        object["spec"]["externalTargets"],
+        json!(["10.96.0.1", "172.18.0.2"]),
+        "{created}"
+    );
+    assert_eq!(mode.matches("172.18.0.2").count(), 1, "{mode}");
 }
 
 /// Sweep: objects of a run whose lease expired are deleted (lease last);
@@ -528,6 +842,7 @@ async fn credentials_come_from_the_app_secret() {
         common(s, false).unwrap_or_else(|| status(404, "NotFound"))
     }));
     let t = CnpgCluster::builder(NS, "cluster-example")
+        .allow("kind-chaos/pg-chaos")
         .build_with_client(client, "kind-chaos")
         .await
         .expect("target");
@@ -555,6 +870,7 @@ async fn every_request_is_allowed_by_the_shipped_role() {
     seen.extend(flow_dry_run().await);
     seen.extend(flow_sweep().await);
     seen.extend(flow_fence().await);
+    seen.extend(flow_preflight().await);
     let used = assert_allowed_by_role(&seen);
     // The flows did exercise the mutating verbs the Role grants.
     for needed in ["delete", "patch", "create"] {

@@ -24,6 +24,8 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 pub const NS: &str = "pg-chaos";
+pub const ACCESS_REVIEWS: &str = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
+pub const WHOAMI: &str = "/apis/authentication.k8s.io/v1/selfsubjectreviews";
 pub const CLUSTER_PATH: &str =
     "/apis/postgresql.cnpg.io/v1/namespaces/pg-chaos/clusters/cluster-example";
 
@@ -45,8 +47,32 @@ pub struct Seen {
 }
 
 impl Seen {
+    /// Changes something: neither a read nor a question about the caller's
+    /// own rights (which every authenticated user may ask).
     pub fn mutating(&self) -> bool {
-        !matches!(self.method, Method::GET)
+        !matches!(self.method, Method::GET) && !self.is_review()
+    }
+
+    /// A SelfSubjectAccessReview or SelfSubjectReview.
+    pub fn is_review(&self) -> bool {
+        self.method == Method::POST && (self.path == ACCESS_REVIEWS || self.path == WHOAMI)
+    }
+
+    /// The permission a SelfSubjectAccessReview asked about, as
+    /// [`rbac`](Self::rbac) describes a request.
+    pub fn reviewed(&self) -> Option<(String, String, String, String, String)> {
+        if self.path != ACCESS_REVIEWS {
+            return None;
+        }
+        let a = &self.body["spec"]["resourceAttributes"];
+        let field = |k: &str| a[k].as_str().unwrap_or_default().to_string();
+        Some((
+            field("verb"),
+            field("group"),
+            field("resource"),
+            field("subresource"),
+            field("namespace"),
+        ))
     }
 
     /// Whether it opened a watch.
@@ -234,6 +260,11 @@ pub fn common(s: &Seen, ns_label: bool) -> Option<(u16, Value)> {
             pod["status"]["hostIP"] = json!("172.18.0.3");
             Some((200, pod))
         }
+        (Method::POST, ACCESS_REVIEWS) => {
+            let mut review = s.body.clone();
+            review["status"] = json!({"allowed": true});
+            Some((201, review))
+        }
         (Method::POST, "/apis/coordination.k8s.io/v1/namespaces/pg-chaos/leases") => {
             Some((201, s.body.clone()))
         }
@@ -323,7 +354,15 @@ pub fn assert_allowed_by_role(seen: &[Seen]) -> BTreeSet<(String, String, String
         .split("\n---\n")
         .map(|d| serde_norway::from_str(d).expect("a Role or ClusterRole"))
         .collect();
-    let used: BTreeSet<_> = seen.iter().map(Seen::rbac).collect();
+    // Reviews of one's own rights are every authenticated user's
+    // (system:basic-user); what they asked about must be granted, as every
+    // request made must be.
+    let used: BTreeSet<_> = seen
+        .iter()
+        .filter(|s| !s.is_review())
+        .map(Seen::rbac)
+        .chain(seen.iter().filter_map(Seen::reviewed))
+        .collect();
     for (verb, group, resource, sub, namespace) in &used {
         let full = if sub.is_empty() {
             resource.clone()

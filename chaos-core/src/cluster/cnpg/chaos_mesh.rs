@@ -47,10 +47,11 @@ use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject};
 use serde_json::{Value, json};
 
+use super::access::{self, Permission};
 use super::crd::Cluster;
 use super::faults::{best_effort, primary_of};
 use super::safety::{self, Mutation};
-use super::target::{CnpgCluster, kube_err};
+use super::target::CnpgCluster;
 use crate::fault::{
     Direction, Fault, FaultGuard, FaultInfo, FaultKind, Healed, PartitionNetwork, ThrottleDisk,
 };
@@ -261,10 +262,14 @@ async fn create_and_wait(
     let api: Api<DynamicObject> = kube.api(&resource);
     let start = Instant::now();
     loop {
-        let now = api
-            .get(&name)
-            .await
-            .map_err(|e| kube_err(&format!("reading {described}"), e))?;
+        let now = api.get(&name).await.map_err(|e| {
+            access::request_error(
+                &kube.context,
+                &Permission::of("get", &resource, &kube.namespace),
+                &format!("reading {described}"),
+                e,
+            )
+        })?;
         let value = serde_json::to_value(&now)?;
         if condition(&value, "AllInjected") == Some("True") {
             tracing::info!(object = %described, "Chaos Mesh injected");
@@ -404,18 +409,22 @@ async fn apiserver_ips(target: &CnpgCluster) -> Result<Vec<String>> {
         return Ok(target.apiserver_ips().to_vec());
     }
     let client = target.kube().client.clone();
-    let how = |e: kube::Error| {
-        kube_err(
-            "reading the API server's addresses (Service and Endpoints `kubernetes` in \
-             `default`; grant the Role in deploy/rbac/chaos-cnpg-role.yaml or set \
-             CHAOS_KUBE_APISERVER_IPS)",
-            e,
-        )
+    let how = |resource: &'static str| {
+        move |e: kube::Error| {
+            access::request_error(
+                &target.kube().context,
+                &Permission::new("get", "", resource, "default").named("kubernetes"),
+                "reading the API server's addresses (Service and Endpoints `kubernetes` in \
+                 `default`; grant the Role in deploy/rbac/chaos-cnpg-role.yaml or set \
+                 CHAOS_KUBE_APISERVER_IPS)",
+                e,
+            )
+        }
     };
     let svc = Api::<Service>::namespaced(client.clone(), "default")
         .get("kubernetes")
         .await
-        .map_err(how)?;
+        .map_err(how("services"))?;
     let mut ips: Vec<String> = svc
         .spec
         .and_then(|s| s.cluster_ip)
@@ -425,11 +434,10 @@ async fn apiserver_ips(target: &CnpgCluster) -> Result<Vec<String>> {
     let ep = Api::<Endpoints>::namespaced(client, "default")
         .get("kubernetes")
         .await
-        .map_err(how)?;
+        .map_err(how("endpoints"))?;
     for s in ep.subsets.unwrap_or_default() {
         ips.extend(s.addresses.unwrap_or_default().into_iter().map(|a| a.ip));
     }
-    ips.dedup();
     Ok(ips)
 }
 
@@ -471,8 +479,19 @@ impl Fault<CnpgCluster> for PartitionNetwork {
             let pod = Api::<Pod>::namespaced(target.kube().client.clone(), target.namespace())
                 .get(&primary)
                 .await
-                .map_err(|e| kube_err(&format!("reading pod {primary}"), e))?;
+                .map_err(|e| {
+                    access::request_error(
+                        &target.kube().context,
+                        &Permission::new("get", "", "pods", target.namespace()).named(&primary),
+                        &format!("reading pod {primary}"),
+                        e,
+                    )
+                })?;
             ips.extend(pod.status.and_then(|s| s.host_ip));
+            // Each once, in order: the pod's node may be the API server's
+            // (a control-plane node, as on kind), and endpoints may repeat.
+            let mut seen = std::collections::BTreeSet::new();
+            ips.retain(|ip| seen.insert(ip.clone()));
             ips
         } else {
             Vec::new()

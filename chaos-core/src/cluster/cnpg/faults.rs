@@ -17,6 +17,7 @@ use super::target::{CnpgCluster, cluster_resource};
 use crate::fault::{
     AnyGuard, DeleteMode, DeletePrimary, Fault, FaultGuard, FaultInfo, Healed, Switchover,
 };
+use crate::slo::fmt_duration;
 use crate::timeline::Timestamp;
 use crate::{Error, Result};
 
@@ -117,8 +118,11 @@ impl Fault<CnpgCluster> for DeletePrimary {
     /// Deletes the pod `status.currentPrimary` names: with grace period 0 and
     /// background propagation for `kill()` (what `kubectl delete pod
     /// --grace-period=0 --force` sends), with the pod's own grace period for
-    /// `graceful()` (CNPG's smart shutdown, `stopDelay`). In effect when the
-    /// API server accepted the delete.
+    /// `graceful()` (CNPG's smart shutdown, `stopDelay`). Stamped in effect
+    /// when the delete request is sent, not when the API server's answer
+    /// arrives: the pod may be going before the answer is back, and the
+    /// round-trip belongs to the outage, not before it. The round-trip is
+    /// in the fault's mode (`kill, API round-trip 0.153s`).
     async fn inject(self, target: &CnpgCluster) -> Result<CnpgDeleteGuard> {
         let cluster = target.cluster().await?;
         let primary = primary_of(&cluster, target)?;
@@ -134,18 +138,23 @@ impl Fault<CnpgCluster> for DeletePrimary {
             DeleteMode::Kill => Mutation::force_delete(resource, &primary),
             DeleteMode::Graceful => Mutation::delete(resource, &primary, DeleteParams::default()),
         };
+        let (injected_at, wall) = (Instant::now(), Timestamp::now());
         target.kube().mutate(m).await?;
-        let injected_at = Instant::now();
-        tracing::info!(pod = %primary, mode = ?self.mode(), "CNPG primary pod deleted");
+        let round_trip = injected_at.elapsed();
+        tracing::info!(pod = %primary, mode = ?self.mode(), ?round_trip, "CNPG primary pod deleted");
+        let mut mode = match self.mode() {
+            DeleteMode::Kill => "kill".to_string(),
+            DeleteMode::Graceful => "graceful".to_string(),
+        };
+        if !target.is_dry_run() {
+            mode.push_str(&format!(", API round-trip {}", fmt_duration(round_trip)));
+        }
         Ok(CnpgDeleteGuard {
             info: FaultInfo {
                 kind: "delete-primary".into(),
-                mode: match self.mode() {
-                    DeleteMode::Kill => "kill".into(),
-                    DeleteMode::Graceful => "graceful".into(),
-                },
+                mode,
                 victim: Some(primary.clone()),
-                injected_at: Timestamp::now(),
+                injected_at: wall,
             },
             target: target.clone(),
             pod: primary,

@@ -2,6 +2,7 @@
 //! any Kubernetes, driven through the Kubernetes API (`kube`), with Chaos Mesh
 //! for network and I/O faults.
 
+mod access;
 pub mod advisor;
 pub mod chaos_mesh;
 pub mod crd;
@@ -18,5 +19,5 @@ pub use faults::{CnpgDeleteGuard, CnpgSwitchoverGuard, Fence, FenceGuard};
 pub use safety::{ALLOW_LABEL, MANAGED_BY, MANAGED_BY_LABEL, RUN_LABEL};
 pub use target::{
     CnpgCluster, CnpgClusterBuilder, ENV_ALLOW, ENV_APISERVER_IPS, ENV_CLUSTER, ENV_DRY_RUN,
-    ENV_KUBE_CONTEXT, ENV_NAMESPACE, ENV_POOLER, ENV_RW_DSN, ENV_TARGET,
+    ENV_KUBE_CONTEXT, ENV_NAMESPACE, ENV_POOLER, ENV_RW_DSN, ENV_TARGET, USER_AGENT,
 };

@@ -11,7 +11,9 @@
 //!    the opt-in label [`ALLOW_LABEL`]`=true` on the namespace
 //!    (`kubectl label namespace pg-chaos chaos.dev/allow=true`). Otherwise the
 //!    call fails with [`Error::NotAllowed`] saying how to allow it, and no
-//!    mutating request is sent.
+//!    mutating request is sent. The place is decided once, when the target is
+//!    built ([`Kube::check_place`]), so that a refused run stops before its
+//!    probe writes anything; `mutate` checks the remembered decision again.
 //! 2. **Dry run touches nothing.** With `CHAOS_DRY_RUN=1` (or
 //!    [`CnpgClusterBuilder::dry_run`](super::CnpgClusterBuilder::dry_run)) each
 //!    mutation is printed (stderr and `tracing`) with the object it would
@@ -32,6 +34,7 @@ use kube::api::{
 };
 use serde_json::Value;
 
+use super::access::{self, Permission};
 use crate::{Error, Result};
 
 /// The label (on a namespace) that opts it in to chaos: `chaos.dev/allow=true`.
@@ -287,6 +290,33 @@ impl Kube {
         })
     }
 
+    /// Decides, when the target is built, whether its place is allowed,
+    /// before anything touches the cluster or its database. A dry run is not
+    /// refused (it changes nothing): it says what the real run would meet.
+    ///
+    /// # Errors
+    /// [`Error::NotAllowed`] outside a dry run.
+    pub async fn check_place(&self) -> Result<()> {
+        self.unless_dry_run(self.ensure_allowed("inject faults").await)
+    }
+
+    /// A check made when the target is built: its refusal as is, or in a dry
+    /// run (which changes nothing) printed as what the real run would meet.
+    ///
+    /// # Errors
+    /// `checked`'s error, outside a dry run.
+    pub fn unless_dry_run(&self, checked: Result<()>) -> Result<()> {
+        match checked {
+            Err(e) if self.dry_run => {
+                // Printed once (tracing at info, as the planned changes are).
+                tracing::info!(target: "chaos::dry_run", error = %e, "dry run: the real run would be refused");
+                eprintln!("dry run: the real run would be refused: {e}");
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
     async fn decide(&self) -> Allowance {
         if self
             .allow
@@ -327,7 +357,8 @@ impl Kube {
                 }
             }
             Err(e) => Allowance::Refused(format!(
-                "{listed}, and the namespace's label {ALLOW_LABEL} could not be read ({e})"
+                "{listed}, and the namespace's label {ALLOW_LABEL} could not be read ({})",
+                crate::error::kube_summary(&e)
             )),
         }
     }
@@ -338,7 +369,8 @@ impl Kube {
     /// `Status`).
     ///
     /// # Errors
-    /// [`Error::NotAllowed`], or [`Error::Kube`] when the request fails.
+    /// [`Error::NotAllowed`]; [`Error::KubeForbidden`] when the API refuses
+    /// the request, [`Error::Kube`] when it fails otherwise.
     pub async fn mutate(&self, m: Mutation) -> Result<Option<DynamicObject>> {
         let action = m.describe();
         if self.dry_run {
@@ -371,9 +403,20 @@ impl Kube {
         }
         self.ensure_allowed(&action).await?;
         let api = self.api(&m.resource);
-        let ctx = |e: kube::Error| Error::Kube {
-            context: format!("{action} in namespace {}", self.namespace),
-            source: Box::new(e),
+        let (verb, sub) = match &m.verb {
+            Verb::Create => ("create", ""),
+            Verb::Patch => ("patch", ""),
+            Verb::PatchStatus => ("patch", "status"),
+            Verb::Delete(_) => ("delete", ""),
+        };
+        let perm = Permission::of(verb, &m.resource, &self.namespace).sub(sub);
+        let ctx = |e: kube::Error| {
+            access::request_error(
+                &self.context,
+                &perm,
+                &format!("{action} in namespace {}", self.namespace),
+                e,
+            )
         };
         let body = m.body.unwrap_or(Value::Null);
         let out = match m.verb {
@@ -402,9 +445,14 @@ impl Kube {
     }
 }
 
-/// Whether a kube error is the API's `status` with this HTTP code.
+/// Whether an error is the API's answer with this HTTP code.
 pub(crate) fn is_status(e: &Error, code: u16) -> bool {
-    matches!(e, Error::Kube { source, .. } if matches!(&**source, kube::Error::Api(s) if s.code == code))
+    let source = match e {
+        Error::Kube { source, .. } | Error::KubeNotFound { source, .. } => Some(&**source),
+        Error::KubeForbidden(f) => f.source.as_ref(),
+        _ => None,
+    };
+    matches!(source, Some(kube::Error::Api(s)) if s.code == code)
 }
 
 /// `true` for a 404 from the API.

@@ -16,12 +16,17 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use super::access::{self, Permission};
 use super::crd::{self, Cluster};
 use super::safety::{self, Kube, MANAGED_BY, MANAGED_BY_LABEL, Mutation, RUN_LABEL};
 use crate::cluster::{Target, Topology};
 use crate::dsn::redact;
+use crate::fault::FaultKind;
 use crate::timeline::{Event, Timestamp};
 use crate::{Error, Result};
+
+/// The User-Agent of the target's Kubernetes requests: `chaos/<version>`.
+pub const USER_AGENT: &str = concat!("chaos/", env!("CARGO_PKG_VERSION"));
 
 /// `CHAOS_TARGET`: `cnpg` selects this target.
 pub const ENV_TARGET: &str = "CHAOS_TARGET";
@@ -69,6 +74,7 @@ pub struct CnpgClusterBuilder {
     allow: Vec<String>,
     run_id: Option<String>,
     apiserver_ips: Vec<String>,
+    faults: Vec<FaultKind>,
 }
 
 impl CnpgClusterBuilder {
@@ -119,8 +125,21 @@ impl CnpgClusterBuilder {
         self
     }
 
+    /// The built-in faults the run will inject. Building then asks the API
+    /// server (a `SelfSubjectAccessReview` each, as `kubectl auth can-i`)
+    /// whether this identity may do everything they need — delete pods,
+    /// patch the Cluster's status, create Chaos Mesh objects and the run's
+    /// lease — besides what every run reads, so that a run without the
+    /// rights stops before it starts. Without it only the reads are checked.
+    pub fn faults<I: IntoIterator<Item = FaultKind>>(mut self, kinds: I) -> Self {
+        self.faults.extend(kinds);
+        self
+    }
+
     /// Loads the kubeconfig as kubectl does (`KUBECONFIG`, else
-    /// `~/.kube/config`), selects the context, and builds the target.
+    /// `~/.kube/config`), selects the context, and builds the target. Every
+    /// request it makes says `User-Agent: chaos/<version>` ([`USER_AGENT`]),
+    /// so that API audit logs tell them apart.
     ///
     /// # Errors
     /// [`Error::Config`] for an unreadable kubeconfig, an unknown context or
@@ -150,7 +169,7 @@ impl CnpgClusterBuilder {
                 expected: "a context of the kubeconfig (KUBECONFIG or ~/.kube/config) that loads",
                 found: format!("{context}: {e}"),
             })?;
-        let client = Client::try_from(config).map_err(|e| Error::Kube {
+        let client = client_with_user_agent(config).map_err(|e| Error::Kube {
             context: format!("creating a client for context {context}"),
             source: Box::new(e),
         })?;
@@ -158,14 +177,21 @@ impl CnpgClusterBuilder {
     }
 
     /// Builds the target on a ready client; `context` is the name the allow
-    /// list is matched against. Reads the `Cluster` (it must exist), and
-    /// unless an explicit DSN was given reads the `<cluster>-app` Secret and
-    /// starts the local port-forward.
+    /// list is matched against. First decides whether the context and
+    /// namespace are allowed for chaos (a refused target is never built, so
+    /// no probe writes to its database); then reads the `Cluster` (it must
+    /// exist), checks that the identity may do what the run needs (see
+    /// [`faults`](Self::faults)), and unless an explicit DSN was given reads
+    /// the `<cluster>-app` Secret and starts the local port-forward. A dry
+    /// run is not refused for the place or the rights: it says what the real
+    /// run would meet.
     ///
     /// # Errors
-    /// [`Error::Config`] for invalid names or settings, [`Error::Kube`] when
-    /// the `Cluster` or its Secret cannot be read, [`Error::Io`] when the
-    /// local listener cannot be opened.
+    /// [`Error::Config`] for invalid names or settings, [`Error::NotAllowed`]
+    /// for a place not allowed, [`Error::KubeForbidden`] for a permission
+    /// the run needs and does not have, [`Error::Kube`] when the `Cluster` or
+    /// its Secret cannot be read, [`Error::Io`] when the local listener
+    /// cannot be opened.
     pub async fn build_with_client(
         self,
         client: Client,
@@ -178,20 +204,26 @@ impl CnpgClusterBuilder {
         }
         let allow = safety::parse_allow(&self.allow.join(","))?;
         let kube = Kube::new(client, context.into(), self.namespace, allow, self.dry_run);
+        // Before anything else touches the cluster: is chaos allowed here?
+        kube.check_place().await?;
         let run_id = self.run_id.unwrap_or_else(crate::new_run_id);
-        let clusters: Api<Cluster> = Api::namespaced(kube.client.clone(), &kube.namespace);
-        let found = clusters.get(&self.cluster).await.map_err(|e| Error::Kube {
-            context: format!(
-                "reading Cluster {}/{} (check CHAOS_CNPG_NAMESPACE, CHAOS_CNPG_CLUSTER and the context {})",
-                kube.namespace, self.cluster, kube.context
-            ),
-            source: Box::new(e),
-        })?;
+        let found = read_cluster(&kube, &self.cluster).await?;
         let instances = usize::try_from(found.spec.instances).unwrap_or(1).max(1);
         let service = match &self.pooler {
             Some(p) => p.clone(),
             None => format!("{}-rw", self.cluster),
         };
+        let needed = access::needed(
+            &kube.namespace,
+            access::Plan {
+                cluster: &self.cluster,
+                service: &service,
+                port_forward: self.rw_dsn.is_none(),
+                apiserver_ips_given: !self.apiserver_ips.is_empty(),
+                faults: &self.faults,
+            },
+        );
+        kube.unless_dry_run(access::preflight(&kube.client, &kube.context, &needed).await)?;
         let (rw_dsn, forward) = match self.rw_dsn {
             Some(dsn) => (dsn, None),
             None => {
@@ -227,6 +259,35 @@ impl CnpgClusterBuilder {
             }),
         })
     }
+}
+
+/// A client on `config` whose every request (port-forwards included) says
+/// `User-Agent:` [`USER_AGENT`] instead of the kubeconfig's or none.
+fn client_with_user_agent(mut config: kube::Config) -> kube::Result<Client> {
+    config
+        .headers
+        .retain(|(name, _)| !name.as_str().eq_ignore_ascii_case("user-agent"));
+    if let (Ok(name), Ok(value)) = ("user-agent".parse(), USER_AGENT.parse()) {
+        config.headers.push((name, value));
+    }
+    Client::try_from(config)
+}
+
+/// The `Cluster` `name`, or an error saying what is there to look at.
+async fn read_cluster(kube: &Kube, name: &str) -> Result<Cluster> {
+    let clusters: Api<Cluster> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    clusters.get(name).await.map_err(|e| {
+        access::read_error(
+            &kube.context,
+            &Permission::new("get", crd::GROUP, "clusters", &kube.namespace).named(name),
+            "Cluster",
+            format!(
+                "kubectl get clusters.postgresql.cnpg.io -n {}",
+                kube.namespace
+            ),
+            e,
+        )
+    })
 }
 
 /// A Kubernetes object name: lowercase letters, digits, `-` and `.`.
@@ -272,12 +333,18 @@ impl Credentials {
 async fn app_credentials(kube: &Kube, cluster: &str) -> Result<Credentials> {
     let name = format!("{cluster}-app");
     let secrets: Api<Secret> = Api::namespaced(kube.client.clone(), &kube.namespace);
-    let secret = secrets.get(&name).await.map_err(|e| Error::Kube {
-        context: format!(
-            "reading Secret {}/{name} for the application's credentials (or set CHAOS_RW_DSN)",
-            kube.namespace
-        ),
-        source: Box::new(e),
+    let secret = secrets.get(&name).await.map_err(|e| {
+        access::read_error(
+            &kube.context,
+            &Permission::new("get", "", "secrets", &kube.namespace).named(&name),
+            "Secret",
+            format!(
+                "CNPG creates it for the application's user; `kubectl get secrets -n {}`, or \
+                 give the read-write DSN yourself with CHAOS_RW_DSN",
+                kube.namespace
+            ),
+            e,
+        )
     })?;
     let data = secret.data.unwrap_or_default();
     let field = |k: &str| {
@@ -299,9 +366,18 @@ async fn app_credentials(kube: &Kube, cluster: &str) -> Result<Credentials> {
 /// address that points at a pod.
 pub(crate) async fn service_pod(kube: &Kube, service: &str) -> Result<(String, u16)> {
     let endpoints: Api<Endpoints> = Api::namespaced(kube.client.clone(), &kube.namespace);
-    let ep = endpoints.get(service).await.map_err(|e| Error::Kube {
-        context: format!("reading Endpoints {}/{service}", kube.namespace),
-        source: Box::new(e),
+    let ep = endpoints.get(service).await.map_err(|e| {
+        access::read_error(
+            &kube.context,
+            &Permission::new("get", "", "endpoints", &kube.namespace).named(service),
+            "Endpoints",
+            format!(
+                "the Service writes go through: `kubectl get services -n {}`; a Pooler's is \
+                 named after the Pooler (CHAOS_CNPG_POOLER)",
+                kube.namespace
+            ),
+            e,
+        )
     })?;
     for subset in ep.subsets.unwrap_or_default() {
         let port = subset
@@ -375,7 +451,8 @@ async fn serve_forward(listener: TcpListener, kube: Kube, service: String) {
 /// opens, with the `<cluster>-app` Secret's credentials.
 ///
 /// Nothing is created, patched or deleted outside an allowed context and
-/// namespace (`CHAOS_ALLOW` or the namespace label `chaos.dev/allow=true`);
+/// namespace (`CHAOS_ALLOW` or the namespace label `chaos.dev/allow=true`):
+/// building the target is refused there, before any probe writes;
 /// `CHAOS_DRY_RUN=1` prints every change instead of making it. Faults:
 /// [`DeletePrimary`](crate::fault::DeletePrimary),
 /// [`Switchover`](crate::fault::Switchover), [`Fence`](super::Fence),
@@ -473,6 +550,7 @@ impl CnpgCluster {
             allow: Vec::new(),
             run_id: None,
             apiserver_ips: Vec::new(),
+            faults: Vec::new(),
         }
     }
 
@@ -602,20 +680,11 @@ impl CnpgCluster {
     /// The `Cluster` object now.
     ///
     /// # Errors
-    /// [`Error::Kube`] when it cannot be read.
+    /// [`Error::KubeNotFound`] when there is none of that name,
+    /// [`Error::KubeForbidden`] when it may not be read, [`Error::Kube`] when
+    /// the request fails otherwise.
     pub async fn cluster(&self) -> Result<Cluster> {
-        let clusters: Api<Cluster> =
-            Api::namespaced(self.inner.kube.client.clone(), &self.inner.kube.namespace);
-        clusters
-            .get(&self.inner.cluster)
-            .await
-            .map_err(|e| Error::Kube {
-                context: format!(
-                    "reading Cluster {}/{}",
-                    self.inner.kube.namespace, self.inner.cluster
-                ),
-                source: Box::new(e),
-            })
+        read_cluster(&self.inner.kube, &self.inner.cluster).await
     }
 
     /// The current primary as `status.currentPrimary` says.
@@ -783,11 +852,14 @@ impl CnpgCluster {
         let mut leftovers: Vec<(ApiResource, String, String)> = Vec::new();
         let leases: Api<Lease> = Api::namespaced(kube.client.clone(), &kube.namespace);
         let now = SystemTime::now();
-        for l in leases
-            .list(&lp)
-            .await
-            .map_err(|e| kube_err("listing the library's leases", e))?
-        {
+        for l in leases.list(&lp).await.map_err(|e| {
+            access::request_error(
+                &kube.context,
+                &Permission::of("list", &lease_res, &kube.namespace),
+                "listing the library's leases",
+                e,
+            )
+        })? {
             let run = run_of(&l.metadata.labels);
             let spec = l.spec.unwrap_or_default();
             let expires = spec.renew_time.map(|t| {
@@ -813,7 +885,14 @@ impl CnpgCluster {
                 Ok(l) => l,
                 // Chaos Mesh not installed: nothing of it to sweep.
                 Err(e) if safety::kube_not_found(&e) => continue,
-                Err(e) => return Err(kube_err(&format!("listing {}", res.plural), e)),
+                Err(e) => {
+                    return Err(access::request_error(
+                        &kube.context,
+                        &Permission::of("list", &res, &kube.namespace),
+                        &format!("listing {}", res.plural),
+                        e,
+                    ));
+                }
             };
             for o in list {
                 if let (Some(run), Some(name)) = (run_of(&o.metadata.labels), o.metadata.name)
@@ -847,13 +926,6 @@ impl CnpgCluster {
 
 fn run_of(labels: &Option<std::collections::BTreeMap<String, String>>) -> Option<String> {
     labels.as_ref().and_then(|l| l.get(RUN_LABEL)).cloned()
-}
-
-pub(crate) fn kube_err(context: &str, source: kube::Error) -> Error {
-    Error::Kube {
-        context: context.to_string(),
-        source: Box::new(source),
-    }
 }
 
 /// A Kubernetes `MicroTime`: RFC 3339 with microseconds.
@@ -1000,6 +1072,45 @@ mod tests {
         assert!(b.dry_run);
         assert!(check_name("x", "Bad_Name").is_err());
         assert!(check_name("x", "cluster-example").is_ok());
+    }
+
+    /// The client `build` makes sends `User-Agent: chaos/<version>`: a
+    /// request read off the wire by a listener standing in for the API server.
+    #[tokio::test]
+    async fn requests_say_who_sends_them() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.expect("listener");
+        let port = listener.local_addr().expect("address").port();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("a request");
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = socket.read(&mut buf).await.expect("read");
+                if n == 0 {
+                    break;
+                }
+                request.extend_from_slice(&buf[..n]);
+            }
+            let body = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","code":404}"#;
+            let answer = format!(
+                "HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\n\
+                 content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            socket.write_all(answer.as_bytes()).await.expect("write");
+            String::from_utf8_lossy(&request).to_lowercase()
+        });
+        let url = format!("http://127.0.0.1:{port}").parse().expect("url");
+        let client = client_with_user_agent(kube::Config::new(url)).expect("client");
+        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client);
+        let _ = namespaces.get_opt("pg-chaos").await;
+        let request = server.await.expect("server");
+        assert!(
+            request.contains(&format!("\r\nuser-agent: {USER_AGENT}\r\n")),
+            "{request}"
+        );
+        assert_eq!(USER_AGENT, concat!("chaos/", env!("CARGO_PKG_VERSION")));
     }
 
     #[test]
