@@ -414,6 +414,10 @@ pub struct RunArgs {
     /// Whether --max-rto was given (not a flag).
     #[arg(skip)]
     pub max_rto_given: bool,
+
+    /// Whether the run re-configures the cluster (`chaos experiment`), not a flag.
+    #[arg(skip)]
+    pub reconfigures: bool,
 }
 
 impl RunArgs {
@@ -467,6 +471,7 @@ pub fn from_matches(matches: &ArgMatches) -> Result<Cli, clap::Error> {
         }
         (Command::Experiment(e), Some(("experiment", sub))) => {
             e.run.max_rto_given = sub.value_source("max_rto") == Some(ValueSource::CommandLine);
+            e.run.reconfigures = true;
             check_run(&e.run, sub, "experiment")?;
             check_percentile(&e.run, "experiment")?;
         }

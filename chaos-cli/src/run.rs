@@ -346,6 +346,7 @@ async fn cnpg(args: &RunArgs, fault: &FaultPlan) -> Result<CnpgCluster, String> 
     if let FaultPlan::Builtin(spec) = fault {
         builder = builder.faults([spec.kind()]);
     }
+    builder = builder.reconfigures(args.reconfigures);
     builder.build().await.map_err(|e| match e {
         Error::NotAllowed {
             context,

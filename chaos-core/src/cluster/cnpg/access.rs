@@ -160,6 +160,8 @@ pub(crate) struct Plan<'a> {
     pub apiserver_ips_given: bool,
     /// The built-in faults the run will inject.
     pub faults: &'a [FaultKind],
+    /// A configuration experiment will patch the `Cluster`'s spec.
+    pub reconfigures: bool,
 }
 
 /// Every permission a run of `plan` needs in namespace `ns` beyond reading
@@ -186,6 +188,9 @@ pub(crate) fn needed(ns: &str, plan: Plan<'_>) -> Vec<Permission> {
             out.push(p(verb, COORDINATION, "leases"));
         }
     };
+    if plan.reconfigures {
+        out.push(p("patch", CNPG, "clusters").named(plan.cluster));
+    }
     for kind in plan.faults {
         match kind {
             FaultKind::KillPrimary | FaultKind::StopPrimary => {
@@ -402,12 +407,27 @@ mod tests {
             port_forward: false,
             apiserver_ips_given: false,
             faults: &[],
+            reconfigures: false,
         };
         let reads: Vec<String> = needed("ns", plan)
             .iter()
             .map(Permission::describe)
             .collect();
         assert_eq!(reads, ["get endpoints named c-rw", "list events"]);
+        let experiment: Vec<String> = needed(
+            "ns",
+            Plan {
+                reconfigures: true,
+                ..plan
+            },
+        )
+        .iter()
+        .map(Permission::describe)
+        .collect();
+        assert!(
+            experiment.contains(&"patch clusters.postgresql.cnpg.io named c".to_string()),
+            "{experiment:?}"
+        );
         let all = needed(
             "ns",
             Plan {

@@ -75,6 +75,7 @@ pub struct CnpgClusterBuilder {
     run_id: Option<String>,
     apiserver_ips: Vec<String>,
     faults: Vec<FaultKind>,
+    reconfigures: bool,
 }
 
 impl CnpgClusterBuilder {
@@ -133,6 +134,14 @@ impl CnpgClusterBuilder {
     /// rights stops before it starts. Without it only the reads are checked.
     pub fn faults<I: IntoIterator<Item = FaultKind>>(mut self, kinds: I) -> Self {
         self.faults.extend(kinds);
+        self
+    }
+
+    /// Declares that a configuration experiment will change the `Cluster`'s
+    /// spec (`chaos experiment --set spec.…`), so that the permission to
+    /// patch it is checked when the target is built, with the others.
+    pub fn reconfigures(mut self, yes: bool) -> Self {
+        self.reconfigures = yes;
         self
     }
 
@@ -221,6 +230,7 @@ impl CnpgClusterBuilder {
                 port_forward: self.rw_dsn.is_none(),
                 apiserver_ips_given: !self.apiserver_ips.is_empty(),
                 faults: &self.faults,
+                reconfigures: self.reconfigures,
             },
         );
         kube.unless_dry_run(access::preflight(&kube.client, &kube.context, &needed).await)?;
@@ -551,6 +561,7 @@ impl CnpgCluster {
             run_id: None,
             apiserver_ips: Vec::new(),
             faults: Vec::new(),
+            reconfigures: false,
         }
     }
 
