@@ -594,14 +594,7 @@ fn a_cnpg_namespace_not_allowed_is_refused_before_anything_is_written() {
         "a command-line user is told the command line's means: {err}"
     );
     assert!(!err.contains("pw-dialled-123") && !out.contains("pw-dialled-123"));
-    assert!(fake_kube::is_empty(&dir), "report files were written");
-    assert_eq!(db.count(), 0, "the database was dialled");
-    let seen = api.seen();
-    assert!(!seen.is_empty());
-    assert!(
-        seen.iter().all(|s| s.method == "GET" || s.is_review()),
-        "{seen:#?}"
-    );
+    assert_nothing_touched(&api, &dir, &db);
     assert_says_who_asks(&api);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -642,13 +635,7 @@ fn a_cnpg_fault_without_its_permission_is_refused_before_anything_is_written() {
     ] {
         assert!(err.contains(part), "{part} missing: {err}");
     }
-    assert!(fake_kube::is_empty(&dir), "report files were written");
-    assert_eq!(db.count(), 0, "the database was dialled");
-    assert!(
-        api.seen()
-            .iter()
-            .all(|s| s.method == "GET" || s.is_review())
-    );
+    assert_nothing_touched(&api, &dir, &db);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -708,13 +695,7 @@ fn a_cnpg_dry_run_prints_each_change_once() {
         1,
         "{err}"
     );
-    assert!(fake_kube::is_empty(&dir), "report files were written");
-    assert_eq!(db.count(), 0, "the database was dialled");
-    assert!(
-        api.seen()
-            .iter()
-            .all(|s| s.method == "GET" || s.is_review())
-    );
+    assert_nothing_touched(&api, &dir, &db);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -979,4 +960,17 @@ fn an_experiment_refuses_an_unknown_setting_before_any_run() {
     let (code, _, err) = run(chaos(&["experiment", "--set", "ttl"]));
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("NAME=VALUE"), "{err}");
+}
+
+/// A refused or dry run: no report file written, the database never dialled,
+/// and nothing but reads and reviews of its own rights sent to the API.
+fn assert_nothing_touched(api: &FakeKube, dir: &Path, db: &Dialled) {
+    assert!(fake_kube::is_empty(dir), "report files were written");
+    assert_eq!(db.count(), 0, "the database was dialled");
+    let seen = api.seen();
+    assert!(!seen.is_empty(), "the API server was never asked");
+    assert!(
+        seen.iter().all(|s| s.method == "GET" || s.is_review()),
+        "{seen:#?}"
+    );
 }

@@ -342,21 +342,30 @@ impl CnpgCluster {
                     .is_some_and(|(_, v)| v == original)
             });
             let body = patch_body(&rv, &values, &record_key, (!restoring).then_some(&record));
-            match self
-                .kube()
-                .mutate(Mutation::patch(
-                    cluster_resource(),
-                    self.cluster_name(),
-                    body,
-                ))
-                .await
-            {
-                Ok(obj) => return Ok(obj.and_then(|o| o.metadata.generation)),
-                Err(e) if safety::is_status(&e, 409) && attempt <= CONFLICT_RETRIES => {}
-                Err(e) => return Err(e),
+            if let Some(done) = self.try_patch(body, attempt).await? {
+                return Ok(done);
             }
         }
         unreachable!("the loop returns")
+    }
+
+    /// One guarded patch of the Cluster: `Some(generation)` when it was
+    /// applied (`Some(None)` in a dry run), `None` after a conflict that may
+    /// be retried (this was attempt `attempt`).
+    async fn try_patch(&self, body: Value, attempt: u32) -> Result<Option<Option<i64>>> {
+        match self
+            .kube()
+            .mutate(Mutation::patch(
+                cluster_resource(),
+                self.cluster_name(),
+                body,
+            ))
+            .await
+        {
+            Ok(obj) => Ok(Some(obj.and_then(|o| o.metadata.generation))),
+            Err(e) if safety::is_status(&e, 409) && attempt <= CONFLICT_RETRIES => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Waits until CNPG has rolled out `generation`: the `Ready` condition
@@ -439,24 +448,11 @@ impl CnpgCluster {
         for attempt in 1.. {
             let (_, rv) = self.cluster_json().await?;
             let body = patch_body(&rv, values, &record_key, None);
-            match self
-                .kube()
-                .mutate(Mutation::patch(
-                    cluster_resource(),
-                    self.cluster_name(),
-                    body,
-                ))
-                .await
-            {
-                Ok(Some(obj)) => {
-                    if let Some(g) = obj.metadata.generation {
-                        self.wait_rolled_out(g).await?;
-                    }
-                    return Ok(());
+            if let Some(generation) = self.try_patch(body, attempt).await? {
+                if let Some(g) = generation {
+                    self.wait_rolled_out(g).await?;
                 }
-                Ok(None) => return Ok(()),
-                Err(e) if safety::is_status(&e, 409) && attempt <= CONFLICT_RETRIES => {}
-                Err(e) => return Err(e),
+                return Ok(());
             }
         }
         unreachable!("the loop returns")
