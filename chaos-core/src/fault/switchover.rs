@@ -8,7 +8,7 @@ use tokio::task::JoinHandle;
 
 use super::{Fault, FaultGuard, FaultInfo, FaultKind, Healed};
 use crate::cluster::local::LocalCluster;
-use crate::cluster::local::leader_watch::base64_encode;
+use crate::cluster::local::etcd::{self, Etcd};
 use crate::timeline::Timestamp;
 use crate::{Error, Result};
 
@@ -128,12 +128,11 @@ impl Fault<LocalCluster> for Switchover {
             .ok_or_else(|| Error::ClusterState(format!("no node called {leader}")))?
             .api_url();
         let url = format!("{api}/switchover");
-        let key = format!("/chaos/{}/failover", cluster.scope());
-        let etcd = format!("http://{}/v3/kv/range", cluster.etcd_endpoint());
-        let probe = client(&etcd)?;
+        let key = etcd::failover_key(cluster.scope());
+        let etcd = cluster.etcd();
         // The key is how acceptance is seen: one left pending by an earlier
         // request would make this one look accepted at once.
-        if key_exists(&probe, &etcd, &key).await {
+        if key_exists(etcd, &key).await {
             return Err(Error::ClusterState(format!(
                 "a switchover or failover is pending already (DCS key {key})"
             )));
@@ -166,7 +165,7 @@ impl Fault<LocalCluster> for Switchover {
                 // Accepted and done before the key was seen.
                 break;
             }
-            if key_exists(&probe, &etcd, &key).await {
+            if key_exists(etcd, &key).await {
                 break;
             }
             if Instant::now() >= deadline {
@@ -227,24 +226,14 @@ fn check(url: &str, answer: &Answer) -> Result<()> {
     }
 }
 
-/// Whether etcd (v3 JSON gateway) has `key` with a value: once a switchover
-/// is done Patroni leaves the failover key as `{}` (or empty), not deleted.
-async fn key_exists(http: &reqwest::Client, url: &str, key: &str) -> bool {
-    let body = serde_json::json!({ "key": base64_encode(key.as_bytes()) });
-    let Ok(r) = http
-        .post(url)
-        .json(&body)
-        .timeout(Duration::from_millis(500))
-        .send()
+/// Whether etcd has `key` with a value: once a switchover is done Patroni
+/// leaves the failover key as `{}` (or empty), not deleted.
+async fn key_exists(etcd: &Etcd, key: &str) -> bool {
+    etcd.range(key, Duration::from_millis(500))
         .await
-    else {
-        return false;
-    };
-    r.json::<serde_json::Value>().await.is_ok_and(|v| {
-        v["kvs"][0]["value"]
-            .as_str()
-            .is_some_and(|s| !s.is_empty() && s != base64_encode(b"{}"))
-    })
+        .ok()
+        .and_then(|r| r.value())
+        .is_some_and(|v| !v.is_empty() && v != "{}")
 }
 
 /// Guard of [`Switchover`]: waits for the switchover to complete. There is

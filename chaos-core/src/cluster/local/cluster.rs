@@ -17,6 +17,7 @@ use super::binaries::{self, Binaries, Overrides};
 use super::boot::{self, BootTimings};
 use super::config::{NodeConfig, PG_HBA, PatroniTimings, SynchronousMode};
 use super::disk::{self, Disks};
+use super::etcd::{self, Etcd};
 use super::leader_watch;
 use super::log_tail;
 use super::netfilter::{self, Group, Net};
@@ -444,6 +445,8 @@ struct Inner {
     synchronous_mode: SynchronousMode,
     etcd_client: String,
     etcd_peer: String,
+    /// etcd's gateway, for short requests.
+    etcd: Etcd,
     nodes: Vec<NodeInfo>,
     /// The proxy, or why there is none.
     proxy: std::result::Result<Arc<Proxy>, &'static str>,
@@ -635,6 +638,11 @@ impl Inner {
                 url: String::new(),
                 source: e,
             })?;
+        let etcd = Etcd::new(&etcd_client).map_err(|e| {
+            Error::ClusterState(format!(
+                "cannot make an HTTP client for etcd's gateway: {e}"
+            ))
+        })?;
 
         let inner = Inner {
             dir: dir.clone(),
@@ -643,6 +651,7 @@ impl Inner {
             run_as,
             timings,
             synchronous_mode,
+            etcd,
             etcd_client,
             etcd_peer,
             nodes,
@@ -725,24 +734,10 @@ impl Inner {
     /// Waits until etcd serves with its cluster version decided: Patroni
     /// started before that waits 5 s before it tries again.
     async fn wait_etcd(&self, timeout: Duration) -> Result<()> {
-        let url = format!("http://{}/version", self.etcd_client);
         let start = Instant::now();
         while start.elapsed() < timeout {
-            let version = async {
-                let r = self
-                    .http
-                    .get(&url)
-                    .timeout(Duration::from_millis(500))
-                    .send()
-                    .await?;
-                r.json::<serde_json::Value>().await
-            }
-            .await;
-            if let Ok(v) = version
-                && v["etcdcluster"]
-                    .as_str()
-                    .is_some_and(|c| c != "not_decided")
-            {
+            let version = self.etcd.version(Duration::from_millis(500)).await;
+            if version.is_ok_and(|v| v.is_decided()) {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -961,6 +956,11 @@ impl LocalCluster {
     /// etcd's client endpoint (`host:port`).
     pub fn etcd_endpoint(&self) -> &str {
         &self.inner.etcd_client
+    }
+
+    /// The cluster's etcd gateway.
+    pub(crate) fn etcd(&self) -> &Etcd {
+        &self.inner.etcd
     }
 
     /// The Patroni scope (cluster name).
@@ -1793,7 +1793,7 @@ impl Target for LocalCluster {
         let mut streams = vec![
             leader_watch::leader_events(
                 self.inner.etcd_client.clone(),
-                leader_watch::leader_key(&self.inner.scope),
+                etcd::leader_key(&self.inner.scope),
             ),
             log_tail::promotion_events(
                 self.inner

@@ -31,7 +31,7 @@ mod boot;
 mod cluster;
 mod config;
 pub(crate) mod disk;
-mod etcd;
+pub(crate) mod etcd;
 pub(crate) mod leader_watch;
 mod log_tail;
 pub(crate) mod netfilter;
