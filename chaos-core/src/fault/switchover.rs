@@ -9,6 +9,7 @@ use tokio::task::JoinHandle;
 use super::{Fault, FaultGuard, FaultInfo, FaultKind, Healed};
 use crate::cluster::local::LocalCluster;
 use crate::cluster::local::etcd::{self, Etcd};
+use crate::cluster::local::patroni::Reply;
 use crate::timeline::Timestamp;
 use crate::{Error, Result};
 
@@ -90,8 +91,8 @@ impl Switchover {
     }
 }
 
-/// Patroni's answer to the switchover request: status and body.
-type Answer = std::result::Result<(u16, String), String>;
+/// Patroni's answer to the switchover request, or why none came.
+type Answer = std::result::Result<Reply, String>;
 
 impl Fault<LocalCluster> for Switchover {
     type Guard = SwitchoverGuard;
@@ -123,11 +124,8 @@ impl Fault<LocalCluster> for Switchover {
                 (n, "to-node")
             }
         };
-        let api = cluster
-            .node(&leader)
-            .ok_or_else(|| Error::ClusterState(format!("no node called {leader}")))?
-            .api_url();
-        let url = format!("{api}/switchover");
+        let api = cluster.patroni_api(&leader)?;
+        let url = api.url("/switchover");
         let key = etcd::failover_key(cluster.scope());
         let etcd = cluster.etcd();
         // The key is how acceptance is seen: one left pending by an earlier
@@ -137,22 +135,18 @@ impl Fault<LocalCluster> for Switchover {
                 "a switchover or failover is pending already (DCS key {key})"
             )));
         }
-        let body = serde_json::json!({ "leader": leader, "candidate": candidate });
         // Patroni answers only once the switchover is done (or after 20 s):
         // send the request on a task, and take the fault as in effect when
         // Patroni has written the failover key, the moment it accepted it.
-        let http = client(&url)?;
         let request = {
-            let url = url.clone();
+            let (leader, candidate) = (leader.clone(), candidate.clone());
             tokio::spawn(async move {
-                let r = http
-                    .post(&url)
-                    .json(&body)
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let status = r.status().as_u16();
-                Ok((status, r.text().await.unwrap_or_default()))
+                api.switchover(&leader, &candidate).await.map_err(|e| {
+                    match std::error::Error::source(&e) {
+                        Some(cause) => cause.to_string(),
+                        None => e.to_string(),
+                    }
+                })
             })
         };
         let sent = Instant::now();
@@ -200,23 +194,11 @@ impl Fault<LocalCluster> for Switchover {
     }
 }
 
-/// An HTTP client that ignores proxy settings (the cluster is on loopback).
-fn client(url: &str) -> Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(40))
-        .no_proxy()
-        .build()
-        .map_err(|e| Error::Patroni {
-            url: url.to_string(),
-            source: e,
-        })
-}
-
 /// An error unless Patroni answered 2xx.
 fn check(url: &str, answer: &Answer) -> Result<()> {
     match answer {
-        Ok((status, _)) if (200..300).contains(status) => Ok(()),
-        Ok((status, body)) => Err(Error::ClusterState(format!(
+        Ok(reply) if reply.is_success() => Ok(()),
+        Ok(Reply { status, body }) => Err(Error::ClusterState(format!(
             "Patroni refused the switchover (POST {url}: HTTP {status}): {}",
             body.trim()
         ))),

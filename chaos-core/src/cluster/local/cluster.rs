@@ -21,6 +21,7 @@ use super::etcd::{self, Etcd};
 use super::leader_watch;
 use super::log_tail;
 use super::netfilter::{self, Group, Net};
+use super::patroni::{ClusterInfo, ConfigPatch, MemberRole, NodeApi, Patroni};
 use super::process::{self, RunAs};
 use super::proxy::{self, Backend, Proxy};
 use super::template::{self, StageAt, TemplateSource};
@@ -451,7 +452,8 @@ struct Inner {
     /// The proxy, or why there is none.
     proxy: std::result::Result<Arc<Proxy>, &'static str>,
     children: Mutex<Children>,
-    http: reqwest::Client,
+    /// The nodes' REST APIs.
+    patroni: Patroni,
     boot: OnceLock<BootTimings>,
     /// Per-node cgroups and the marking chain for network faults, or why
     /// there are none.
@@ -630,14 +632,7 @@ impl Inner {
                 }
             }
         };
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .no_proxy()
-            .build()
-            .map_err(|e| Error::Patroni {
-                url: String::new(),
-                source: e,
-            })?;
+        let patroni = Patroni::new()?;
         let etcd = Etcd::new(&etcd_client).map_err(|e| {
             Error::ClusterState(format!(
                 "cannot make an HTTP client for etcd's gateway: {e}"
@@ -663,7 +658,7 @@ impl Inner {
                 watchdog: Some(watchdog),
                 stopped: false,
             }),
-            http,
+            patroni,
             boot: OnceLock::new(),
             net,
             disks,
@@ -1106,6 +1101,17 @@ impl LocalCluster {
         self.inner.nodes.iter().find(|n| n.name == name)
     }
 
+    /// The REST API of node `name`.
+    ///
+    /// # Errors
+    /// [`Error::ClusterState`] when the cluster has no such node.
+    pub(crate) fn patroni_api(&self, name: &str) -> Result<NodeApi> {
+        let node = self
+            .node(name)
+            .ok_or_else(|| Error::ClusterState(format!("no node called {name}")))?;
+        Ok(self.inner.patroni.node(node.api_url()))
+    }
+
     fn index_of(&self, name: &str) -> Result<usize> {
         self.inner
             .nodes
@@ -1122,24 +1128,12 @@ impl LocalCluster {
         // Every node is asked at once: a node cut off from the DCS still
         // answers, with the view it had before the cut. Of the answers, the
         // one whose leader is on the newest timeline is the current one.
-        let answers = futures::future::join_all(self.inner.nodes.iter().map(|node| async move {
-            let url = format!("{}/cluster", node.api_url());
-            let res = async {
-                self.inner
-                    .http
-                    .get(&url)
-                    .timeout(Duration::from_millis(700))
-                    .send()
-                    .await?
-                    .error_for_status()?
-                    .json::<PatroniCluster>()
-                    .await
-            }
+        let answers =
+            futures::future::join_all(self.inner.nodes.iter().map(|node| async move {
+                self.inner.patroni.node(node.api_url()).cluster().await
+            }))
             .await;
-            res.map_err(|e| Error::Patroni { url, source: e })
-        }))
-        .await;
-        let mut best: Option<PatroniCluster> = None;
+        let mut best: Option<ClusterInfo> = None;
         let mut last = None;
         for answer in answers {
             match answer {
@@ -1155,7 +1149,7 @@ impl LocalCluster {
             }
         }
         match best {
-            Some(c) => Ok(c.into_topology(&self.inner.nodes)),
+            Some(c) => Ok(topology_of(c, &self.inner.nodes)),
             None => Err(last.unwrap_or_else(|| Error::ClusterState("cluster has no nodes".into()))),
         }
     }
@@ -1291,24 +1285,15 @@ impl LocalCluster {
     /// `loop_wait` that `GET /config` shows. Best effort: errors are ignored.
     async fn nudge(&self, name: &str) {
         let Some(node) = self.node(name) else { return };
-        let url = format!("{}/config", node.api_url());
+        let api = self
+            .inner
+            .patroni
+            .node(node.api_url())
+            .timeout(Duration::from_secs(2));
         // The value in force now, not the boot's: an experiment may have
         // changed it (`chaos experiment --set loop_wait=3`), and patching the
         // boot's value back would undo the variant.
-        let current = async {
-            let config: serde_json::Value = self
-                .inner
-                .http
-                .get(&url)
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            config.get("loop_wait")?.as_u64()
-        }
-        .await;
+        let current = api.config().await.ok().and_then(|c| c.loop_wait?.as_u64());
         let Some(loop_wait) = current else {
             tracing::debug!(
                 node = name,
@@ -1316,8 +1301,7 @@ impl LocalCluster {
             );
             return;
         };
-        let body = serde_json::json!({ "loop_wait": loop_wait });
-        let res = self.inner.http.patch(&url).json(&body).send().await;
+        let res = api.patch_config(&ConfigPatch::loop_wait(loop_wait)).await;
         tracing::debug!(node = name, ok = res.is_ok(), "woke Patroni's HA loop");
     }
 
@@ -1619,85 +1603,50 @@ impl LocalCluster {
     }
 }
 
-/// `GET /cluster` of Patroni's REST API, the parts we read.
-#[derive(Debug, serde::Deserialize)]
-struct PatroniCluster {
-    members: Vec<PatroniMember>,
-}
-
-#[derive(Debug, serde::Deserialize)]
-struct PatroniMember {
-    name: String,
-    role: String,
-    state: String,
-    #[serde(default)]
-    host: String,
-    #[serde(default)]
-    port: u16,
-    #[serde(default)]
-    timeline: Option<u32>,
-    #[serde(default, deserialize_with = "lag")]
-    lag: Option<u64>,
-}
-
-fn lag<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<u64>, D::Error> {
-    // Patroni reports "unknown" when it cannot compute the lag.
-    Ok(<serde_json::Value as serde::Deserialize>::deserialize(d)?.as_u64())
-}
-
-impl PatroniCluster {
-    /// The timeline of the leader this view names (`None` without one).
-    fn leader_timeline(&self) -> Option<u32> {
-        self.members
-            .iter()
-            .filter(|m| matches!(m.role.as_str(), "leader" | "master" | "primary"))
-            .map(|m| m.timeline.unwrap_or(0))
-            .max()
-    }
-
-    /// Neutral roles; every node of the cluster appears, those Patroni does not
-    /// list (its member key expired) as down.
-    fn into_topology(self, nodes: &[NodeInfo]) -> Topology {
-        let mut members: Vec<Member> = self
-            .members
-            .into_iter()
-            .map(|m| {
-                let serving = m.state == "running" || m.state == "streaming";
-                let role = match m.role.as_str() {
-                    _ if !serving => Role::Down,
-                    "leader" | "master" | "primary" => Role::Primary,
-                    // Quorum commit (Patroni 4): every standby of the quorum
-                    // is as synchronous as a sync standby.
-                    "sync_standby" | "quorum_standby" => Role::SyncStandby,
-                    _ => Role::Replica,
-                };
-                Member {
-                    name: m.name,
-                    role,
-                    state: m.state,
-                    host: m.host,
-                    port: m.port,
-                    timeline: m.timeline,
-                    lag: m.lag,
+/// The topology in a view of Patroni's, with neutral roles; every node of
+/// the cluster appears, those Patroni does not list (its member key
+/// expired) as down.
+fn topology_of(view: ClusterInfo, nodes: &[NodeInfo]) -> Topology {
+    let mut members: Vec<Member> = view
+        .members
+        .into_iter()
+        .map(|m| {
+            let role = match m.role {
+                _ if !m.is_serving() => Role::Down,
+                MemberRole::Leader => Role::Primary,
+                // Quorum commit (Patroni 4): every standby of the quorum
+                // is as synchronous as a sync standby.
+                MemberRole::SyncStandby | MemberRole::QuorumStandby => Role::SyncStandby,
+                MemberRole::StandbyLeader | MemberRole::Replica | MemberRole::Other => {
+                    Role::Replica
                 }
-            })
-            .collect();
-        for n in nodes {
-            if !members.iter().any(|m| m.name == n.name) {
-                members.push(Member {
-                    name: n.name.clone(),
-                    role: Role::Down,
-                    state: "absent".into(),
-                    host: n.host.clone(),
-                    port: n.pg_port,
-                    timeline: None,
-                    lag: None,
-                });
+            };
+            Member {
+                name: m.name,
+                role,
+                state: m.state,
+                host: m.host,
+                port: m.port,
+                timeline: m.timeline,
+                lag: m.lag,
             }
+        })
+        .collect();
+    for n in nodes {
+        if !members.iter().any(|m| m.name == n.name) {
+            members.push(Member {
+                name: n.name.clone(),
+                role: Role::Down,
+                state: "absent".into(),
+                host: n.host.clone(),
+                port: n.pg_port,
+                timeline: None,
+                lag: None,
+            });
         }
-        members.sort_by(|a, b| a.name.cmp(&b.name));
-        Topology { members }
     }
+    members.sort_by(|a, b| a.name.cmp(&b.name));
+    Topology { members }
 }
 
 /// Whether a new connection to `dsn` reaches a server that is not in recovery.

@@ -35,6 +35,7 @@ pub(crate) mod etcd;
 pub(crate) mod leader_watch;
 mod log_tail;
 pub(crate) mod netfilter;
+pub(crate) mod patroni;
 pub(crate) mod process;
 mod proxy;
 mod reconfigure;

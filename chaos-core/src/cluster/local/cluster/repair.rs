@@ -130,18 +130,15 @@ impl LocalCluster {
     /// health check says whether it helped.
     async fn reinitialize(&self, name: &str) {
         let Some(node) = self.node(name) else { return };
-        let res = self
+        match self
             .inner
-            .http
-            .post(format!("{}/reinitialize", node.api_url()))
-            .json(&serde_json::json!({ "force": true }))
-            .send()
-            .await;
-        match res {
-            Ok(r) => {
-                let status = r.status();
-                let body = r.text().await.unwrap_or_default();
-                tracing::info!(node = name, %status, body = %body.trim(), "asked Patroni to re-initialise");
+            .patroni
+            .node(node.api_url())
+            .reinitialize(true)
+            .await
+        {
+            Ok(reply) => {
+                tracing::info!(node = name, status = reply.status, body = %reply.body.trim(), "asked Patroni to re-initialise");
             }
             Err(e) => {
                 tracing::warn!(node = name, error = %e, "cannot ask Patroni to re-initialise")
