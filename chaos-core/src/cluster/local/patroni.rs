@@ -261,7 +261,7 @@ impl NodeApi {
 pub(crate) struct Reply {
     /// The HTTP status.
     pub status: u16,
-    /// The body, trimmed of nothing.
+    /// The body as Patroni sent it.
     pub body: String,
 }
 
