@@ -211,18 +211,9 @@ impl FaultGuard for PauseGuard {
                 self.node, self.resume_timeout
             )));
         }
-        if let Some(node) = self.cluster.node(&self.node) {
-            let url = format!("{}/patroni", node.api_url());
-            let http = reqwest::Client::builder()
-                .timeout(Duration::from_secs(2))
-                .no_proxy()
-                .build()
-                .map_err(|e| Error::Patroni {
-                    url: url.clone(),
-                    source: e,
-                })?;
-            // Any answer will do (503 while PostgreSQL restarts): Patroni runs.
-            while http.get(&url).send().await.is_err() {
+        if let Ok(api) = self.cluster.patroni_api(&self.node) {
+            // Any status will do (503 while PostgreSQL restarts): Patroni runs.
+            while api.patroni().await.is_err() {
                 if Instant::now() >= deadline {
                     return Err(Error::Timeout {
                         what: format!("Patroni of {} to answer after being resumed", self.node),

@@ -8,7 +8,8 @@ use tokio::task::JoinHandle;
 
 use super::{Fault, FaultGuard, FaultInfo, FaultKind, Healed};
 use crate::cluster::local::LocalCluster;
-use crate::cluster::local::leader_watch::base64_encode;
+use crate::cluster::local::etcd::{self, Etcd};
+use crate::cluster::local::patroni::Reply;
 use crate::timeline::Timestamp;
 use crate::{Error, Result};
 
@@ -90,8 +91,8 @@ impl Switchover {
     }
 }
 
-/// Patroni's answer to the switchover request: status and body.
-type Answer = std::result::Result<(u16, String), String>;
+/// Patroni's answer to the switchover request, or why none came.
+type Answer = std::result::Result<Reply, String>;
 
 impl Fault<LocalCluster> for Switchover {
     type Guard = SwitchoverGuard;
@@ -123,37 +124,29 @@ impl Fault<LocalCluster> for Switchover {
                 (n, "to-node")
             }
         };
-        let api = cluster
-            .node(&leader)
-            .ok_or_else(|| Error::ClusterState(format!("no node called {leader}")))?
-            .api_url();
-        let url = format!("{api}/switchover");
-        let key = format!("/chaos/{}/failover", cluster.scope());
-        let etcd = format!("http://{}/v3/kv/range", cluster.etcd_endpoint());
-        let probe = client(&etcd)?;
+        let api = cluster.patroni_api(&leader)?;
+        let url = api.url("/switchover");
+        let key = etcd::failover_key(cluster.scope());
+        let etcd = cluster.etcd();
         // The key is how acceptance is seen: one left pending by an earlier
         // request would make this one look accepted at once.
-        if key_exists(&probe, &etcd, &key).await {
+        if key_exists(etcd, &key).await {
             return Err(Error::ClusterState(format!(
                 "a switchover or failover is pending already (DCS key {key})"
             )));
         }
-        let body = serde_json::json!({ "leader": leader, "candidate": candidate });
         // Patroni answers only once the switchover is done (or after 20 s):
         // send the request on a task, and take the fault as in effect when
         // Patroni has written the failover key, the moment it accepted it.
-        let http = client(&url)?;
         let request = {
-            let url = url.clone();
+            let (leader, candidate) = (leader.clone(), candidate.clone());
             tokio::spawn(async move {
-                let r = http
-                    .post(&url)
-                    .json(&body)
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let status = r.status().as_u16();
-                Ok((status, r.text().await.unwrap_or_default()))
+                api.switchover(&leader, &candidate).await.map_err(|e| {
+                    match std::error::Error::source(&e) {
+                        Some(cause) => cause.to_string(),
+                        None => e.to_string(),
+                    }
+                })
             })
         };
         let sent = Instant::now();
@@ -166,7 +159,7 @@ impl Fault<LocalCluster> for Switchover {
                 // Accepted and done before the key was seen.
                 break;
             }
-            if key_exists(&probe, &etcd, &key).await {
+            if key_exists(etcd, &key).await {
                 break;
             }
             if Instant::now() >= deadline {
@@ -201,23 +194,11 @@ impl Fault<LocalCluster> for Switchover {
     }
 }
 
-/// An HTTP client that ignores proxy settings (the cluster is on loopback).
-fn client(url: &str) -> Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(40))
-        .no_proxy()
-        .build()
-        .map_err(|e| Error::Patroni {
-            url: url.to_string(),
-            source: e,
-        })
-}
-
 /// An error unless Patroni answered 2xx.
 fn check(url: &str, answer: &Answer) -> Result<()> {
     match answer {
-        Ok((status, _)) if (200..300).contains(status) => Ok(()),
-        Ok((status, body)) => Err(Error::ClusterState(format!(
+        Ok(reply) if reply.is_success() => Ok(()),
+        Ok(Reply { status, body }) => Err(Error::ClusterState(format!(
             "Patroni refused the switchover (POST {url}: HTTP {status}): {}",
             body.trim()
         ))),
@@ -227,24 +208,14 @@ fn check(url: &str, answer: &Answer) -> Result<()> {
     }
 }
 
-/// Whether etcd (v3 JSON gateway) has `key` with a value: once a switchover
-/// is done Patroni leaves the failover key as `{}` (or empty), not deleted.
-async fn key_exists(http: &reqwest::Client, url: &str, key: &str) -> bool {
-    let body = serde_json::json!({ "key": base64_encode(key.as_bytes()) });
-    let Ok(r) = http
-        .post(url)
-        .json(&body)
-        .timeout(Duration::from_millis(500))
-        .send()
+/// Whether etcd has `key` with a value: once a switchover is done Patroni
+/// leaves the failover key as `{}` (or empty), not deleted.
+async fn key_exists(etcd: &Etcd, key: &str) -> bool {
+    etcd.range(key, Duration::from_millis(500))
         .await
-    else {
-        return false;
-    };
-    r.json::<serde_json::Value>().await.is_ok_and(|v| {
-        v["kvs"][0]["value"]
-            .as_str()
-            .is_some_and(|s| !s.is_empty() && s != base64_encode(b"{}"))
-    })
+        .ok()
+        .and_then(|r| r.value())
+        .is_some_and(|v| !v.is_empty() && v != "{}")
 }
 
 /// Guard of [`Switchover`]: waits for the switchover to complete. There is

@@ -200,7 +200,7 @@ impl NodeConfig<'_> {
         let (synchronous_mode, synchronous_mode_strict) = self.synchronous_mode.patroni_flags();
         json!({
             "scope": self.scope,
-            "namespace": "/chaos/",
+            "namespace": super::etcd::NAMESPACE,
             "name": self.name,
             "log": { "level": "INFO" },
             "restapi": {

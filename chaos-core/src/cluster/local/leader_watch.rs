@@ -19,99 +19,9 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use futures::stream::BoxStream;
-use serde_json::{Value, json};
 
+use super::etcd::{Etcd, KeyChange, parse_watch_line};
 use crate::timeline::{Event, Phase, Timestamp};
-
-/// Patroni's `namespace` in the nodes' configuration (see `config.rs`).
-pub(crate) const NAMESPACE: &str = "/chaos/";
-
-/// The leader key of the cluster `scope`.
-pub(crate) fn leader_key(scope: &str) -> String {
-    format!("{NAMESPACE}{scope}/leader")
-}
-
-/// One change of the watched key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum KeyChange {
-    /// The key was written (`value`), at `revision`.
-    Put { value: String, revision: i64 },
-    /// The key was deleted or its lease expired; `prev` is the value it had.
-    Delete { prev: Option<String>, revision: i64 },
-}
-
-impl KeyChange {
-    fn revision(&self) -> i64 {
-        match self {
-            KeyChange::Put { revision, .. } | KeyChange::Delete { revision, .. } => *revision,
-        }
-    }
-}
-
-/// One line of a watch's response.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct WatchLine {
-    /// The key's changes, in order.
-    pub changes: Vec<KeyChange>,
-    /// etcd ended the watch (`canceled`, or an `error` object instead of a
-    /// result): it must be opened again.
-    pub ended: bool,
-    /// The watch was cancelled because its start revision was compacted
-    /// away: the key must be read afresh.
-    pub compacted: bool,
-}
-
-/// Parses one line of `POST /v3/watch` output: `{"result": {...}}` with
-/// `events` (a PUT has no `type`, a delete has `"type": "DELETE"`; values in
-/// base64), or `{"error": {...}}`. `None` for what is not JSON.
-pub(crate) fn parse_watch_line(line: &str) -> Option<WatchLine> {
-    let v: Value = serde_json::from_str(line.trim()).ok()?;
-    let mut out = WatchLine::default();
-    if v.get("error").is_some() {
-        out.ended = true;
-        return Some(out);
-    }
-    let result = v.get("result")?;
-    let int = |v: &Value| -> Option<i64> {
-        match v {
-            Value::String(s) => s.parse().ok(),
-            other => other.as_i64(),
-        }
-    };
-    if result.get("canceled").and_then(Value::as_bool) == Some(true) {
-        out.ended = true;
-        out.compacted = result
-            .get("compact_revision")
-            .and_then(int)
-            .is_some_and(|r| r > 0);
-    }
-    let value_of = |kv: &Value| -> Option<String> {
-        let bytes = base64_decode(kv.get("value")?.as_str()?)?;
-        Some(String::from_utf8_lossy(&bytes).into_owned())
-    };
-    for e in result
-        .get("events")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let Some(kv) = e.get("kv") else { continue };
-        let revision = kv.get("mod_revision").and_then(int).unwrap_or(0);
-        let change = match e.get("type").and_then(Value::as_str) {
-            Some("DELETE") => KeyChange::Delete {
-                prev: e.get("prev_kv").and_then(value_of),
-                revision,
-            },
-            None | Some("PUT") => KeyChange::Put {
-                value: value_of(kv).unwrap_or_default(),
-                revision,
-            },
-            Some(_) => continue,
-        };
-        out.changes.push(change);
-    }
-    Some(out)
-}
 
 /// Who leads, as far as the key's changes have told.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -151,8 +61,8 @@ impl LeaderState {
 /// closes its connection; it has no task of its own.
 pub(crate) fn leader_events(etcd: String, key: String) -> BoxStream<'static, Event> {
     let watch = Watch {
-        http: None,
-        base: format!("http://{etcd}"),
+        etcd: None,
+        endpoint: etcd,
         key,
         state: LeaderState::default(),
         next_revision: None,
@@ -173,8 +83,10 @@ pub(crate) fn leader_events(etcd: String, key: String) -> BoxStream<'static, Eve
 
 /// The watch's state between the stream's polls.
 struct Watch {
-    http: Option<reqwest::Client>,
-    base: String,
+    /// The client, made on the first attempt to open the watch.
+    etcd: Option<Etcd>,
+    /// etcd's client endpoint (`host:port`).
+    endpoint: String,
     key: String,
     state: LeaderState,
     /// Where the next watch starts; `None` until the key has been read.
@@ -257,77 +169,34 @@ impl Watch {
     /// Reads the key (the first time, or after a compaction) and opens a
     /// watch from the revision after what is known.
     async fn open(&mut self) -> Result<reqwest::Response, String> {
-        let http = match &self.http {
-            Some(h) => h.clone(),
+        let etcd = match &self.etcd {
+            Some(e) => e.clone(),
             None => {
-                let h = reqwest::Client::builder()
-                    .no_proxy()
-                    .connect_timeout(Duration::from_secs(1))
-                    // No idle connection outlives its request: the watch's
-                    // own is closed when the stream is dropped.
-                    .pool_max_idle_per_host(0)
-                    .build()
-                    .map_err(|e| e.to_string())?;
-                self.http = Some(h.clone());
-                h
+                let e = Etcd::for_watch(&self.endpoint).map_err(|e| e.to_string())?;
+                self.etcd = Some(e.clone());
+                e
             }
         };
-        let key = base64_encode(self.key.as_bytes());
         let start = match self.next_revision {
             Some(r) => r,
             None => {
-                let v: Value = http
-                    .post(format!("{}/v3/kv/range", self.base))
-                    .json(&json!({ "key": key }))
-                    .timeout(Duration::from_secs(1))
-                    .send()
-                    .await
-                    .and_then(reqwest::Response::error_for_status)
-                    .map_err(|e| e.to_string())?
-                    .json()
+                let answer = etcd
+                    .range(&self.key, Duration::from_secs(1))
                     .await
                     .map_err(|e| e.to_string())?;
-                let revision = v["header"]["revision"]
-                    .as_str()
-                    .and_then(|r| r.parse::<i64>().ok())
-                    .ok_or_else(|| format!("no revision in etcd's answer {v}"))?;
-                self.state.leader = v["kvs"][0]["value"]
-                    .as_str()
-                    .and_then(base64_decode)
-                    .map(|b| String::from_utf8_lossy(&b).into_owned())
-                    .filter(|l| !l.is_empty());
+                let revision = answer
+                    .header
+                    .revision
+                    .ok_or_else(|| format!("no revision in etcd's answer {answer:?}"))?;
+                self.state.leader = answer.value().filter(|l| !l.is_empty());
                 self.next_revision = Some(revision + 1);
                 revision + 1
             }
         };
-        let body = json!({
-            "create_request": { "key": key, "start_revision": start.to_string(), "prev_kv": true }
-        });
-        http.post(format!("{}/v3/watch", self.base))
-            .json(&body)
-            .send()
+        etcd.watch(&self.key, start)
             .await
-            .and_then(reqwest::Response::error_for_status)
             .map_err(|e| e.to_string())
     }
-}
-
-/// Standard base64 with padding, as etcd's JSON gateway takes keys.
-pub(crate) fn base64_encode(bytes: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-/// Decodes standard base64 (padding optional), as etcd's JSON gateway writes
-/// keys and values; `None` when it is not base64.
-pub(crate) fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    use base64::Engine as _;
-    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-    const LENIENT: GeneralPurpose = GeneralPurpose::new(
-        &base64::alphabet::STANDARD,
-        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-    );
-    LENIENT.decode(text).ok()
 }
 
 #[cfg(test)]
@@ -336,27 +205,7 @@ mod tests {
 
     use super::*;
     use crate::cluster::local::config::{NodeConfig, PatroniTimings, SynchronousMode};
-
-    #[test]
-    fn base64_round_trips() {
-        for s in [
-            "",
-            "f",
-            "fo",
-            "foo",
-            "foob",
-            "fooba",
-            "foobar",
-            "/chaos/s/leader",
-        ] {
-            let e = base64_encode(s.as_bytes());
-            assert_eq!(base64_decode(&e).as_deref(), Some(s.as_bytes()), "{s:?}");
-        }
-        assert_eq!(base64_encode(b"node1"), "bm9kZTE=");
-        assert_eq!(base64_decode("bm9kZTE").as_deref(), Some(&b"node1"[..]));
-        assert_eq!(base64_decode("bm9k!TE="), None);
-        assert_eq!(base64_decode("b"), None);
-    }
+    use crate::cluster::local::etcd::{NAMESPACE, leader_key};
 
     #[test]
     fn the_key_is_under_the_namespace_patroni_is_given() {
@@ -380,39 +229,9 @@ mod tests {
     }
 
     // Lines as etcd 3.4's gateway writes them (captured from a real etcd).
-    const CREATED: &str = r#"{"result":{"header":{"cluster_id":"1","member_id":"2","revision":"2","raft_term":"2"},"created":true}}"#;
     const PUT_NODE1: &str = r#"{"result":{"header":{"revision":"3"},"events":[{"kv":{"key":"L2NoYW9zL3MvbGVhZGVy","create_revision":"2","mod_revision":"3","version":"2","value":"bm9kZTE="},"prev_kv":{"key":"L2NoYW9zL3MvbGVhZGVy","create_revision":"2","mod_revision":"2","version":"1","value":"bm9kZTE="}}]}}"#;
     const DELETE_NODE1: &str = r#"{"result":{"header":{"revision":"4"},"events":[{"type":"DELETE","kv":{"key":"L2NoYW9zL3MvbGVhZGVy","mod_revision":"4"},"prev_kv":{"key":"L2NoYW9zL3MvbGVhZGVy","create_revision":"2","mod_revision":"3","version":"2","value":"bm9kZTE="}}]}}"#;
     const PUT_NODE2: &str = r#"{"result":{"header":{"revision":"5"},"events":[{"kv":{"key":"L2NoYW9zL3MvbGVhZGVy","create_revision":"5","mod_revision":"5","version":"1","value":"bm9kZTI=","lease":"4111120289186755850"}}]}}"#;
-
-    #[test]
-    fn watch_lines_parse() {
-        assert_eq!(parse_watch_line(CREATED), Some(WatchLine::default()));
-        assert_eq!(
-            parse_watch_line(PUT_NODE1).expect("parses").changes,
-            vec![KeyChange::Put {
-                value: "node1".into(),
-                revision: 3
-            }]
-        );
-        assert_eq!(
-            parse_watch_line(DELETE_NODE1).expect("parses").changes,
-            vec![KeyChange::Delete {
-                prev: Some("node1".into()),
-                revision: 4
-            }]
-        );
-        let canceled = parse_watch_line(
-            r#"{"result":{"header":{"revision":"9"},"canceled":true,"compact_revision":"7"}}"#,
-        )
-        .expect("parses");
-        assert!(canceled.ended && canceled.compacted);
-        let error = parse_watch_line(r#"{"error":{"grpc_code":14,"message":"unavailable"}}"#)
-            .expect("parses");
-        assert!(error.ended && !error.compacted);
-        assert_eq!(parse_watch_line("not json"), None);
-        assert_eq!(parse_watch_line(""), None);
-    }
 
     #[test]
     fn a_delete_ends_detection_and_a_new_leader_election() {

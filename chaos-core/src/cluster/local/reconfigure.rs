@@ -5,9 +5,9 @@
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use serde_json::{Map, Value, json};
 
 use super::LocalCluster;
+use super::patroni::{ConfigPatch, DynamicConfig, Scalar};
 use crate::cluster::reconfigure::{Reconfigure, Setting};
 use crate::{Error, Result};
 
@@ -45,17 +45,15 @@ fn kind(s: &Setting) -> SettingKind {
     }
 }
 
-/// The value as Patroni's JSON wants it: numbers and booleans typed.
-fn json_value(s: &Setting) -> Value {
-    match &s.value {
-        None => Value::Null,
-        Some(v) if kind(s) == SettingKind::Patroni => v
-            .parse::<i64>()
-            .map(Value::from)
-            .or_else(|_| v.parse::<bool>().map(Value::from))
-            .unwrap_or_else(|_| Value::from(v.clone())),
-        Some(v) => Value::from(v.clone()),
-    }
+/// The value as Patroni's configuration wants it: Patroni's own settings
+/// typed (numbers, booleans), PostgreSQL parameters as text; `None` removes
+/// the setting.
+fn typed_value(s: &Setting) -> Option<Scalar> {
+    let v = s.value.as_deref()?;
+    Some(match kind(s) {
+        SettingKind::Patroni => Scalar::typed(v),
+        SettingKind::Postgres => Scalar::Text(v.to_string()),
+    })
 }
 
 impl Reconfigure for LocalCluster {
@@ -66,10 +64,7 @@ impl Reconfigure for LocalCluster {
             Ok(settings
                 .iter()
                 .map(|s| Setting {
-                    value: lookup(&current, s).map(|v| match v {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    }),
+                    value: lookup(&current, s).map(Scalar::to_string),
                     ..s.clone()
                 })
                 .collect())
@@ -83,7 +78,11 @@ impl Reconfigure for LocalCluster {
 
 /// Refuses settings the cluster does not know, and Patroni timings it
 /// would not accept (`loop_wait + 2 × retry_timeout ≤ ttl`).
-async fn check(cluster: &LocalCluster, settings: &[Setting], current: &Value) -> Result<()> {
+async fn check(
+    cluster: &LocalCluster,
+    settings: &[Setting],
+    current: &DynamicConfig,
+) -> Result<()> {
     let client = crate::pg::connect(&cluster.rw_dsn(), Duration::from_secs(5)).await?;
     for s in settings.iter().filter(|s| kind(s) == SettingKind::Postgres) {
         let known = client
@@ -102,13 +101,15 @@ async fn check(cluster: &LocalCluster, settings: &[Setting], current: &Value) ->
     }
     let timing = |key: &str| -> Option<i64> {
         match settings.iter().find(|s| s.name == key) {
-            Some(s) => json_value(s).as_i64(),
-            None => current.get(key).and_then(Value::as_i64),
+            Some(s) => typed_value(s)?.as_i64(),
+            None => current.setting(key)?.as_i64(),
         }
     };
     for key in ["ttl", "loop_wait", "retry_timeout"] {
         if let Some(s) = settings.iter().find(|s| s.name == key)
-            && json_value(s).as_i64().is_none_or(|v| v < 1)
+            && typed_value(s)
+                .and_then(|v| v.as_i64())
+                .is_none_or(|v| v < 1)
         {
             return Err(Error::Config {
                 field: "--set",
@@ -132,47 +133,20 @@ async fn check(cluster: &LocalCluster, settings: &[Setting], current: &Value) ->
 }
 
 /// The setting's current value in Patroni's dynamic configuration.
-fn lookup<'a>(config: &'a Value, s: &Setting) -> Option<&'a Value> {
+fn lookup<'a>(config: &'a DynamicConfig, s: &Setting) -> Option<&'a Scalar> {
     match kind(s) {
-        SettingKind::Patroni => config.get(&s.name),
-        SettingKind::Postgres => config
-            .get("postgresql")
-            .and_then(|p| p.get("parameters"))
-            .and_then(|p| p.get(&s.name)),
+        SettingKind::Patroni => config.setting(&s.name),
+        SettingKind::Postgres => config.parameter(&s.name),
     }
-    .filter(|v| !v.is_null())
-}
-
-fn http() -> Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .no_proxy()
-        .build()
-        .map_err(|e| Error::Patroni {
-            url: "(client)".into(),
-            source: e,
-        })
 }
 
 /// Patroni's dynamic configuration (`GET /config` on the first node that answers).
-async fn dynamic_config(cluster: &LocalCluster) -> Result<Value> {
-    let http = http()?;
+async fn dynamic_config(cluster: &LocalCluster) -> Result<DynamicConfig> {
     let mut last = None;
     for node in cluster.nodes() {
-        let url = format!("{}/config", node.api_url());
-        match http
-            .get(&url)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-        {
-            Ok(r) => {
-                return r
-                    .json()
-                    .await
-                    .map_err(|e| Error::Patroni { url, source: e });
-            }
-            Err(e) => last = Some(Error::Patroni { url, source: e }),
+        match cluster.patroni_api(&node.name)?.config().await {
+            Ok(config) => return Ok(config),
+            Err(e) => last = Some(e),
         }
     }
     Err(last.unwrap_or_else(|| Error::ClusterState("the cluster has no nodes".into())))
@@ -183,39 +157,16 @@ async fn dynamic_config(cluster: &LocalCluster) -> Result<Value> {
 /// reloaded (nodes that need a restart for one are restarted through
 /// Patroni), Patroni timings picked up after two HA loops.
 async fn apply(cluster: &LocalCluster, settings: &[Setting]) -> Result<()> {
-    let mut patch = Map::new();
-    let mut params = Map::new();
+    let mut patch = ConfigPatch::default();
     for s in settings {
         match kind(s) {
-            SettingKind::Patroni => {
-                patch.insert(s.name.clone(), json_value(s));
-            }
-            SettingKind::Postgres => {
-                params.insert(s.name.clone(), json_value(s));
-            }
+            SettingKind::Patroni => patch.set(&s.name, typed_value(s)),
+            SettingKind::Postgres => patch.set_parameter(&s.name, typed_value(s)),
         }
     }
-    if !params.is_empty() {
-        patch.insert("postgresql".into(), json!({ "parameters": params }));
-    }
     let before = node_settings(cluster, settings).await;
-    let http = http()?;
     let primary = cluster.primary().await?;
-    let node = cluster
-        .node(&primary)
-        .ok_or_else(|| Error::ClusterState(format!("primary {primary} is not a node")))?;
-    let url = format!("{}/config", node.api_url());
-    let answer = http
-        .patch(&url)
-        .json(&Value::Object(patch))
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .map_err(|e| Error::Patroni {
-            url: url.clone(),
-            source: e,
-        })?;
-    drop(answer);
+    cluster.patroni_api(&primary)?.patch_config(&patch).await?;
     let loop_wait = Duration::from_secs(cluster.timings().loop_wait.into());
     tokio::time::sleep(loop_wait * 2 + Duration::from_millis(500)).await;
     if settings.iter().any(|s| kind(s) == SettingKind::Postgres) {
@@ -237,7 +188,7 @@ async fn apply(cluster: &LocalCluster, settings: &[Setting]) -> Result<()> {
             });
             if settled || Instant::now() >= deadline {
                 for name in pending {
-                    restart(cluster, &http, &name).await?;
+                    restart(cluster, &name).await?;
                 }
                 break;
             }
@@ -285,23 +236,13 @@ async fn node_settings(
 }
 
 /// Restarts `name`'s PostgreSQL through Patroni (`POST /restart`).
-async fn restart(cluster: &LocalCluster, http: &reqwest::Client, name: &str) -> Result<()> {
-    let node = cluster
-        .node(name)
-        .ok_or_else(|| Error::ClusterState(format!("{name} is not a node")))?;
-    let url = format!("{}/restart", node.api_url());
+async fn restart(cluster: &LocalCluster, name: &str) -> Result<()> {
+    let api = cluster.patroni_api(name)?;
     tracing::info!(
         node = name,
         "restarting PostgreSQL for a setting that needs it"
     );
-    http.post(&url)
-        .json(&json!({}))
-        .timeout(Duration::from_secs(90))
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .map_err(|e| Error::Patroni { url, source: e })?;
-    Ok(())
+    api.restart().await
 }
 
 #[cfg(test)]
@@ -309,32 +250,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn settings_know_their_kind_and_json_type() {
+    fn settings_know_their_kind_and_type() {
         let s = Setting::new("ttl", "20");
         assert_eq!(kind(&s), SettingKind::Patroni);
-        assert_eq!(json_value(&s), json!(20));
+        assert_eq!(typed_value(&s), Some(Scalar::Number(20.into())));
         let s = Setting::new("checkpoint_timeout", "1min");
         assert_eq!(kind(&s), SettingKind::Postgres);
-        assert_eq!(json_value(&s), json!("1min"));
+        assert_eq!(typed_value(&s), Some(Scalar::from("1min")));
         assert_eq!(
-            json_value(&Setting::new("synchronous_mode", "true")),
-            json!(true)
+            typed_value(&Setting::new("synchronous_mode", "true")),
+            Some(Scalar::Bool(true))
         );
-        assert_eq!(json_value(&Setting::unset("ttl")), Value::Null);
+        // A parameter stays text even when it looks like a number.
+        assert_eq!(
+            typed_value(&Setting::new("max_connections", "200")),
+            Some(Scalar::from("200"))
+        );
+        assert_eq!(typed_value(&Setting::unset("ttl")), None);
     }
 
     #[test]
     fn current_values_are_found_where_patroni_keeps_them() {
-        let config = json!({
+        let config: DynamicConfig = serde_json::from_value(serde_json::json!({
             "ttl": 5,
             "postgresql": { "parameters": { "wal_log_hints": "on", "gone": null } }
-        });
-        assert_eq!(lookup(&config, &Setting::new("ttl", "9")), Some(&json!(5)));
+        }))
+        .expect("parses");
+        let found = |s: Setting| lookup(&config, &s).map(Scalar::to_string);
+        assert_eq!(found(Setting::new("ttl", "9")), Some("5".into()));
         assert_eq!(
-            lookup(&config, &Setting::new("wal_log_hints", "off")),
-            Some(&json!("on"))
+            found(Setting::new("wal_log_hints", "off")),
+            Some("on".into())
         );
-        assert_eq!(lookup(&config, &Setting::new("gone", "1")), None);
-        assert_eq!(lookup(&config, &Setting::new("loop_wait", "1")), None);
+        assert_eq!(found(Setting::new("gone", "1")), None);
+        assert_eq!(found(Setting::new("loop_wait", "1")), None);
     }
 }

@@ -104,8 +104,7 @@ impl LocalCluster {
     /// would) so the leader writes a new one; returns whether it did.
     async fn clear_stale_sync_key(&self, leader: &str) -> bool {
         let key = etcd::sync_key(&self.inner.scope);
-        let http = &self.inner.http;
-        let stale = match etcd::get(http, &self.inner.etcd_client, &key).await {
+        let stale = match self.inner.etcd.get(&key).await {
             Ok(Some(value)) => serde_json::from_str::<etcd::SyncKey>(&value)
                 .ok()
                 .and_then(|k| k.leader)
@@ -113,7 +112,7 @@ impl LocalCluster {
             _ => None,
         };
         let Some(named) = stale else { return false };
-        match etcd::delete(http, &self.inner.etcd_client, &key).await {
+        match self.inner.etcd.delete(&key).await {
             Ok(()) => {
                 tracing::warn!(%key, named = %named, leader,
                     "deleted a /sync key naming another leader: the leader could not name a synchronous standby");
@@ -131,18 +130,15 @@ impl LocalCluster {
     /// health check says whether it helped.
     async fn reinitialize(&self, name: &str) {
         let Some(node) = self.node(name) else { return };
-        let res = self
+        match self
             .inner
-            .http
-            .post(format!("{}/reinitialize", node.api_url()))
-            .json(&serde_json::json!({ "force": true }))
-            .send()
-            .await;
-        match res {
-            Ok(r) => {
-                let status = r.status();
-                let body = r.text().await.unwrap_or_default();
-                tracing::info!(node = name, %status, body = %body.trim(), "asked Patroni to re-initialise");
+            .patroni
+            .node(node.api_url())
+            .reinitialize(true)
+            .await
+        {
+            Ok(reply) => {
+                tracing::info!(node = name, status = reply.status, body = %reply.body.trim(), "asked Patroni to re-initialise");
             }
             Err(e) => {
                 tracing::warn!(node = name, error = %e, "cannot ask Patroni to re-initialise")
