@@ -113,6 +113,15 @@ async fn throttling_the_primarys_wal_slows_commits_and_lifting_it_restores_them(
     assert_eq!(guard.devices().len(), 1, "the WAL device only");
     let during = commit_latency(&client, 12).await;
     guard.heal().await.expect("healed");
+    // Writes the throttle had queued drain first (at the old rate, for a
+    // moment): wait for one quick commit, up to 10 s, then measure.
+    let drained = Instant::now();
+    while commit_latency(&client, 1).await.median > Duration::from_millis(20) {
+        assert!(
+            drained.elapsed() < Duration::from_secs(10),
+            "commits still slow 10 s after the throttle was lifted"
+        );
+    }
     let after = commit_latency(&client, 50).await;
     println!(
         "commit latency median / mean: before {:?} / {:?}, throttled {:?} / {:?}, after {:?} / {:?}",
