@@ -49,11 +49,34 @@ fn run(mut cmd: Command) -> (i32, String, String) {
 }
 
 /// An empty directory for one test's reports.
-fn report_dir(name: &str) -> PathBuf {
+/// A test's own directory under the temp dir, removed when it is dropped:
+/// when the test ends, passed or failed (its panic unwinds through it).
+struct TestDir(PathBuf);
+
+impl std::ops::Deref for TestDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TestDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn report_dir(name: &str) -> TestDir {
     let dir = std::env::temp_dir().join(format!("chaos-cli-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("report dir");
-    dir
+    TestDir(dir)
 }
 
 fn read_json(path: &Path) -> serde_json::Value {
@@ -422,8 +445,6 @@ fn local_runs_exit_by_their_verdict_and_write_reports() {
         .collect();
     assert!(timelines.len() >= 2, "no failover: timelines {timelines:?}");
     assert!(rto < 30_000.0, "RTO {rto} ms: {out}");
-
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A network partition from the command line (needs root: iptables).
@@ -456,7 +477,6 @@ fn a_partition_runs_from_the_command_line() {
         "{json}"
     );
     assert_eq!(json["writes"]["lost"], 0, "{json}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -511,12 +531,12 @@ fn a_disk_throttle_with_its_rate_runs_from_the_command_line() {
         assert!(json["rto_ms"].is_null(), "{json}");
         assert!(out.contains("no outage"), "{out}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_cnpg_context_missing_from_the_kubeconfig_is_a_setup_error() {
-    let dir = std::env::temp_dir().join(format!("chaos-cli-kubeconfig-{}", std::process::id()));
+    let dir =
+        TestDir(std::env::temp_dir().join(format!("chaos-cli-kubeconfig-{}", std::process::id())));
     std::fs::create_dir_all(&dir).unwrap();
     let kubeconfig = dir.join("config");
     std::fs::write(
@@ -542,7 +562,6 @@ fn a_cnpg_context_missing_from_the_kubeconfig_is_a_setup_error() {
     assert_eq!(code, 2, "stdout:\n{out}\nstderr:\n{err}");
     assert!(err.contains("kind-missing"), "{err}");
     assert!(!err.contains("secret-token-123") && !out.contains("secret-token-123"));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `chaos run --target cnpg` on the fake API server (context `fake`), with
@@ -596,7 +615,6 @@ fn a_cnpg_namespace_not_allowed_is_refused_before_anything_is_written() {
     assert!(!err.contains("pw-dialled-123") && !out.contains("pw-dialled-123"));
     assert_nothing_touched(&api, &dir, &db);
     assert_says_who_asks(&api);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Every request the fake API server saw said `User-Agent: chaos/<version>`,
@@ -636,7 +654,6 @@ fn a_cnpg_fault_without_its_permission_is_refused_before_anything_is_written() {
         assert!(err.contains(part), "{part} missing: {err}");
     }
     assert_nothing_touched(&api, &dir, &db);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A wrong --cluster: which Cluster is missing where, and how to look —
@@ -696,7 +713,6 @@ fn a_cnpg_dry_run_prints_each_change_once() {
         "{err}"
     );
     assert_nothing_touched(&api, &dir, &db);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -757,7 +773,6 @@ fn an_external_cluster_is_measured_from_the_command_line() {
     );
     // Shown with --nocapture: the figures of the run.
     println!("{out}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -785,7 +800,6 @@ fn a_failing_fault_command_is_a_setup_error() {
         "{err}"
     );
     assert!(!out.contains("chaos report"), "nothing was measured: {out}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `--repeat`: one set of runs on one cluster, its page and summary; then the
@@ -898,7 +912,6 @@ fn repeated_runs_are_judged_as_a_set_and_their_files_compared() {
     );
     let (code, _, err) = run(chaos(&["report", "show", "/nonexistent/r.json"]));
     assert_eq!(code, 2, "{err}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The seed's question, answered: a variant known to be slower (Patroni's
@@ -952,7 +965,6 @@ fn an_experiment_finds_a_longer_ttl_slower() {
     ] {
         assert!(dir.join(f).is_file(), "{f}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
