@@ -143,20 +143,11 @@ impl Closeup {
         );
         let others = other_events(r, view);
         let n = r.faults.len();
+        let (kind, mode, victim) = super::fault_name(f);
         let title = format!(
-            "Close-up of fault {} of {n}: {} ({}){} — injected {}, {}, RTO {} (max {})",
+            "Close-up of fault {} of {n}: {kind} ({mode}){victim} — {} (max {})",
             i + 1,
-            f.kind,
-            f.mode,
-            f.victim
-                .as_ref()
-                .map(|v| format!(" on {v}"))
-                .unwrap_or_default(),
-            signed(inj),
-            f.healed_at
-                .map(|h| h.ms_since(r.origin))
-                .map_or_else(|| "not healed".into(), |h| format!("healed {}", signed(h))),
-            rto_words(f.rto_ms, r),
+            super::fault_course(f, r),
             dur(r.slo.max_rto_ms)
         );
         let fit = ((W - MR - 4.0 - 24.0) / (13.0 * 0.56)).floor() as usize;

@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 
 use super::super::{
-    HALO, INK, MARKER, MUTED, Placed, Rows, W, clip, dur, esc, palette, place_beside, signed, text,
+    HALO, INK, MARKER, MUTED, Placed, Rows, W, clip, dur, esc, palette, place_beside, text,
     text_width,
 };
 use super::{Layout, Marker, View, markers, phases_by_fault};
@@ -448,22 +448,8 @@ fn fault_bars(r: &Report, view: View) -> (Vec<FaultBar>, usize) {
                     .unwrap_or_default(),
                 if f.marked { " [marked]" } else { "" }
             );
-            let title = format!(
-                "{} {}{}: injected {}, {}, RTO {}",
-                f.kind,
-                f.mode,
-                f.victim
-                    .as_ref()
-                    .map(|v| format!(" on {v}"))
-                    .unwrap_or_default(),
-                signed(inj),
-                healed.map_or_else(|| "not healed".into(), |h| format!("healed {}", signed(h))),
-                match (f.rto_ms, f.slowdown) {
-                    (Some(rto), _) => dur(rto),
-                    (None, Some(s)) if !s.outage => format!("none: {}", s.describe()),
-                    (None, _) => "none (no recovery)".into(),
-                }
-            );
+            let (kind, mode, victim) = super::fault_name(f);
+            let title = format!("{kind} {mode}{victim}: {}", super::fault_course(f, r));
             let tw = text_width(&label, 10.5);
             let inside = xb - xa >= tw + 10.0;
             let place = if inside {

@@ -268,6 +268,33 @@ pub(super) fn judged_on(r: &Report) -> String {
     }
 }
 
+/// A fault's course in words, for titles: `injected +0.000s, healed
+/// +2.000s, RTO 5.742s` (a slowdown without outage says so).
+fn fault_course(f: &crate::report::FaultRecord, r: &Report) -> String {
+    let at = |t: crate::timeline::Timestamp| signed(t.ms_since(r.origin));
+    format!(
+        "injected {}, {}, RTO {}",
+        at(f.injected_at),
+        f.healed_at
+            .map_or_else(|| "not healed".into(), |h| format!("healed {}", at(h))),
+        match (f.rto_ms, f.slowdown) {
+            (Some(rto), _) => dur(rto),
+            (None, Some(s)) if !s.outage => format!("none: {}", s.describe()),
+            (None, _) => rto_words(None, r),
+        }
+    )
+}
+
+/// `kind`, `mode` and ` on victim`, as the titles name a fault.
+fn fault_name(f: &crate::report::FaultRecord) -> (&str, &str, String) {
+    let victim = f
+        .victim
+        .as_ref()
+        .map(|v| format!(" on {v}"))
+        .unwrap_or_default();
+    (&f.kind, &f.mode, victim)
+}
+
 /// An RTO in words: its value, or why there is none.
 fn rto_words(rto: Option<f64>, r: &Report) -> String {
     match (rto, r.faults.is_empty()) {
