@@ -367,4 +367,103 @@ mod tests {
             json!(["chaos_template", "basebackup"])
         );
     }
+
+    /// What the configuration of a default 3-node cluster's nodes was when
+    /// it was rendered from `json!` values (captured from that code): the
+    /// typed rendering must give Patroni the same document.
+    fn rendered_before_typing(n: u16) -> Value {
+        let dir = format!("/tmp/chaos-0011/node{n}");
+        json!({
+            "scope": "chaos-0011",
+            "namespace": "/chaos/",
+            "name": format!("node{n}"),
+            "log": { "level": "INFO" },
+            "restapi": {
+                "listen": format!("127.0.0.{}:{}", 10 + n, 8000 + n),
+                "connect_address": format!("127.0.0.{}:{}", 10 + n, 8000 + n),
+            },
+            "etcd3": { "hosts": ["127.0.0.1:2379"] },
+            "bootstrap": {
+                "dcs": {
+                    "ttl": 5,
+                    "loop_wait": 1,
+                    "retry_timeout": 2,
+                    "maximum_lag_on_failover": 16_777_216,
+                    "synchronous_mode": true,
+                    "synchronous_mode_strict": true,
+                    "synchronous_node_count": 1,
+                    "primary_start_timeout": 0,
+                    "postgresql": {
+                        "use_pg_rewind": true,
+                        "use_slots": false,
+                        "parameters": {
+                            "max_connections": 100,
+                            "shared_buffers": "32MB",
+                            "wal_level": "replica",
+                            "hot_standby": "on",
+                            "wal_log_hints": "on",
+                            "wal_keep_size": "256MB",
+                            "max_wal_senders": 10,
+                            "wal_retrieve_retry_interval": "500ms",
+                            "wal_sender_timeout": "5s",
+                            "wal_receiver_timeout": "5s",
+                            "synchronous_commit": "on",
+                            "fsync": "on",
+                            "logging_collector": "on",
+                            "log_filename": "postgresql.log",
+                            "log_line_prefix": "%m [%p] ",
+                            "log_timezone": "UTC",
+                        },
+                    },
+                },
+                "initdb": [{ "encoding": "UTF8" }, { "locale": "C" }, "data-checksums", { "auth": "trust" }],
+            },
+            "postgresql": {
+                "listen": format!("127.0.0.{}:{}", 10 + n, 5000 + n),
+                "connect_address": format!("127.0.0.{}:{}", 10 + n, 5000 + n),
+                "data_dir": format!("{dir}/data"),
+                "bin_dir": "/tmp/chaos-0011/bin",
+                "pgpass": format!("{dir}/pgpass"),
+                "create_replica_methods": ["chaos_template", "basebackup"],
+                "chaos_template": { "command": "/tmp/chaos-0011/bin/pg_ctl" },
+                "basebackup": [{ "checkpoint": "fast" }],
+                "authentication": {
+                    "superuser": { "username": "postgres" },
+                    "replication": { "username": "replicator" },
+                    "rewind": { "username": "rewinder" },
+                },
+                "parameters": {
+                    "unix_socket_directories": dir,
+                    "log_directory": format!("{dir}/pglog"),
+                    "hba_file": format!("{dir}/pg_hba.conf"),
+                },
+            },
+            "tags": { "nofailover": false, "noloadbalance": false, "clonefrom": false, "nosync": false },
+        })
+    }
+
+    #[test]
+    fn a_default_three_node_cluster_renders_as_before() {
+        for n in 1..=3u16 {
+            let (name, host) = (format!("node{n}"), format!("127.0.0.{}", 10 + n));
+            let dir = std::path::PathBuf::from(format!("/tmp/chaos-0011/{name}"));
+            let cfg = NodeConfig {
+                scope: "chaos-0011",
+                name: &name,
+                host: &host,
+                pg_port: 5000 + n,
+                api_port: 8000 + n,
+                etcd_client: "127.0.0.1:2379",
+                node_dir: &dir,
+                pg_bin: Path::new("/tmp/chaos-0011/bin"),
+                // DEFAULT_PATRONI_VERSION, 3.1.2.
+                timings: PatroniTimings::for_version((3, 1, 2)),
+                synchronous_mode: SynchronousMode::default(),
+                extra_parameters: &[],
+                template_script: Path::new("/tmp/chaos-0011/bin/pg_ctl"),
+            };
+            let rendered = serde_json::to_value(cfg.render()).expect("renders");
+            assert_eq!(rendered, rendered_before_typing(n), "node{n}");
+        }
+    }
 }
