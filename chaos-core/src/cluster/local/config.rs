@@ -1,9 +1,10 @@
 //! Patroni and PostgreSQL settings of the local cluster.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde::Serialize;
 
 /// Patroni's DCS timings. Failover takes roughly `ttl` plus one `loop_wait`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -88,12 +89,12 @@ impl SynchronousMode {
     }
 
     /// Patroni's `(synchronous_mode, synchronous_mode_strict)`.
-    fn patroni_flags(self) -> (Value, bool) {
+    fn patroni_flags(self) -> (PatroniSynchronousMode, bool) {
         match self {
-            SynchronousMode::Strict => (json!(true), true),
-            SynchronousMode::NonStrict => (json!(true), false),
-            SynchronousMode::Quorum => (json!("quorum"), true),
-            SynchronousMode::Off => (json!(false), false),
+            SynchronousMode::Strict => (PatroniSynchronousMode::On, true),
+            SynchronousMode::NonStrict => (PatroniSynchronousMode::On, false),
+            SynchronousMode::Quorum => (PatroniSynchronousMode::Quorum, true),
+            SynchronousMode::Off => (PatroniSynchronousMode::Off, false),
         }
     }
 
@@ -163,116 +164,358 @@ pub(crate) struct NodeConfig<'a> {
 }
 
 impl NodeConfig<'_> {
-    /// Renders the node's configuration. JSON is valid YAML, which Patroni reads.
-    pub(crate) fn render(&self) -> Value {
+    /// Renders the node's configuration, written as JSON (which is valid
+    /// YAML, which Patroni reads).
+    pub(crate) fn render(&self) -> PatroniConfig {
         let dir = self.node_dir.display().to_string();
-        let mut parameters = json!({
-            "max_connections": 100,
-            "shared_buffers": "32MB",
-            "wal_level": "replica",
-            "hot_standby": "on",
-            "wal_log_hints": "on",
-            "wal_keep_size": "256MB",
-            "max_wal_senders": 10,
-            "wal_retrieve_retry_interval": "500ms",
-            "wal_sender_timeout": "5s",
-            "wal_receiver_timeout": "5s",
-            "synchronous_commit": "on",
-            "fsync": "on",
-            "logging_collector": "on",
-            "log_filename": "postgresql.log",
-            "log_line_prefix": "%m [%p] ",
+        let mut parameters: BTreeMap<String, Parameter> = [
+            ("max_connections", Parameter::Int(100)),
+            ("shared_buffers", "32MB".into()),
+            ("wal_level", "replica".into()),
+            ("hot_standby", "on".into()),
+            ("wal_log_hints", "on".into()),
+            ("wal_keep_size", "256MB".into()),
+            ("max_wal_senders", Parameter::Int(10)),
+            ("wal_retrieve_retry_interval", "500ms".into()),
+            ("wal_sender_timeout", "5s".into()),
+            ("wal_receiver_timeout", "5s".into()),
+            ("synchronous_commit", "on".into()),
+            ("fsync", "on".into()),
+            ("logging_collector", "on".into()),
+            ("log_filename", "postgresql.log".into()),
+            ("log_line_prefix", "%m [%p] ".into()),
             // Log times in UTC, so that the promotion marks read from the log
             // need no guess at the machine's zone.
-            "log_timezone": "UTC",
-        });
-        if let Some(map) = parameters.as_object_mut() {
-            for (k, v) in self.extra_parameters {
-                map.insert(k.clone(), Value::String(v.clone()));
-            }
+            ("log_timezone", "UTC".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        for (k, v) in self.extra_parameters {
+            parameters.insert(k.clone(), Parameter::Text(v.clone()));
         }
-        let script = self.template_script.display().to_string();
         let PatroniTimings {
             ttl,
             loop_wait,
             retry_timeout,
         } = self.timings;
         let (synchronous_mode, synchronous_mode_strict) = self.synchronous_mode.patroni_flags();
-        json!({
-            "scope": self.scope,
-            "namespace": super::etcd::NAMESPACE,
-            "name": self.name,
-            "log": { "level": "INFO" },
-            "restapi": {
-                "listen": format!("{}:{}", self.host, self.api_port),
-                "connect_address": format!("{}:{}", self.host, self.api_port),
+        let api = format!("{}:{}", self.host, self.api_port);
+        let pg = format!("{}:{}", self.host, self.pg_port);
+        PatroniConfig {
+            scope: self.scope.to_string(),
+            namespace: super::etcd::NAMESPACE,
+            name: self.name.to_string(),
+            log: Log { level: "INFO" },
+            restapi: RestApi {
+                listen: api.clone(),
+                connect_address: api,
             },
-            "etcd3": { "hosts": [self.etcd_client] },
-            "bootstrap": {
-                "dcs": {
-                    "ttl": ttl,
-                    "loop_wait": loop_wait,
-                    "retry_timeout": retry_timeout,
-                    "maximum_lag_on_failover": 16_777_216,
-                    "synchronous_mode": synchronous_mode,
-                    "synchronous_mode_strict": synchronous_mode_strict,
-                    "synchronous_node_count": 1,
-                    "primary_start_timeout": 0,
-                    "postgresql": {
-                        "use_pg_rewind": true,
-                        "use_slots": false,
-                        "parameters": parameters,
+            etcd3: Etcd3 {
+                hosts: vec![self.etcd_client.to_string()],
+            },
+            bootstrap: Bootstrap {
+                dcs: Dcs {
+                    ttl,
+                    loop_wait,
+                    retry_timeout,
+                    maximum_lag_on_failover: 16_777_216,
+                    synchronous_mode,
+                    synchronous_mode_strict,
+                    synchronous_node_count: 1,
+                    primary_start_timeout: 0,
+                    postgresql: DcsPostgresql {
+                        use_pg_rewind: true,
+                        use_slots: false,
+                        parameters,
                     },
                 },
-                "initdb": initdb_options(),
+                initdb: initdb_options(),
             },
-            "postgresql": {
-                "listen": format!("{}:{}", self.host, self.pg_port),
-                "connect_address": format!("{}:{}", self.host, self.pg_port),
-                "data_dir": format!("{dir}/data"),
-                "bin_dir": self.pg_bin.display().to_string(),
-                "pgpass": format!("{dir}/pgpass"),
+            postgresql: Postgresql {
+                listen: pg.clone(),
+                connect_address: pg,
+                data_dir: format!("{dir}/data"),
+                bin_dir: self.pg_bin.display().to_string(),
+                pgpass: format!("{dir}/pgpass"),
                 // Replicas of the first boot copy the template too; the script
                 // refuses after the boot, and pg_basebackup takes over.
-                "create_replica_methods": ["chaos_template", "basebackup"],
-                "chaos_template": { "command": script },
-                "basebackup": [{ "checkpoint": "fast" }],
-                "authentication": {
-                    "superuser": { "username": "postgres" },
-                    "replication": { "username": "replicator" },
-                    "rewind": { "username": "rewinder" },
+                create_replica_methods: vec!["chaos_template", "basebackup"],
+                chaos_template: ReplicaMethod {
+                    command: self.template_script.display().to_string(),
+                },
+                basebackup: vec![ToolOption::setting("checkpoint", "fast")],
+                authentication: Authentication {
+                    superuser: User::named("postgres"),
+                    replication: User::named("replicator"),
+                    rewind: User::named("rewinder"),
                 },
                 // Node-local paths stay out of the DCS, which all nodes share.
                 // With `hba_file` Patroni leaves pg_hba alone (we write it once,
                 // see `PG_HBA`).
-                "parameters": {
-                    "unix_socket_directories": dir,
-                    "log_directory": format!("{dir}/pglog"),
-                    "hba_file": format!("{dir}/pg_hba.conf"),
+                parameters: LocalParameters {
+                    unix_socket_directories: dir.clone(),
+                    log_directory: format!("{dir}/pglog"),
+                    hba_file: format!("{dir}/pg_hba.conf"),
                 },
             },
-            "tags": { "nofailover": false, "noloadbalance": false, "clonefrom": false, "nosync": false },
-        })
+            tags: Tags::default(),
+        }
     }
 }
 
 /// Patroni's `bootstrap.initdb` list, from the options the template is made
 /// with (Patroni adds the superuser name itself).
-fn initdb_options() -> Value {
+fn initdb_options() -> Vec<ToolOption> {
     super::template::INITDB_ARGS
         .iter()
         .filter_map(|a| a.strip_prefix("--"))
         .filter(|a| !a.starts_with("username="))
         .map(|a| match a.split_once('=') {
-            Some((k, v)) => json!({ k: v }),
-            None => json!(a),
+            Some((k, v)) => ToolOption::setting(k, v),
+            None => ToolOption::Flag(a.to_string()),
         })
         .collect()
 }
 
+/// One node's `patroni.yml`: the parts of Patroni's configuration file
+/// (<https://patroni.readthedocs.io/en/latest/yaml_configuration.html>) the
+/// local cluster sets.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct PatroniConfig {
+    /// The cluster's name in the DCS.
+    pub scope: String,
+    /// The DCS prefix of every cluster's keys.
+    pub namespace: &'static str,
+    /// The node's name.
+    pub name: String,
+    /// Patroni's own log.
+    pub log: Log,
+    /// The node's REST API.
+    pub restapi: RestApi,
+    /// The etcd v3 endpoints.
+    pub etcd3: Etcd3,
+    /// How the cluster is first made.
+    pub bootstrap: Bootstrap,
+    /// The node's PostgreSQL.
+    pub postgresql: Postgresql,
+    /// What this node may become.
+    pub tags: Tags,
+}
+
+/// `log`: Patroni's own log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct Log {
+    /// `INFO`, `DEBUG`, …
+    pub level: &'static str,
+}
+
+/// `restapi`: where the node's REST API listens and is reached.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct RestApi {
+    /// `host:port` it binds.
+    pub listen: String,
+    /// `host:port` other nodes and the library use.
+    pub connect_address: String,
+}
+
+/// `etcd3`: the DCS, through etcd's v3 API.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct Etcd3 {
+    /// `host:port` of each etcd client endpoint.
+    pub hosts: Vec<String>,
+}
+
+/// `bootstrap`: the dynamic configuration written to the DCS when the
+/// cluster is first made, and how the first data directory is made.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct Bootstrap {
+    /// The dynamic configuration (later read and changed through
+    /// `GET`/`PATCH /config`).
+    pub dcs: Dcs,
+    /// `initdb`'s options.
+    pub initdb: Vec<ToolOption>,
+}
+
+/// `bootstrap.dcs`: the dynamic configuration the cluster starts with.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct Dcs {
+    /// Leader-key time to live, in seconds.
+    pub ttl: u32,
+    /// Seconds between HA loop runs.
+    pub loop_wait: u32,
+    /// Seconds to retry DCS and PostgreSQL operations before demoting.
+    pub retry_timeout: u32,
+    /// Bytes a replica may lag and still be promoted.
+    pub maximum_lag_on_failover: u64,
+    /// `true`, `false` or `quorum`.
+    pub synchronous_mode: PatroniSynchronousMode,
+    /// Whether the primary refuses commits without a synchronous standby.
+    pub synchronous_mode_strict: bool,
+    /// How many synchronous standbys.
+    pub synchronous_node_count: u32,
+    /// Seconds a failed primary is given to start again before failover.
+    pub primary_start_timeout: u32,
+    /// PostgreSQL settings every node shares.
+    pub postgresql: DcsPostgresql,
+}
+
+/// Patroni's `synchronous_mode`: `false`, `true`, or `quorum` (Patroni 4.0+).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PatroniSynchronousMode {
+    /// `false`.
+    Off,
+    /// `true`.
+    On,
+    /// `quorum`.
+    Quorum,
+}
+
+impl Serialize for PatroniSynchronousMode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            PatroniSynchronousMode::Off => s.serialize_bool(false),
+            PatroniSynchronousMode::On => s.serialize_bool(true),
+            PatroniSynchronousMode::Quorum => s.serialize_str("quorum"),
+        }
+    }
+}
+
+/// `bootstrap.dcs.postgresql`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct DcsPostgresql {
+    /// Whether a former primary is rewound rather than re-initialised.
+    pub use_pg_rewind: bool,
+    /// Whether replicas get replication slots.
+    pub use_slots: bool,
+    /// PostgreSQL's parameters, the same on every node.
+    pub parameters: BTreeMap<String, Parameter>,
+}
+
+/// A PostgreSQL parameter's value as Patroni is given it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub(crate) enum Parameter {
+    /// A number (`max_connections: 100`).
+    Int(i64),
+    /// Text, units included (`shared_buffers: 32MB`).
+    Text(String),
+}
+
+impl From<&str> for Parameter {
+    fn from(s: &str) -> Self {
+        Parameter::Text(s.to_string())
+    }
+}
+
+/// One option of `initdb` or `pg_basebackup` in Patroni's list form: a bare
+/// flag (`data-checksums`) or a `{name: value}` map (`{encoding: UTF8}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub(crate) enum ToolOption {
+    /// `--name`.
+    Flag(String),
+    /// `--name=value`.
+    Setting(BTreeMap<String, String>),
+}
+
+impl ToolOption {
+    /// The option `--name=value`.
+    pub(crate) fn setting(name: &str, value: &str) -> Self {
+        ToolOption::Setting(BTreeMap::from([(name.to_string(), value.to_string())]))
+    }
+}
+
+/// `postgresql`: the node's own PostgreSQL.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct Postgresql {
+    /// `host:port` it binds.
+    pub listen: String,
+    /// `host:port` other nodes and clients use.
+    pub connect_address: String,
+    /// The data directory.
+    pub data_dir: String,
+    /// Where `pg_ctl`, `initdb`, … are (the shim directory).
+    pub bin_dir: String,
+    /// The password file Patroni writes.
+    pub pgpass: String,
+    /// How a replica is made, in order of preference.
+    pub create_replica_methods: Vec<&'static str>,
+    /// The `chaos_template` method: the staged template copy.
+    pub chaos_template: ReplicaMethod,
+    /// The `basebackup` method's options.
+    pub basebackup: Vec<ToolOption>,
+    /// The roles Patroni connects as.
+    pub authentication: Authentication,
+    /// Parameters of this node only (paths).
+    pub parameters: LocalParameters,
+}
+
+/// A custom replica-creation method.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct ReplicaMethod {
+    /// The program Patroni runs.
+    pub command: String,
+}
+
+/// `postgresql.authentication`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct Authentication {
+    /// The superuser.
+    pub superuser: User,
+    /// The role replicas stream as.
+    pub replication: User,
+    /// The role `pg_rewind` connects as.
+    pub rewind: User,
+}
+
+/// A role Patroni connects as (no password: `pg_hba` trusts localhost).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct User {
+    /// The role's name.
+    pub username: &'static str,
+}
+
+impl User {
+    fn named(username: &'static str) -> Self {
+        User { username }
+    }
+}
+
+/// `postgresql.parameters`: the node-local paths, kept out of the DCS.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct LocalParameters {
+    /// The node's directory, for its Unix socket.
+    pub unix_socket_directories: String,
+    /// Where the server log goes.
+    pub log_directory: String,
+    /// The `pg_hba.conf` the library writes (see [`PG_HBA`]).
+    pub hba_file: String,
+}
+
+/// `tags`: what the node may become; all off.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub(crate) struct Tags {
+    /// Never promoted.
+    pub nofailover: bool,
+    /// Not in load balancing.
+    pub noloadbalance: bool,
+    /// Preferred source of replicas.
+    pub clonefrom: bool,
+    /// Never synchronous.
+    pub nosync: bool,
+}
+
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
+
     use super::*;
+
+    /// The configuration as the file Patroni reads.
+    fn render(cfg: &NodeConfig<'_>) -> Value {
+        serde_json::to_value(cfg.render()).expect("renders")
+    }
 
     #[test]
     fn timings_follow_the_patroni_version() {
@@ -308,7 +551,7 @@ mod tests {
     #[test]
     fn the_synchronous_mode_renders_into_the_bootstrap_dcs_config() {
         let flags = |mode| {
-            let cfg = node_config(&[], mode).render();
+            let cfg = render(&node_config(&[], mode));
             let dcs = &cfg["bootstrap"]["dcs"];
             (
                 dcs["synchronous_mode"].clone(),
@@ -344,7 +587,7 @@ mod tests {
     #[test]
     fn renders_strict_synchronous_replication() {
         let extra = [("checkpoint_timeout".to_string(), "1min".to_string())];
-        let cfg = node_config(&extra, SynchronousMode::default()).render();
+        let cfg = render(&node_config(&extra, SynchronousMode::default()));
         let dcs = &cfg["bootstrap"]["dcs"];
         assert_eq!(dcs["synchronous_mode_strict"], true);
         assert_eq!(dcs["ttl"], 5);
@@ -462,7 +705,7 @@ mod tests {
                 extra_parameters: &[],
                 template_script: Path::new("/tmp/chaos-0011/bin/pg_ctl"),
             };
-            let rendered = serde_json::to_value(cfg.render()).expect("renders");
+            let rendered = render(&cfg);
             assert_eq!(rendered, rendered_before_typing(n), "node{n}");
         }
     }

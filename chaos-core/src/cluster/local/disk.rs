@@ -26,8 +26,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use serde_json::{Value, json};
-
+use super::config::{PatroniConfig, ToolOption};
 use super::process::RunAs;
 use crate::{Error, Result};
 
@@ -248,16 +247,13 @@ impl NodeDisks {
     /// directory, and with a separate WAL, `--waldir` for `pg_basebackup` and
     /// `initdb` (Patroni removes the WAL directory a symlinked `pg_wal` points
     /// to before re-creating a replica).
-    pub(crate) fn patch_config(&self, cfg: &mut Value) {
-        cfg["postgresql"]["data_dir"] = json!(self.data_dir.display().to_string());
+    pub(crate) fn patch_config(&self, cfg: &mut PatroniConfig) {
+        cfg.postgresql.data_dir = self.data_dir.display().to_string();
         if let Some(wal) = &self.wal {
             let waldir = wal.mount.join("pg_wal").display().to_string();
-            if let Some(list) = cfg["postgresql"]["basebackup"].as_array_mut() {
-                list.push(json!({ "waldir": waldir }));
-            }
-            if let Some(list) = cfg["bootstrap"]["initdb"].as_array_mut() {
-                list.push(json!({ "waldir": waldir }));
-            }
+            let option = ToolOption::setting("waldir", &waldir);
+            cfg.postgresql.basebackup.push(option.clone());
+            cfg.bootstrap.initdb.push(option);
         }
     }
 }
@@ -562,6 +558,7 @@ fi
 
 #[cfg(test)]
 mod tests {
+    use super::super::config::{NodeConfig, PatroniTimings, SynchronousMode};
     use super::*;
 
     #[test]
@@ -603,20 +600,30 @@ mod tests {
             wal: Some(vol("/r/node1/wal-disk")),
             data_dir: data_dir(Path::new("/r/node1")),
         };
-        let mut cfg = json!({
-            "postgresql": { "data_dir": "/r/node1/data", "basebackup": [{ "checkpoint": "fast" }] },
-            "bootstrap": { "initdb": ["data-checksums"] },
-        });
+        let mut cfg = NodeConfig {
+            scope: "s",
+            name: "node1",
+            host: "127.0.0.11",
+            pg_port: 5000,
+            api_port: 8000,
+            etcd_client: "127.0.0.1:2379",
+            node_dir: Path::new("/r/node1"),
+            pg_bin: Path::new("/r/bin"),
+            timings: PatroniTimings::for_version((3, 1, 2)),
+            synchronous_mode: SynchronousMode::default(),
+            extra_parameters: &[],
+            template_script: Path::new("/r/bin/pg_ctl"),
+        }
+        .render();
+        assert_eq!(cfg.postgresql.data_dir, "/r/node1/data");
+        let (backup, initdb) = (cfg.postgresql.basebackup.len(), cfg.bootstrap.initdb.len());
         disks.patch_config(&mut cfg);
-        assert_eq!(cfg["postgresql"]["data_dir"], "/r/node1/data-disk/data");
-        assert_eq!(
-            cfg["postgresql"]["basebackup"][1]["waldir"],
-            "/r/node1/wal-disk/pg_wal"
-        );
-        assert_eq!(
-            cfg["bootstrap"]["initdb"][1]["waldir"],
-            "/r/node1/wal-disk/pg_wal"
-        );
+        assert_eq!(cfg.postgresql.data_dir, "/r/node1/data-disk/data");
+        let waldir = ToolOption::setting("waldir", "/r/node1/wal-disk/pg_wal");
+        assert_eq!(cfg.postgresql.basebackup.len(), backup + 1);
+        assert_eq!(cfg.postgresql.basebackup.last(), Some(&waldir));
+        assert_eq!(cfg.bootstrap.initdb.len(), initdb + 1);
+        assert_eq!(cfg.bootstrap.initdb.last(), Some(&waldir));
         assert_eq!(
             wal_dir(Path::new("/r/node1")),
             Path::new("/r/node1/wal-disk/pg_wal")

@@ -224,7 +224,7 @@ mod tests {
             template_script: Path::new("/tmp/x/bin/pg_ctl"),
         }
         .render();
-        assert_eq!(cfg["namespace"], NAMESPACE);
+        assert_eq!(cfg.namespace, NAMESPACE);
         assert_eq!(leader_key("chaos-x"), "/chaos/chaos-x/leader");
     }
 
