@@ -3,23 +3,15 @@
 //! debug output), with the kube error kept as the source — and the namespace
 //! label that allows chaos.
 
-use std::sync::{Arc, Mutex};
-
 use chaos_core::Error;
-use chaos_core::cluster::Target;
-use chaos_core::cluster::cnpg::{CnpgCluster, Fence};
-use chaos_core::fault::{
-    DeletePrimary, Fault, FaultGuard, PartitionNetwork, Switchover, ThrottleDisk,
-};
+use chaos_core::cluster::cnpg::CnpgCluster;
+use chaos_core::fault::{DeletePrimary, Fault};
 use http::Method;
 use serde_json::{Value, json};
 
 mod cnpg_mock;
 
-use cnpg_mock::{
-    ACCESS_REVIEWS, CLUSTER_PATH, NS, Seen, WHOAMI, assert_allowed_by_role, common, fixture,
-    log_of, mock, status, target,
-};
+use cnpg_mock::{CLUSTER_PATH, NS, common, log_of, mock, status, target};
 
 /// The API's answer to a failed request, with a message of its own.
 fn failure(code: u16, reason: &str, message: &str) -> (u16, Value) {

@@ -6,21 +6,13 @@
 
 use std::sync::{Arc, Mutex};
 
-use chaos_core::Error;
 use chaos_core::cluster::Target;
-use chaos_core::cluster::cnpg::{CnpgCluster, Fence};
-use chaos_core::fault::{
-    DeletePrimary, Fault, FaultGuard, PartitionNetwork, Switchover, ThrottleDisk,
-};
 use http::Method;
 use serde_json::{Value, json};
 
 mod cnpg_mock;
 
-use cnpg_mock::{
-    ACCESS_REVIEWS, CLUSTER_PATH, NS, Seen, WHOAMI, assert_allowed_by_role, common, fixture,
-    log_of, mock, status, target,
-};
+use cnpg_mock::{CLUSTER_PATH, Seen, common, fixture, log_of, mock, status, target};
 
 const CRD_PATH: &str =
     "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/clusters.postgresql.cnpg.io";
