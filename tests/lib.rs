@@ -2,8 +2,9 @@
 //! PostgreSQL HA clusters (see `tests/*.rs`), and the helpers they share for
 //! looking at processes through `/proc`.
 
-use std::path::Path;
-use std::time::Duration;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use chaos_core::cluster::local::{LocalCluster, LocalClusterBuilder};
 use tokio::sync::{Mutex, MutexGuard, OnceCell};
@@ -192,6 +193,49 @@ fn processes_and_zombies_of(dir: &Path) -> Vec<i32> {
         ours.extend(more);
     }
     ours
+}
+
+/// A private work directory for tests that inspect what is left behind.
+pub fn scratch(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("chaos-test-{name}-{}", std::process::id()))
+}
+
+/// The live processes of `dir` (see [`processes_of`]) with their start times,
+/// to check later with [`still_running`].
+pub fn snapshot(dir: &Path) -> Vec<(i32, u64)> {
+    processes_of(dir)
+        .into_iter()
+        .filter_map(|p| Some((p, start_time(p)?)))
+        .collect()
+}
+
+/// Those of `procs` that still run (zombies count as gone). Unlike
+/// [`processes_of`], this sees a backend whose postmaster is already gone.
+pub fn still_running(procs: &[(i32, u64)]) -> Vec<i32> {
+    procs
+        .iter()
+        .filter(|&&(p, st)| {
+            start_time(p) == Some(st) && !matches!(process_state(p), None | Some('Z' | 'X'))
+        })
+        .map(|&(p, _)| p)
+        .collect()
+}
+
+/// Whether nothing listens on `host:port`.
+pub fn port_free(host: &str, port: u16) -> bool {
+    TcpListener::bind((host, port)).is_ok()
+}
+
+/// Waits up to `timeout` for `cond`.
+pub fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    cond()
 }
 
 /// Logs of the library to the test's captured output, filtered by `RUST_LOG`
