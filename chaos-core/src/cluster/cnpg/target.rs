@@ -955,6 +955,31 @@ impl Target for CnpgCluster {
         "cnpg"
     }
 
+    /// `CloudNativePG cluster <namespace>/<name> (context <context>)`.
+    fn describe(&self) -> String {
+        format!(
+            "CloudNativePG cluster {}/{} (context {})",
+            self.namespace(),
+            self.cluster_name(),
+            self.context()
+        )
+    }
+
+    /// A pod delete, a promotion or a Chaos Mesh object (see
+    /// `cluster::cnpg::faults`); the others are unsupported.
+    fn inject_builtin(
+        &self,
+        fault: crate::fault::Builtin,
+        _arg: Option<String>,
+    ) -> BoxFuture<'_, Result<crate::fault::AnyGuard>> {
+        Box::pin(super::faults::inject_builtin(self, fault))
+    }
+
+    /// [`CnpgCluster::dry_run_plan`] with `--dry-run` (`CHAOS_DRY_RUN=1`).
+    fn dry_run_plan(&self) -> Option<Vec<String>> {
+        self.is_dry_run().then(|| CnpgCluster::dry_run_plan(self))
+    }
+
     fn advise<'a>(&'a self, slo: &'a crate::slo::Slo) -> BoxFuture<'a, Vec<String>> {
         Box::pin(async move {
             match self.cluster().await {
