@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chaos_core::experiment::{DEFAULT_RECOVERY_TIMEOUT, DEFAULT_WARMUP};
-use chaos_core::fault::{FaultKind, FaultSpec};
+use chaos_core::fault::{CATALOGUE, FaultSpec};
 use chaos_core::probe::{DEFAULT_INTERVAL, DEFAULT_WRITERS};
 use chaos_core::report::default_report_dir;
 use chaos_core::runs::Setting;
@@ -687,67 +687,23 @@ impl TypedValueParser for FaultParser {
         })
     }
 
+    /// Every fault of chaos-core's catalogue, with its value's placeholder
+    /// (`primary-latency=DELAY`) and its line of help.
     fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
-        Some(Box::new(FaultKind::ALL.into_iter().map(|k| {
-            let name = match k {
-                FaultKind::ThrottlePrimaryDisk => "throttle-primary-disk=RATE",
-                FaultKind::PrimaryBandwidth => "primary-bandwidth=RATE",
-                FaultKind::PrimaryPacketLoss => "primary-packet-loss=PERCENT",
-                FaultKind::PrimaryLatency => "primary-latency=DELAY",
-                _ => k.name(),
-            };
-            PossibleValue::new(name).help(fault_help(k))
+        // clap keeps `&'static str`s: the names are written out once.
+        static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+        let names = NAMES.get_or_init(|| {
+            CATALOGUE
+                .iter()
+                .map(|e| match e.arg {
+                    Some(arg) => format!("{}={}", e.name, arg.placeholder),
+                    None => e.name.to_string(),
+                })
+                .collect()
+        });
+        Some(Box::new(CATALOGUE.iter().zip(names).map(|(e, name)| {
+            PossibleValue::new(name.as_str()).help(e.help)
         })))
-    }
-}
-
-fn fault_help(kind: FaultKind) -> &'static str {
-    match kind {
-        FaultKind::KillPrimary => {
-            "SIGKILL the primary (a lost node); on cnpg a forced delete of its pod \
-             (grace period 0)"
-        }
-        FaultKind::StopPrimary => {
-            "stop the primary cleanly (a hand-over); on cnpg a delete of its pod with its \
-             grace period"
-        }
-        FaultKind::FreezePrimary => {
-            "SIGSTOP the primary's PostgreSQL (a stalled machine); with --hold shorter than \
-             the ttl an outage of known length, without it held until a failover recovers \
-             the service, then thawed"
-        }
-        FaultKind::FreezeReplicas => "SIGSTOP every standby (synchronous commits wait)",
-        FaultKind::IsolatePrimary => {
-            "drop the primary's packets to and from the other nodes and etcd (root); on cnpg \
-             a Chaos Mesh NetworkChaos from the other instances, the API server and its \
-             kubelet; use with --hold"
-        }
-        FaultKind::PartitionPrimaryFromReplicas => {
-            "drop the replication links of the primary (root; on cnpg a Chaos Mesh \
-             NetworkChaos); use with --hold"
-        }
-        FaultKind::PauseNode => {
-            "SIGSTOP the primary's Patroni and PostgreSQL (a paused VM); use with --hold"
-        }
-        FaultKind::StopDcs => "kill etcd, the DCS (the leader demotes itself); use with --hold",
-        FaultKind::Switchover => {
-            "planned switchover to the synchronous standby (Patroni API; on cnpg to the most \
-             advanced standby, as `kubectl cnpg promote`)"
-        }
-        FaultKind::ThrottlePrimaryDisk => {
-            "throttle the primary's disk writes (RATE like 1MiB/s, or 100iops; root; on cnpg a \
-             Chaos Mesh IOChaos, 100iops only); use with --hold"
-        }
-        FaultKind::PrimaryPacketLoss => {
-            "drop PERCENT of the primary's packets at random (root); use with --hold"
-        }
-        FaultKind::PrimaryBandwidth => {
-            "limit the primary's links to RATE each way, e.g. 1MiB/s (root); use with --hold"
-        }
-        FaultKind::PrimaryLatency => {
-            "delay the primary's packets by DELAY (root, needs the kernel's netem)"
-        }
-        _ => "",
     }
 }
 
@@ -891,8 +847,32 @@ mod tests {
         assert!(e.to_string().contains("whole number"), "{e}");
     }
 
+    /// The help's sentence on the CNPG target's faults names exactly those
+    /// the catalogue says it does.
+    #[test]
+    fn the_cnpg_faults_in_the_help_are_the_catalogues() {
+        let text = RUN_EXAMPLES
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let (_, rest) = text
+            .split_once("On --target cnpg the built-in faults are ")
+            .expect("the sentence");
+        let (list, _) = rest.split_once(" (or a --fault-cmd").expect("its end");
+        let mut listed: Vec<&str> = list.split(", ").flat_map(|s| s.split(" and ")).collect();
+        listed.sort_unstable();
+        let mut catalogue: Vec<&str> = CATALOGUE
+            .iter()
+            .filter(|e| e.on_cnpg)
+            .map(|e| e.name)
+            .collect();
+        catalogue.sort_unstable();
+        assert_eq!(listed, catalogue);
+    }
+
     #[test]
     fn faults_are_named_as_in_the_library() {
+        use chaos_core::fault::FaultKind;
         for kind in FaultKind::ALL {
             let spec = FaultSpec::from(kind).to_string();
             let a = parse_args(&["--fault", &spec]).expect("a built-in fault");
