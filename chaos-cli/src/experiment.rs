@@ -13,6 +13,7 @@ use crate::args::ExperimentArgs;
 use crate::progress::Status;
 use crate::run::{
     FaultPlan, Verdict, body, connect, experiment, finish_with, injection_failure, probe_failure,
+    stop,
 };
 
 /// Runs per arm without --repeat.
@@ -44,7 +45,7 @@ pub fn execute(args: ExperimentArgs, status: Arc<Status>) -> ExitCode {
 
 async fn run(args: &ExperimentArgs, status: Arc<Status>) -> Verdict {
     let fault = FaultPlan::from_args(&args.run);
-    let (target, local) = match connect(&args.run, &fault, &status).await {
+    let target = match connect(&args.run, &fault, &status).await {
         Ok(t) => t,
         Err(msg) => return Verdict::Setup(msg),
     };
@@ -79,12 +80,7 @@ async fn run(args: &ExperimentArgs, status: Arc<Status>) -> Verdict {
             Err(e) => status.line(&format!("chaos: restoring the configuration failed: {e}")),
         }
     }
-    if let Some(local) = local {
-        status.step("stopping the local cluster…");
-        if let Err(e) = tokio::task::spawn_blocking(move || local.stop()).await {
-            status.line(&format!("chaos: stopping the local cluster failed: {e}"));
-        }
-    }
+    stop(&args.run, target, &status).await;
     let Some(result) = result else {
         return Verdict::Interrupted;
     };

@@ -7,10 +7,12 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chaos_core::cluster::Target;
-use chaos_core::cluster::cnpg::CnpgCluster;
-use chaos_core::cluster::external::{ENV_NODE_DSNS, ENV_RW_DSN, ExternalCluster, FaultCommand};
+use chaos_core::cluster::cnpg::{CnpgCluster, CnpgClusterBuilder};
+use chaos_core::cluster::external::{
+    ENV_NODE_DSNS, ENV_RW_DSN, ExternalCluster, ExternalClusterBuilder, FaultCommand,
+};
 use chaos_core::cluster::local::LocalCluster;
+use chaos_core::cluster::{Target, TargetSpec};
 use chaos_core::dsn::redact;
 use chaos_core::experiment::{DEFAULT_RECOVERY_TIMEOUT, DEFAULT_TIMEOUT, RunOutcome};
 use chaos_core::fault::{FaultKind, FaultSpec, Shell};
@@ -150,43 +152,47 @@ impl std::fmt::Debug for BodyError {
 async fn run(args: RunArgs, status: Arc<Status>) -> Verdict {
     let fault = FaultPlan::from_args(&args);
     let experiment = experiment(&args, status.clone(), "chaos_run");
-    let (target, local) = tokio::select! {
+    let target = tokio::select! {
         t = connect(&args, &fault, &status) => match t {
             Ok(t) => t,
             Err(msg) => return Verdict::Setup(msg),
         },
         _ = tokio::signal::ctrl_c() => return Verdict::Interrupted,
     };
-    if let Some(cnpg) = target.downcast_ref::<CnpgCluster>()
-        && cnpg.is_dry_run()
-    {
-        return dry_run(cnpg, fault, &status).await;
+    if target.dry_run_plan().is_some() {
+        return dry_run(target.as_ref(), fault, &status).await;
     }
     let verdict = tokio::select! {
-        v = measure(&experiment, target, fault, args.hold.map(|h| h.0), args.repeat, &status) => v,
+        v = measure(&experiment, target.clone(), fault, args.hold.map(|h| h.0), args.repeat, &status) => v,
         _ = tokio::signal::ctrl_c() => {
             // The run was dropped: its context healed the faults it held.
             status.finish();
             Verdict::Interrupted
         }
     };
-    if let Some(local) = local {
-        status.step("stopping the local cluster…");
-        if let Err(e) = tokio::task::spawn_blocking(move || local.stop()).await {
-            status.line(&format!("chaos: stopping the local cluster failed: {e}"));
-        }
-    }
+    stop(&args, target, &status).await;
     verdict
+}
+
+/// Stops what the run started: the local cluster it booted (other targets
+/// were there before the run and stay).
+pub(crate) async fn stop(args: &RunArgs, target: Arc<dyn Target>, status: &Status) {
+    if args.target != TargetKind::Local {
+        return;
+    }
+    status.step("stopping the local cluster…");
+    if let Err(e) = tokio::task::spawn_blocking(move || target.shutdown()).await {
+        status.line(&format!("chaos: stopping the local cluster failed: {e}"));
+    }
 }
 
 /// `--dry-run`: resolves the fault's victim and plans what it would create,
 /// patch or delete (each printed once, by the target, as it is planned),
 /// heals it the same way, writes nothing and measures nothing.
-async fn dry_run(cluster: &CnpgCluster, fault: FaultPlan, status: &Status) -> Verdict {
+async fn dry_run(target: &dyn Target, fault: FaultPlan, status: &Status) -> Verdict {
     use chaos_core::fault::{Fault, FaultGuard};
     // The plan's lines go straight to stderr: no spinner to tear.
     status.finish();
-    let target: &dyn Target = cluster;
     let guard = match fault {
         FaultPlan::Builtin(spec) => spec.inject(target).await,
         FaultPlan::Shell(shell) => {
@@ -205,7 +211,7 @@ async fn dry_run(cluster: &CnpgCluster, fault: FaultPlan, status: &Status) -> Ve
     // Each change was printed as it was planned: only the count here.
     status.line(&format!(
         "chaos: dry run: {} change(s) planned (above), none made",
-        cluster.dry_run_plan().len()
+        target.dry_run_plan().map_or(0, |plan| plan.len())
     ));
     Verdict::Passed
 }
@@ -236,75 +242,71 @@ pub(crate) fn experiment(args: &RunArgs, status: Arc<Status>, default_name: &str
         .progress(move |p| status.update(p))
 }
 
-/// Boots or connects to the target; the local cluster is returned too, to be
-/// stopped at the end.
+/// Boots or connects to the target, through chaos-core's one factory
+/// ([`TargetSpec`]) with the flags as its settings, and waits until it is
+/// healthy.
 pub(crate) async fn connect(
     args: &RunArgs,
     fault: &FaultPlan,
     status: &Status,
-) -> Result<(Arc<dyn Target>, Option<LocalCluster>), String> {
+) -> Result<Arc<dyn Target>, String> {
     match args.target {
         TargetKind::Local => {
             status.step(&format!(
                 "booting a {}-node Patroni + etcd + PostgreSQL cluster…",
                 args.nodes
             ));
-            let mut builder = LocalCluster::builder()
-                .nodes(args.nodes)
-                .synchronous_mode(args.sync.into());
-            if let Some(patroni) = &args.patroni {
-                builder = builder.patroni(patroni);
-            }
-            if let FaultPlan::Builtin(spec) = fault
-                && spec.kind() == FaultKind::ThrottlePrimaryDisk
-            {
-                // The primary's disk must be a device of its own to be throttled.
-                builder = builder.disk_faults(true);
-            }
-            if let Some(t) = args.ready_timeout {
-                builder = builder.ready_timeout(t.0);
-            }
-            let cluster = builder
-                .start()
+            let target = TargetSpec::Local(local(args, fault))
+                .build()
                 .await
                 .map_err(|e| format!("the local cluster did not start: {e}"))?;
-            let primary = cluster.primary().await.unwrap_or_else(|_| "?".into());
+            let primary = target
+                .topology()
+                .await
+                .ok()
+                .and_then(|t| t.primary_name().map(str::to_string))
+                .unwrap_or_else(|| "?".into());
             status.line(&format!(
                 "chaos: local cluster ready ({} nodes, primary {primary}) at {}",
                 args.nodes,
-                redact(&cluster.rw_dsn())
+                redact(&target.rw_dsn())
             ));
-            Ok((Arc::new(cluster.clone()), Some(cluster)))
+            Ok(target)
         }
         TargetKind::Cnpg => {
-            let cluster = cnpg(args, fault).await?;
-            let shown = format!("{}/{}", cluster.namespace(), cluster.cluster_name());
-            status.step(&format!(
-                "connecting to the CloudNativePG cluster {shown} (context {})…",
-                cluster.context()
-            ));
+            let (builder, shown) = cnpg(args, fault)?;
+            let target = TargetSpec::Cnpg(builder)
+                .build()
+                .await
+                .map_err(cnpg_error)?;
+            status.step(&format!("connecting to the {}…", target.describe()));
             let wait = args.ready_timeout.map_or(EXTERNAL_READY_TIMEOUT, |t| t.0);
-            let topology = cluster
+            let topology = target
                 .wait_healthy(wait)
                 .await
                 .map_err(|e| format!("the CloudNativePG cluster {shown} is not healthy: {e}"))?;
             status.line(&format!(
                 "chaos: CloudNativePG cluster {shown} ready (primary {}){}",
                 topology.primary_name().unwrap_or("unknown"),
-                if cluster.is_dry_run() {
+                if target.dry_run_plan().is_some() {
                     " — dry run: nothing will be created, patched or deleted"
                 } else {
                     ""
                 }
             ));
-            Ok((Arc::new(cluster), None))
+            Ok(target)
         }
         TargetKind::External => {
-            let cluster = external(args, fault)?;
-            let shown = redact(cluster.rw_dsn());
+            let target = TargetSpec::External(external(args, fault)?)
+                .build()
+                .await
+                .map_err(|e| {
+                    format!("{e}; check --rw-dsn and --node-dsn (or CHAOS_RW_DSN, CHAOS_NODE_DSNS)")
+                })?;
+            let shown = redact(&target.rw_dsn());
             status.step(&format!("connecting to the external cluster at {shown}…"));
             let wait = args.ready_timeout.map_or(EXTERNAL_READY_TIMEOUT, |t| t.0);
-            let topology = cluster.wait_healthy(wait).await.map_err(|e| {
+            let topology = target.wait_healthy(wait).await.map_err(|e| {
                 format!(
                     "the external cluster is not ready: {e}. Check --rw-dsn (or \
                      CHAOS_RW_DSN) and that a primary there accepts writes"
@@ -314,15 +316,37 @@ pub(crate) async fn connect(
                 "chaos: external cluster ready (primary {}) at {shown}",
                 topology.primary_name().unwrap_or("unknown")
             ));
-            Ok((Arc::new(cluster), None))
+            Ok(target)
         }
     }
 }
 
+/// The local cluster the flags describe: its nodes, replication and Patroni,
+/// and its own disks when the fault throttles one.
+fn local(args: &RunArgs, fault: &FaultPlan) -> chaos_core::cluster::local::LocalClusterBuilder {
+    let mut builder = LocalCluster::builder()
+        .nodes(args.nodes)
+        .synchronous_mode(args.sync.into());
+    if let Some(patroni) = &args.patroni {
+        builder = builder.patroni(patroni);
+    }
+    if let FaultPlan::Builtin(spec) = fault
+        && spec.kind() == FaultKind::ThrottlePrimaryDisk
+    {
+        // The primary's disk must be a device of its own to be throttled.
+        builder = builder.disk_faults(true);
+    }
+    if let Some(t) = args.ready_timeout {
+        builder = builder.ready_timeout(t.0);
+    }
+    builder
+}
+
 /// The CloudNativePG target the flags (and, behind them, the environment:
-/// `CHAOS_ALLOW`, `CHAOS_KUBE_APISERVER_IPS`, …) describe, built once the
-/// place is allowed and the identity may do what `fault` needs.
-async fn cnpg(args: &RunArgs, fault: &FaultPlan) -> Result<CnpgCluster, String> {
+/// `CHAOS_ALLOW`, `CHAOS_KUBE_APISERVER_IPS`, …) describe, to be built once
+/// the place is allowed and the identity may do what `fault` needs; and
+/// `namespace/cluster` for messages.
+fn cnpg(args: &RunArgs, fault: &FaultPlan) -> Result<(CnpgClusterBuilder, String), String> {
     use chaos_core::cluster::cnpg::{
         ENV_CLUSTER, ENV_DRY_RUN, ENV_KUBE_CONTEXT, ENV_NAMESPACE, ENV_POOLER, ENV_RW_DSN,
         ENV_TARGET,
@@ -343,11 +367,20 @@ async fn cnpg(args: &RunArgs, fault: &FaultPlan) -> Result<CnpgCluster, String> 
             .filter(|v| !v.trim().is_empty())
     };
     let mut builder = CnpgCluster::builder_from_vars(var).map_err(|e| e.to_string())?;
+    let shown = format!(
+        "{}/{}",
+        var(ENV_NAMESPACE).unwrap_or_default(),
+        var(ENV_CLUSTER).unwrap_or_default()
+    );
     if let FaultPlan::Builtin(spec) = fault {
         builder = builder.faults([spec.kind()]);
     }
-    builder = builder.reconfigures(args.reconfigures);
-    builder.build().await.map_err(|e| match e {
+    Ok((builder.reconfigures(args.reconfigures), shown))
+}
+
+/// A CloudNativePG target that could not be built, in the command line's terms.
+fn cnpg_error(e: Error) -> String {
+    match e {
         Error::NotAllowed {
             context,
             namespace,
@@ -359,7 +392,7 @@ async fn cnpg(args: &RunArgs, fault: &FaultPlan) -> Result<CnpgCluster, String> 
             "{e}; check --context, --namespace and --cluster (or CHAOS_KUBE_CONTEXT, \
              CHAOS_CNPG_NAMESPACE, CHAOS_CNPG_CLUSTER) and KUBECONFIG"
         ),
-    })
+    }
 }
 
 /// The refusal of a place not allowed for chaos, in the command line's terms.
@@ -376,7 +409,7 @@ fn not_allowed(context: &str, namespace: &str, why: &str) -> String {
 
 /// The external cluster the flags describe, with the command of the chosen
 /// built-in fault registered.
-fn external(args: &RunArgs, fault: &FaultPlan) -> Result<ExternalCluster, String> {
+fn external(args: &RunArgs, fault: &FaultPlan) -> Result<ExternalClusterBuilder, String> {
     let rw = args.rw_dsn().ok_or_else(|| {
         "--target external needs --rw-dsn or CHAOS_RW_DSN (the read-write DSN)".to_string()
     })?;
@@ -406,9 +439,7 @@ fn external(args: &RunArgs, fault: &FaultPlan) -> Result<ExternalCluster, String
         };
         builder = builder.fault_command(kind, cmd.inject, cmd.heal);
     }
-    builder.build().map_err(|e| {
-        format!("{e}; check --rw-dsn and --node-dsn (or CHAOS_RW_DSN, CHAOS_NODE_DSNS)")
-    })
+    Ok(builder)
 }
 
 /// The command for built-in fault `kind` given in the environment

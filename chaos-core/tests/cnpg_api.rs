@@ -485,6 +485,56 @@ async fn dry_run_touches_nothing_and_lists_everything() {
     flow_dry_run().await;
 }
 
+/// The fault catalogue's `on_cnpg` column is what the CNPG target does: a
+/// fault it says the target does is attempted (planned, in a dry run), every
+/// other one is [`Error::Unsupported`] on `cnpg` at once, naming what does it.
+#[tokio::test]
+async fn the_catalogues_cnpg_column_is_what_the_target_does() {
+    use chaos_core::fault::{CATALOGUE, FaultKind, FaultSpec};
+    let (client, log) = mock(Box::new(|s| {
+        common(s, false).unwrap_or_else(|| status(404, "NotFound"))
+    }));
+    let t = target(client, false, true).await;
+    let t: &dyn Target = &t;
+    for e in CATALOGUE {
+        let spec = match e.kind {
+            // Chaos Mesh throttles by operations, not bytes.
+            FaultKind::ThrottlePrimaryDisk => {
+                "throttle-primary-disk=100iops".parse().expect("spec")
+            }
+            kind => FaultSpec::from(kind),
+        };
+        // An unsupported fault fails before any request; a supported one
+        // may take its time (or fail on the mock): either way it was tried.
+        let tried = tokio::time::timeout(std::time::Duration::from_secs(5), spec.inject(t)).await;
+        let unsupported = match tried {
+            Ok(Err(Error::Unsupported {
+                fault,
+                target,
+                supported_by,
+            })) => {
+                assert_eq!((fault.as_str(), target.as_str()), (e.name, "cnpg"));
+                assert!(
+                    supported_by.contains("on cnpg: kill-primary"),
+                    "{supported_by}"
+                );
+                true
+            }
+            Ok(Ok(guard)) => {
+                drop(guard);
+                false
+            }
+            Ok(Err(_)) | Err(_) => false,
+        };
+        assert_eq!(
+            unsupported, !e.on_cnpg,
+            "{}: the catalogue says on_cnpg = {}",
+            e.name, e.on_cnpg
+        );
+    }
+    assert!(log_of(&log).iter().all(|s| !s.mutating()), "a dry run");
+}
+
 /// `PartitionNetwork::node` and `direction` reach the `NetworkChaos`: the
 /// named pod is selected instead of the primary, its peers are the other
 /// instances, and Outbound/Inbound/Both become Chaos Mesh's `to`/`from`/`both`.

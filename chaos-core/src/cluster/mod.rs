@@ -4,9 +4,22 @@
 //! only through [`Target`]: its kind, its read-write endpoint, its
 //! [`Topology`] in neutral roles, whether it is healthy, how to repair it between
 //! tests, how to sweep what a killed run left behind, and a stream of its own
-//! events. Two targets ship: [`local::LocalCluster`], an embedded
-//! Patroni cluster the library boots, and [`external::ExternalCluster`], any
-//! PostgreSQL cluster given by DSN.
+//! events. Three targets ship: [`local::LocalCluster`], an embedded
+//! Patroni cluster the library boots, [`external::ExternalCluster`], any
+//! PostgreSQL cluster given by DSN, and (feature `cnpg`) `cnpg::CnpgCluster`,
+//! a CloudNativePG `Cluster` on Kubernetes.
+//!
+//! What a target can do beyond that it says through the trait, never by
+//! being asked what it is: it injects the built-in faults it can
+//! ([`Target::inject_builtin`], [`Error::Unsupported`](crate::Error::Unsupported)
+//! otherwise, generated from the fault [catalogue](crate::fault::CATALOGUE)),
+//! is re-configured ([`Target::reconfigure`]), stops ([`Target::shutdown`]),
+//! sweeps ([`Target::sweep`]) and plans without changing anything
+//! ([`Target::dry_run_plan`]). [`TargetSpec`] builds any of them: the test
+//! harness (from the environment) and the command line (from its flags) both
+//! go through it. The code that does each target's faults lives in the
+//! target's own module; `chaos-core`'s tests check that nothing outside those
+//! modules downcasts a `dyn Target`.
 
 #[cfg(feature = "cnpg")]
 pub mod cnpg;
@@ -14,6 +27,7 @@ pub mod external;
 pub mod local;
 pub(crate) mod pglog;
 pub mod reconfigure;
+mod spec;
 mod topology;
 
 use std::any::Any;
@@ -25,9 +39,11 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
 pub use reconfigure::{Reconfigure, Setting};
+pub use spec::TargetSpec;
 pub use topology::{Member, Role, Topology};
 
 use crate::Result;
+use crate::fault::{AnyGuard, Builtin};
 use crate::timeline::Event;
 
 /// A PostgreSQL cluster the library can measure. Implement the required
@@ -38,6 +54,13 @@ use crate::timeline::Event;
 pub trait Target: Any + Send + Sync + fmt::Debug {
     /// A short name of the kind of target, e.g. `local` or `external`.
     fn kind(&self) -> &'static str;
+
+    /// What to call this cluster in messages, e.g. `CloudNativePG cluster
+    /// ns/name (context kind-chaos)` (default: `<kind> cluster`). Never
+    /// carries a password.
+    fn describe(&self) -> String {
+        format!("{} cluster", self.kind())
+    }
 
     /// The read-write endpoint clients use. It may carry a password: pass it
     /// through [`crate::dsn::redact`] before printing it.
@@ -108,6 +131,38 @@ pub trait Target: Any + Send + Sync + fmt::Debug {
         std::collections::BTreeMap::new()
     }
 
+    /// Injects built-in fault `fault` the target's own way, returning once it
+    /// is in effect; `arg` is its value as written (`--fault NAME=VALUE`),
+    /// which an external target's command sees as `CHAOS_FAULT_ARG`. This is
+    /// what `Fault<dyn Target>` of every built-in fault and of
+    /// [`FaultSpec`](crate::fault::FaultSpec) calls. The default does none:
+    /// [`FaultKind::unsupported`](crate::fault::FaultKind::unsupported).
+    ///
+    /// # Errors
+    /// [`crate::Error::Unsupported`] naming the targets that do the fault,
+    /// or the fault's own error.
+    fn inject_builtin(
+        &self,
+        fault: Builtin,
+        arg: Option<String>,
+    ) -> BoxFuture<'_, Result<AnyGuard>> {
+        let _ = arg;
+        let err = fault.kind().unsupported(self.kind());
+        Box::pin(async move { Err(err) })
+    }
+
+    /// Stops what the target started and runs (the local cluster's processes
+    /// and directory), for a target that is being replaced or whose run is
+    /// over. Blocking; nothing by default.
+    fn shutdown(&self) {}
+
+    /// The changes planned instead of made, when the target only plans (the
+    /// CNPG target's dry run: each printed as it is planned); `None` (the
+    /// default) when it changes things for real.
+    fn dry_run_plan(&self) -> Option<Vec<String>> {
+        None
+    }
+
     /// The target's configuration, if an experiment may change it between
     /// runs ([`ConfigExperiment`](crate::runs::ConfigExperiment)); `None`
     /// (the default) when it may not.
@@ -139,9 +194,87 @@ pub trait Target: Any + Send + Sync + fmt::Debug {
 }
 
 impl dyn Target {
-    /// The concrete target, if it is a `T`. Faults that only some targets can
-    /// do use this to find theirs.
+    /// The concrete target, if it is a `T`: the escape hatch for a fault of
+    /// your own that only some targets can do (see `examples/custom_fault.rs`).
+    /// The library itself never uses it outside a target's own module; what
+    /// a target can do, it says through [`Target`].
     pub fn downcast_ref<T: Target>(&self) -> Option<&T> {
         (self as &dyn Any).downcast_ref::<T>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    /// Where a downcast may be: a target's own module, the escape hatch's
+    /// definition (this file), panic payloads, and `FailoverCtx::target_as`
+    /// (the escape hatch for users' own faults).
+    const ALLOWED: [&str; 6] = [
+        "cluster/local/",
+        "cluster/external/",
+        "cluster/cnpg/",
+        "cluster/mod.rs",
+        "panics.rs",
+        "experiment/ctx.rs",
+    ];
+
+    fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("src is readable").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    /// Code above the seam never asks which target it has: what a target can
+    /// do, it says through `Target`.
+    #[test]
+    fn nothing_outside_a_targets_module_downcasts() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        sources(&root, &mut files);
+        assert!(files.len() > 50, "found the sources: {}", files.len());
+        let mut offenders = Vec::new();
+        for file in files {
+            let rel = file
+                .strip_prefix(&root)
+                .expect("under src")
+                .to_string_lossy()
+                .replace('\\', "/");
+            if ALLOWED.iter().any(|a| rel.starts_with(a)) {
+                continue;
+            }
+            let text = std::fs::read_to_string(&file).expect("readable");
+            for (n, line) in text.lines().enumerate() {
+                if line.contains("downcast") {
+                    offenders.push(format!("src/{rel}:{}: {}", n + 1, line.trim()));
+                }
+            }
+        }
+        assert!(
+            offenders.is_empty(),
+            "downcasts outside a target's module (say it through the Target trait instead):\n{}",
+            offenders.join("\n")
+        );
+    }
+
+    /// The escape hatch in `experiment/ctx.rs` is `target_as` alone.
+    #[test]
+    fn the_context_downcasts_only_in_target_as() {
+        let text = include_str!("../experiment/ctx.rs");
+        let uses: Vec<&str> = text.lines().filter(|l| l.contains("downcast")).collect();
+        assert_eq!(uses.len(), 1, "{uses:#?}");
+        let at = text.find("downcast").expect("one use");
+        let before = &text[..at];
+        let last_fn = before.rfind("fn ").expect("inside a function");
+        assert!(
+            before[last_fn..].starts_with("fn target_as"),
+            "{}",
+            &before[last_fn..]
+        );
     }
 }

@@ -3,10 +3,11 @@
 //!
 //! A fault is generic over the target it runs on (`Fault<LocalCluster>`,
 //! `Fault<ExternalCluster>`, …). The built-in faults also implement
-//! `Fault<dyn Target>`, which is what tests and the command line use: it finds
-//! the concrete target and, where that target cannot do the fault, fails with
-//! [`crate::Error::Unsupported`] naming the targets that can.
-//! [`Shell`] runs on every target.
+//! `Fault<dyn Target>`, which is what tests and the command line use: it hands
+//! the fault, as a [`Builtin`], to [`Target::inject_builtin`](crate::cluster::Target::inject_builtin),
+//! and the target does it its own way or fails with
+//! [`crate::Error::Unsupported`] naming the targets that can (from the
+//! [`CATALOGUE`]). [`Shell`] runs on every target.
 //!
 //! ## Writing a fault
 //!
@@ -16,6 +17,7 @@
 //! RTO is measured from it, and a write that slips in before the fault took
 //! hold must not look like recovery.
 
+mod builtin;
 mod dcs;
 mod delete_primary;
 mod freeze;
@@ -34,7 +36,8 @@ use std::time::Instant;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-pub use crate::fault_kind::FaultKind;
+pub use crate::fault_kind::{ArgKind, CATALOGUE, FaultArg, FaultEntry, FaultKind};
+pub use builtin::Builtin;
 pub use dcs::{StopDcs, StopDcsGuard};
 pub use delete_primary::{DeleteMode, DeletePrimary, DeletePrimaryGuard};
 pub use freeze::{FreezeGuard, FreezePrimary, FreezeReplicas};
@@ -46,9 +49,8 @@ pub use spec::FaultSpec;
 pub use switchover::{Switchover, SwitchoverGuard};
 pub use throttle::{ThrottleDisk, ThrottleGuard};
 
-use crate::cluster::Target;
+use crate::Result;
 use crate::timeline::Timestamp;
-use crate::{Error, Result};
 
 /// A fault that can be injected into a target of type `T`.
 pub trait Fault<T: ?Sized> {
@@ -60,7 +62,7 @@ pub trait Fault<T: ?Sized> {
     ///
     /// # Errors
     /// When the victim cannot be found, the fault cannot be applied, or the
-    /// target cannot do this fault ([`Error::Unsupported`]).
+    /// target cannot do this fault ([`Error::Unsupported`](crate::Error::Unsupported)).
     fn inject(self, target: &T) -> impl Future<Output = Result<Self::Guard>> + Send;
 }
 
@@ -162,176 +164,3 @@ impl FaultGuard for AnyGuard {
         self.0.heal_boxed()
     }
 }
-
-/// How a built-in fault runs on the CNPG target (feature `cnpg`): through its
-/// `Fault<CnpgCluster>`, or not at all ([`Error::Unsupported`]).
-trait OnCnpg: Sized {
-    #[cfg(feature = "cnpg")]
-    fn on_cnpg(self, target: &crate::cluster::cnpg::CnpgCluster)
-    -> BoxFuture<'_, Result<AnyGuard>>;
-}
-
-macro_rules! builtin_on_cnpg {
-    (runs: $($fault:ty),*; not: $($other:ty),*) => {
-        $(impl OnCnpg for $fault {
-            #[cfg(feature = "cnpg")]
-            fn on_cnpg(
-                self,
-                target: &crate::cluster::cnpg::CnpgCluster,
-            ) -> BoxFuture<'_, Result<AnyGuard>> {
-                Box::pin(async move {
-                    Fault::<crate::cluster::cnpg::CnpgCluster>::inject(self, target)
-                        .await
-                        .map(AnyGuard::new)
-                })
-            }
-        })*
-        $(impl OnCnpg for $other {
-            #[cfg(feature = "cnpg")]
-            fn on_cnpg(
-                self,
-                _target: &crate::cluster::cnpg::CnpgCluster,
-            ) -> BoxFuture<'_, Result<AnyGuard>> {
-                let fault = self.kind().name().to_string();
-                Box::pin(async move {
-                    Err(Error::Unsupported {
-                        fault,
-                        target: "cnpg".into(),
-                        supported_by: "local, external (given a command for it); on cnpg: \
-                                       kill-primary, stop-primary, switchover, isolate-primary, \
-                                       partition-primary-from-replicas, throttle-primary-disk, \
-                                       Fence and Shell"
-                            .into(),
-                    })
-                })
-            }
-        })*
-    };
-}
-
-builtin_on_cnpg!(
-    runs: DeletePrimary, PartitionNetwork, Switchover, ThrottleDisk;
-    not: Bandwidth, FreezePrimary, FreezeReplicas, Latency, PacketLoss, PauseNode, StopDcs
-);
-
-/// Injects a built-in fault into whichever of the shipped targets `target` is.
-async fn inject_builtin<F>(fault: F, kind: FaultKind, target: &dyn Target) -> Result<AnyGuard>
-where
-    F: Fault<crate::cluster::local::LocalCluster>
-        + Fault<crate::cluster::external::ExternalCluster>
-        + OnCnpg,
-{
-    use crate::cluster::external::ExternalCluster;
-    use crate::cluster::local::LocalCluster;
-    #[cfg(feature = "cnpg")]
-    if let Some(cnpg) = target.downcast_ref::<crate::cluster::cnpg::CnpgCluster>() {
-        return fault.on_cnpg(cnpg).await;
-    }
-    if let Some(local) = target.downcast_ref::<LocalCluster>() {
-        return Fault::<LocalCluster>::inject(fault, local)
-            .await
-            .map(AnyGuard::new);
-    }
-    if let Some(external) = target.downcast_ref::<ExternalCluster>() {
-        return Fault::<ExternalCluster>::inject(fault, external)
-            .await
-            .map(AnyGuard::new);
-    }
-    Err(Error::Unsupported {
-        fault: kind.name().to_string(),
-        target: target.kind().to_string(),
-        supported_by: "local, external (given a command for it)".into(),
-    })
-}
-
-/// The command an external cluster was given for built-in fault `kind`, as a
-/// [`Shell`] fault under the fault's name.
-fn command_for(
-    target: &crate::cluster::external::ExternalCluster,
-    kind: FaultKind,
-) -> Result<Shell> {
-    let Some(cmd) = target.fault_command_for(kind) else {
-        return Err(Error::Unsupported {
-            fault: kind.name().to_string(),
-            target: "external".into(),
-            supported_by: format!(
-                "local; external when given the command that does it \
-                 (ExternalCluster::builder(..).fault_command(FaultKind::{kind:?}, ..), \
-                 {} or `chaos run --fault {} --fault-cmd ..`)",
-                kind.env_var(),
-                kind.name()
-            ),
-        });
-    };
-    let mut shell = Shell::new(cmd.inject.clone()).name(kind.name());
-    if let Some(h) = &cmd.heal {
-        shell = shell.heal(h.clone());
-    }
-    Ok(shell)
-}
-
-/// Injects built-in fault `kind` into an external cluster by running the
-/// command it was given for it.
-async fn by_command(
-    target: &crate::cluster::external::ExternalCluster,
-    kind: FaultKind,
-) -> Result<ShellGuard> {
-    Fault::<crate::cluster::external::ExternalCluster>::inject(command_for(target, kind)?, target)
-        .await
-}
-
-macro_rules! builtin_by_command {
-    ($($fault:ty),*) => {$(
-        impl Fault<crate::cluster::external::ExternalCluster> for $fault {
-            type Guard = ShellGuard;
-
-            async fn inject(
-                self,
-                target: &crate::cluster::external::ExternalCluster,
-            ) -> Result<ShellGuard> {
-                by_command(target, self.kind()).await
-            }
-        }
-    )*};
-}
-
-builtin_by_command!(
-    Bandwidth,
-    DeletePrimary,
-    FreezePrimary,
-    FreezeReplicas,
-    Latency,
-    PacketLoss,
-    PartitionNetwork,
-    PauseNode,
-    StopDcs,
-    Switchover,
-    ThrottleDisk
-);
-
-macro_rules! builtin_on_any_target {
-    ($($fault:ty),*) => {$(
-        impl Fault<dyn Target> for $fault {
-            type Guard = AnyGuard;
-
-            fn inject(self, target: &dyn Target) -> impl Future<Output = Result<AnyGuard>> + Send {
-                let kind = self.kind();
-                inject_builtin(self, kind, target)
-            }
-        }
-    )*};
-}
-
-builtin_on_any_target!(
-    Bandwidth,
-    DeletePrimary,
-    FreezePrimary,
-    FreezeReplicas,
-    Latency,
-    PacketLoss,
-    PartitionNetwork,
-    PauseNode,
-    StopDcs,
-    Switchover,
-    ThrottleDisk
-);

@@ -8,13 +8,16 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use super::{
-    AnyGuard, Bandwidth, DeletePrimary, Fault, FaultKind, FreezePrimary, FreezeReplicas, Latency,
-    PacketLoss, PartitionNetwork, PauseNode, StopDcs, Switchover, ThrottleDisk,
+    AnyGuard, ArgKind, Bandwidth, Builtin, DeletePrimary, Fault, FaultKind, FreezePrimary,
+    FreezeReplicas, Latency, PacketLoss, PartitionNetwork, PauseNode, StopDcs, Switchover,
+    ThrottleDisk,
 };
 use crate::cluster::Target;
 use crate::{Error, Result};
 
 /// A built-in fault and its argument, parsed from `NAME` or `NAME=VALUE`.
+/// The [`CATALOGUE`](super::CATALOGUE) says which faults take a value and
+/// what it looks like:
 ///
 /// | name | value |
 /// |---|---|
@@ -106,48 +109,43 @@ impl FaultSpec {
 
 impl From<FaultKind> for FaultSpec {
     /// A fault without a value. Faults that need one (see [`FaultSpec`]) get
-    /// a moderate default: 1 MiB/s, 20 %, 100 ms.
+    /// the catalogue's moderate default: 1 MiB/s, 20 %, 100 ms.
     fn from(kind: FaultKind) -> Self {
-        let (value, arg) = match kind {
-            FaultKind::ThrottlePrimaryDisk | FaultKind::PrimaryBandwidth => {
-                (Value::BytesPerSec(1 << 20), Some("1MiB/s"))
-            }
-            FaultKind::PrimaryPacketLoss => (Value::Percent(20.0), Some("20%")),
-            FaultKind::PrimaryLatency => (Value::Delay(Duration::from_millis(100)), Some("100ms")),
-            _ => (Value::None, None),
+        let Some(arg) = kind.entry().arg else {
+            return FaultSpec {
+                kind,
+                arg: None,
+                value: Value::None,
+            };
         };
         FaultSpec {
             kind,
-            arg: arg.map(str::to_string),
-            value,
+            arg: Some(arg.default.to_string()),
+            // The tests check that every default parses.
+            value: parser(arg.kind)(arg.default).unwrap_or(Value::None),
         }
     }
 }
 
 type Parser = fn(&str) -> Option<Value>;
 
-/// How a fault's value is parsed, and what it should look like.
+/// How a fault's value is parsed (its parser), and what it should look like.
 fn takes(kind: FaultKind) -> Option<(Parser, &'static str)> {
+    kind.entry().arg.map(|a| (parser(a.kind), a.expected))
+}
+
+/// The parser of a kind of value.
+fn parser(kind: ArgKind) -> Parser {
     match kind {
-        FaultKind::ThrottlePrimaryDisk => Some((
-            |a| parse_rate(a).or_else(|| parse_iops(a)),
-            "throttle-primary-disk=RATE, e.g. 1MiB/s, 500KB/s or 100iops",
-        )),
-        FaultKind::PrimaryBandwidth => Some((parse_rate, "primary-bandwidth=RATE, e.g. 1MiB/s")),
-        FaultKind::PrimaryPacketLoss => Some((
-            parse_percent,
-            "primary-packet-loss=PERCENT, more than 0 and at most 100, e.g. 30%",
-        )),
-        FaultKind::PrimaryLatency => Some((
-            |a| {
-                humantime::parse_duration(a)
-                    .ok()
-                    .filter(|d| !d.is_zero())
-                    .map(Value::Delay)
-            },
-            "primary-latency=DELAY, e.g. 100ms",
-        )),
-        _ => None,
+        ArgKind::Rate => parse_rate,
+        ArgKind::RateOrIops => |a| parse_rate(a).or_else(|| parse_iops(a)),
+        ArgKind::Percent => parse_percent,
+        ArgKind::Delay => |a| {
+            humantime::parse_duration(a)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .map(Value::Delay)
+        },
     }
 }
 
@@ -205,56 +203,54 @@ impl fmt::Display for FaultSpec {
     }
 }
 
+impl FaultSpec {
+    /// The built-in fault this names, with its value.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the value is not of the fault's kind (a spec
+    /// parsed by [`parse`](Self::parse) always is).
+    pub fn builtin(&self) -> Result<Builtin> {
+        Ok(match (self.kind, self.value) {
+            (FaultKind::KillPrimary, _) => DeletePrimary::kill().into(),
+            (FaultKind::StopPrimary, _) => DeletePrimary::graceful().into(),
+            (FaultKind::FreezePrimary, _) => FreezePrimary::new().into(),
+            (FaultKind::FreezeReplicas, _) => FreezeReplicas::new().into(),
+            (FaultKind::PauseNode, _) => PauseNode::primary().into(),
+            (FaultKind::StopDcs, _) => StopDcs::new().into(),
+            (FaultKind::Switchover, _) => Switchover::to_sync_standby().into(),
+            (FaultKind::IsolatePrimary, _) => PartitionNetwork::isolate_primary().into(),
+            (FaultKind::PartitionPrimaryFromReplicas, _) => {
+                PartitionNetwork::primary_from_replicas().into()
+            }
+            (FaultKind::ThrottlePrimaryDisk, Value::Iops(n)) => {
+                ThrottleDisk::primary().write_iops(n).into()
+            }
+            (FaultKind::ThrottlePrimaryDisk, Value::BytesPerSec(n)) => {
+                ThrottleDisk::primary().write_bps(n).into()
+            }
+            (FaultKind::PrimaryPacketLoss, Value::Percent(p)) => PacketLoss::primary(p).into(),
+            (FaultKind::PrimaryBandwidth, Value::BytesPerSec(n)) => Bandwidth::primary(n).into(),
+            (FaultKind::PrimaryLatency, Value::Delay(d)) => Latency::primary(d).into(),
+            (kind, _) => {
+                return Err(Error::Config {
+                    field: "fault",
+                    expected: "a value of the fault's kind",
+                    found: self.arg.clone().unwrap_or_else(|| kind.name().to_string()),
+                });
+            }
+        })
+    }
+}
+
+/// On any target: the target does the fault its own way
+/// ([`Target::inject_builtin`]; an external target's command is told the
+/// value as `CHAOS_FAULT_ARG`), or says it cannot.
 impl Fault<dyn Target> for FaultSpec {
     type Guard = AnyGuard;
 
     async fn inject(self, target: &dyn Target) -> Result<AnyGuard> {
-        if let Some(external) = target.downcast_ref::<crate::cluster::external::ExternalCluster>()
-            && let Some(arg) = &self.arg
-        {
-            // The fault's own command, told the value.
-            let shell = super::command_for(external, self.kind)?.env("CHAOS_FAULT_ARG", arg);
-            return Fault::<dyn Target>::inject(shell, target)
-                .await
-                .map(AnyGuard::new);
-        }
-        match (self.kind, self.value) {
-            (FaultKind::KillPrimary, _) => DeletePrimary::kill().inject(target).await,
-            (FaultKind::StopPrimary, _) => DeletePrimary::graceful().inject(target).await,
-            (FaultKind::FreezePrimary, _) => FreezePrimary::new().inject(target).await,
-            (FaultKind::FreezeReplicas, _) => FreezeReplicas::new().inject(target).await,
-            (FaultKind::PauseNode, _) => PauseNode::primary().inject(target).await,
-            (FaultKind::StopDcs, _) => StopDcs::new().inject(target).await,
-            (FaultKind::Switchover, _) => Switchover::to_sync_standby().inject(target).await,
-            (FaultKind::IsolatePrimary, _) => {
-                PartitionNetwork::isolate_primary().inject(target).await
-            }
-            (FaultKind::PartitionPrimaryFromReplicas, _) => {
-                PartitionNetwork::primary_from_replicas()
-                    .inject(target)
-                    .await
-            }
-            (FaultKind::ThrottlePrimaryDisk, Value::Iops(n)) => {
-                ThrottleDisk::primary().write_iops(n).inject(target).await
-            }
-            (FaultKind::ThrottlePrimaryDisk, Value::BytesPerSec(n)) => {
-                ThrottleDisk::primary().write_bps(n).inject(target).await
-            }
-            (FaultKind::PrimaryPacketLoss, Value::Percent(p)) => {
-                PacketLoss::primary(p).inject(target).await
-            }
-            (FaultKind::PrimaryBandwidth, Value::BytesPerSec(n)) => {
-                Bandwidth::primary(n).inject(target).await
-            }
-            (FaultKind::PrimaryLatency, Value::Delay(d)) => {
-                Latency::primary(d).inject(target).await
-            }
-            (kind, _) => Err(Error::Config {
-                field: "fault",
-                expected: "a value of the fault's kind",
-                found: self.arg.clone().unwrap_or_else(|| kind.name().to_string()),
-            }),
-        }
+        let fault = self.builtin()?;
+        target.inject_builtin(fault, self.arg).await
     }
 }
 
@@ -275,6 +271,18 @@ mod tests {
             assert_eq!(spec.kind(), kind);
             let again: FaultSpec = spec.to_string().parse().expect("round trip");
             assert_eq!(again, spec);
+        }
+    }
+
+    #[test]
+    fn the_catalogues_defaults_parse() {
+        for e in super::super::CATALOGUE {
+            if let Some(arg) = e.arg {
+                let spec = FaultSpec::from(e.kind);
+                assert_ne!(spec.value, Value::None, "{}", e.name);
+                let again = FaultSpec::parse(&format!("{}={}", e.name, arg.default));
+                assert_eq!(again.ok(), Some(spec));
+            }
         }
     }
 

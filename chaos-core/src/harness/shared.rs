@@ -10,9 +10,7 @@ use tokio::runtime::Runtime;
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::Result;
-use crate::cluster::Target;
-use crate::cluster::external::ExternalCluster;
-use crate::cluster::local::LocalCluster;
+use crate::cluster::{Target, TargetSpec};
 
 /// The runtime every failover test runs on, so the shared cluster's connections
 /// and tasks outlive any single test.
@@ -58,33 +56,22 @@ pub(crate) async fn healthy_target(which: Resolved) -> Result<Arc<dyn Target>> {
             Ok(()) => return Ok(target),
             Err(e) if matches!(which, Resolved::Local(_)) => {
                 tracing::error!(error = %e, "shared cluster could not be repaired; starting a new one");
-                if let Some(old) = targets.remove(&key)
-                    && let Some(local) = old.downcast_ref::<LocalCluster>()
-                {
-                    local.clone().stop();
+                if let Some(old) = targets.remove(&key) {
+                    old.shutdown();
                 }
             }
             Err(e) => return Err(e),
         }
     }
-    let target: Arc<dyn Target> = match which {
-        Resolved::Local(nodes) => {
-            let cluster = LocalCluster::builder().nodes(nodes).start().await?;
-            cluster.announce_kept();
-            Arc::new(cluster)
-        }
-        Resolved::External => {
-            let t = ExternalCluster::from_env()?;
-            t.wait_healthy(Duration::from_secs(90)).await?;
-            Arc::new(t)
-        }
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let spec = match which {
+        Resolved::Local(nodes) => TargetSpec::from_vars("local", nodes, env)?,
+        Resolved::External => TargetSpec::from_vars("external", 0, env)?,
         #[cfg(feature = "cnpg")]
-        Resolved::Cnpg => {
-            let t = crate::cluster::cnpg::CnpgCluster::from_env().await?;
-            t.wait_healthy(Duration::from_secs(90)).await?;
-            Arc::new(t)
-        }
+        Resolved::Cnpg => TargetSpec::from_vars("cnpg", 0, env)?,
     };
+    let target = spec.build_shared().await?;
+    target.wait_healthy(Duration::from_secs(90)).await?;
     let swept = target.sweep().await?;
     if !swept.is_empty() {
         tracing::warn!(?swept, "swept leftovers of killed runs");

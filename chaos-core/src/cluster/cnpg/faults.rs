@@ -1,7 +1,9 @@
 //! The built-in faults on a CNPG cluster, through the Kubernetes API:
 //! [`DeletePrimary`] (a pod delete), [`Switchover`] (what `kubectl cnpg
 //! promote` does) and [`Fence`] (CNPG's fencing annotation). Network and disk
-//! faults go through Chaos Mesh ([`super::chaos_mesh`]).
+//! faults go through Chaos Mesh ([`super::chaos_mesh`]). [`inject_builtin`]
+//! is the target's dispatch: what the fault catalogue's `on_cnpg` column
+//! says it does (`chaos-core`'s `cnpg_api` tests check they agree).
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -15,11 +17,31 @@ use super::crd::{Cluster, FENCED_INSTANCES_ANNOTATION, phase};
 use super::safety::{self, Mutation};
 use super::target::{CnpgCluster, cluster_resource};
 use crate::fault::{
-    AnyGuard, DeleteMode, DeletePrimary, Fault, FaultGuard, FaultInfo, Healed, Switchover,
+    AnyGuard, Builtin, DeleteMode, DeletePrimary, Fault, FaultGuard, FaultInfo, Healed, Switchover,
 };
 use crate::slo::fmt_duration;
 use crate::timeline::Timestamp;
 use crate::{Error, Result};
+
+/// Injects a built-in fault the CNPG way: a pod delete, a promotion, or a
+/// Chaos Mesh object; [`Error::Unsupported`] for the others.
+pub(crate) async fn inject_builtin(target: &CnpgCluster, fault: Builtin) -> Result<AnyGuard> {
+    match fault {
+        Builtin::DeletePrimary(f) => Fault::<CnpgCluster>::inject(f, target)
+            .await
+            .map(AnyGuard::new),
+        Builtin::Switchover(f) => Fault::<CnpgCluster>::inject(f, target)
+            .await
+            .map(AnyGuard::new),
+        Builtin::PartitionNetwork(f) => Fault::<CnpgCluster>::inject(f, target)
+            .await
+            .map(AnyGuard::new),
+        Builtin::ThrottleDisk(f) => Fault::<CnpgCluster>::inject(f, target)
+            .await
+            .map(AnyGuard::new),
+        other => Err(other.kind().unsupported("cnpg")),
+    }
+}
 
 /// How many times a write guarded by `resourceVersion` is retried after a
 /// conflict (409), re-reading the `Cluster` each time.

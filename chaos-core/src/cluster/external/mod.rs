@@ -22,6 +22,7 @@
 //! # Ok(()) }
 //! ```
 
+mod faults;
 mod sql;
 
 use std::collections::BTreeMap;
@@ -186,6 +187,16 @@ impl ExternalCluster {
     /// # Errors
     /// As [`from_env`](Self::from_env).
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        Self::builder_from_vars(var)?.build()
+    }
+
+    /// The builder [`from_vars`](Self::from_vars) builds.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when `CHAOS_RW_DSN` is missing.
+    pub fn builder_from_vars(
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<ExternalClusterBuilder> {
         let rw = var(ENV_RW_DSN).ok_or(Error::Config {
             field: "CHAOS_RW_DSN",
             expected: "the read-write DSN of the cluster (CHAOS_TARGET=external needs it)",
@@ -210,7 +221,7 @@ impl ExternalCluster {
                 b = b.fault_command(kind, inject, heal);
             }
         }
-        b.build()
+        Ok(b)
     }
 
     /// The read-write DSN as given (may carry a password; see [`redact`]).
@@ -266,6 +277,16 @@ impl ExternalCluster {
 impl Target for ExternalCluster {
     fn kind(&self) -> &'static str {
         "external"
+    }
+
+    /// By the command given for the fault ([`ExternalClusterBuilder::fault_command`]),
+    /// told the fault's value as `CHAOS_FAULT_ARG`.
+    fn inject_builtin(
+        &self,
+        fault: crate::fault::Builtin,
+        arg: Option<String>,
+    ) -> BoxFuture<'_, Result<crate::fault::AnyGuard>> {
+        Box::pin(faults::inject_builtin(self, fault.kind(), arg))
     }
 
     fn rw_dsn(&self) -> String {

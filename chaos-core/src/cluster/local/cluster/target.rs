@@ -60,6 +60,22 @@ impl Target for LocalCluster {
         LocalCluster::rw_dsn(self)
     }
 
+    /// Every built-in fault, through its `Fault<LocalCluster>`.
+    fn inject_builtin(
+        &self,
+        fault: crate::fault::Builtin,
+        _arg: Option<String>,
+    ) -> BoxFuture<'_, Result<crate::fault::AnyGuard>> {
+        Box::pin(fault.inject_into(self))
+    }
+
+    /// [`LocalCluster::stop`], on this handle: every process stopped, the
+    /// directory removed (unless `CHAOS_KEEP=1`), whatever other handles
+    /// there are.
+    fn shutdown(&self) {
+        self.inner.teardown();
+    }
+
     /// Patroni's dynamic configuration and PostgreSQL parameters.
     fn reconfigure(&self) -> Option<&dyn crate::cluster::Reconfigure> {
         Some(self)

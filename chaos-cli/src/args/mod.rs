@@ -1,22 +1,24 @@
-//! The command line, parsed with clap: flags, their defaults and help, the
-//! value parsers (durations, RPO, fault names) and the checks across flags
-//! that clap cannot express. Every problem here is a usage error: clap prints
-//! it and exits with status 2.
+//! The command line, parsed with clap: flags, their defaults and help, and
+//! the checks across flags that clap cannot express; the value parsers
+//! (durations, RPO, settings, fault names) are in `values.rs`. Every problem
+//! here is a usage error: clap prints it and exits with status 2.
 
-use std::fmt;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use chaos_core::experiment::{DEFAULT_RECOVERY_TIMEOUT, DEFAULT_WARMUP};
-use chaos_core::fault::{FaultKind, FaultSpec};
+use chaos_core::fault::FaultSpec;
 use chaos_core::probe::{DEFAULT_INTERVAL, DEFAULT_WRITERS};
 use chaos_core::report::default_report_dir;
 use chaos_core::runs::Setting;
-use chaos_core::slo::{Rpo, Slo, parse_duration};
-use clap::builder::{PossibleValue, TypedValueParser};
+use chaos_core::slo::{Rpo, Slo};
 use clap::error::ErrorKind;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+
+mod values;
+
+pub use values::Dur;
+use values::{FaultParser, duration, parse_rpo, parse_setting, positive_duration};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -227,16 +229,6 @@ pub enum TargetKind {
     /// A CloudNativePG cluster, through the Kubernetes API (--context,
     /// --namespace, --cluster).
     Cnpg,
-}
-
-/// A duration given on the command line, shown in help as humantime writes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Dur(pub Duration);
-
-impl fmt::Display for Dur {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", humantime::format_duration(self.0))
-    }
 }
 
 /// `chaos run`'s flags.
@@ -510,14 +502,6 @@ fn check_percentile(args: &RunArgs, sub: &str) -> Result<(), clap::Error> {
     Ok(())
 }
 
-/// `--set NAME=VALUE`.
-fn parse_setting(s: &str) -> Result<Setting, String> {
-    s.parse::<Setting>().map_err(|e| match e {
-        chaos_core::Error::Config { expected, .. } => format!("expected {expected}"),
-        other => other.to_string(),
-    })
-}
-
 /// Checks that clap cannot express: which flags go with which target.
 fn check_run(args: &RunArgs, m: &ArgMatches, sub: &str) -> Result<(), clap::Error> {
     let on_command_line = |id: &str| m.value_source(id) == Some(ValueSource::CommandLine);
@@ -616,368 +600,5 @@ fn check_run(args: &RunArgs, m: &ArgMatches, sub: &str) -> Result<(), clap::Erro
     Ok(())
 }
 
-/// A value parser of durations for `flag`, with humantime's syntax.
-fn duration(
-    flag: &'static str,
-) -> impl Fn(&str) -> Result<Dur, String> + Clone + Send + Sync + 'static {
-    move |s| {
-        parse_duration(flag, s).map(Dur).map_err(|e| match e {
-            chaos_core::Error::Config { expected, .. } => format!("expected {expected}"),
-            other => other.to_string(),
-        })
-    }
-}
-
-/// Like [`duration`], refusing zero.
-fn positive_duration(
-    flag: &'static str,
-) -> impl Fn(&str) -> Result<Dur, String> + Clone + Send + Sync + 'static {
-    let parse = duration(flag);
-    move |s| match parse(s)? {
-        Dur(d) if d.is_zero() => Err("expected a duration above zero, such as 10ms".into()),
-        d => Ok(d),
-    }
-}
-
-/// `--rpo`: a whole number of writes, or a time window.
-fn parse_rpo(s: &str) -> Result<Rpo, String> {
-    let s = s.trim();
-    if s.starts_with('-') {
-        return Err(format!(
-            "{s} is negative: expected a whole number of acknowledged writes that may be lost \
-             (0: none), or a time window such as 2s"
-        ));
-    }
-    if let Ok(n) = s.parse::<u64>() {
-        return Ok(Rpo::MaxLostWrites(n));
-    }
-    parse_duration("--rpo", s)
-        .map(Rpo::MaxLostWindow)
-        .map_err(|_| {
-            "expected a whole number of acknowledged writes that may be lost (0: none), or a \
-             time window such as 2s"
-                .into()
-        })
-}
-
-/// `--fault`: the built-in faults by the names chaos-core gives them, some
-/// with a value (`NAME=VALUE`, parsed by [`FaultSpec`]).
-#[derive(Clone, Copy)]
-struct FaultParser;
-
-impl TypedValueParser for FaultParser {
-    type Value = FaultSpec;
-
-    fn parse_ref(
-        &self,
-        cmd: &clap::Command,
-        arg: Option<&clap::Arg>,
-        value: &std::ffi::OsStr,
-    ) -> Result<FaultSpec, clap::Error> {
-        let text = value.to_str().ok_or_else(|| {
-            clap::Error::raw(ErrorKind::InvalidUtf8, "--fault must be UTF-8\n").with_cmd(cmd)
-        })?;
-        FaultSpec::parse(text).map_err(|e| {
-            let flag = arg.map_or("--fault".to_string(), |a| a.to_string());
-            clap::Error::raw(
-                ErrorKind::InvalidValue,
-                format!("invalid value '{text}' for '{flag}': {e}\n"),
-            )
-            .with_cmd(cmd)
-        })
-    }
-
-    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
-        Some(Box::new(FaultKind::ALL.into_iter().map(|k| {
-            let name = match k {
-                FaultKind::ThrottlePrimaryDisk => "throttle-primary-disk=RATE",
-                FaultKind::PrimaryBandwidth => "primary-bandwidth=RATE",
-                FaultKind::PrimaryPacketLoss => "primary-packet-loss=PERCENT",
-                FaultKind::PrimaryLatency => "primary-latency=DELAY",
-                _ => k.name(),
-            };
-            PossibleValue::new(name).help(fault_help(k))
-        })))
-    }
-}
-
-fn fault_help(kind: FaultKind) -> &'static str {
-    match kind {
-        FaultKind::KillPrimary => {
-            "SIGKILL the primary (a lost node); on cnpg a forced delete of its pod \
-             (grace period 0)"
-        }
-        FaultKind::StopPrimary => {
-            "stop the primary cleanly (a hand-over); on cnpg a delete of its pod with its \
-             grace period"
-        }
-        FaultKind::FreezePrimary => {
-            "SIGSTOP the primary's PostgreSQL (a stalled machine); with --hold shorter than \
-             the ttl an outage of known length, without it held until a failover recovers \
-             the service, then thawed"
-        }
-        FaultKind::FreezeReplicas => "SIGSTOP every standby (synchronous commits wait)",
-        FaultKind::IsolatePrimary => {
-            "drop the primary's packets to and from the other nodes and etcd (root); on cnpg \
-             a Chaos Mesh NetworkChaos from the other instances, the API server and its \
-             kubelet; use with --hold"
-        }
-        FaultKind::PartitionPrimaryFromReplicas => {
-            "drop the replication links of the primary (root; on cnpg a Chaos Mesh \
-             NetworkChaos); use with --hold"
-        }
-        FaultKind::PauseNode => {
-            "SIGSTOP the primary's Patroni and PostgreSQL (a paused VM); use with --hold"
-        }
-        FaultKind::StopDcs => "kill etcd, the DCS (the leader demotes itself); use with --hold",
-        FaultKind::Switchover => {
-            "planned switchover to the synchronous standby (Patroni API; on cnpg to the most \
-             advanced standby, as `kubectl cnpg promote`)"
-        }
-        FaultKind::ThrottlePrimaryDisk => {
-            "throttle the primary's disk writes (RATE like 1MiB/s, or 100iops; root; on cnpg a \
-             Chaos Mesh IOChaos, 100iops only); use with --hold"
-        }
-        FaultKind::PrimaryPacketLoss => {
-            "drop PERCENT of the primary's packets at random (root); use with --hold"
-        }
-        FaultKind::PrimaryBandwidth => {
-            "limit the primary's links to RATE each way, e.g. 1MiB/s (root); use with --hold"
-        }
-        FaultKind::PrimaryLatency => {
-            "delay the primary's packets by DELAY (root, needs the kernel's netem)"
-        }
-        _ => "",
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse_args(args: &[&str]) -> Result<RunArgs, clap::Error> {
-        let argv = ["chaos", "run"].iter().chain(args).copied();
-        let matches = Cli::command().try_get_matches_from(argv)?;
-        match from_matches(&matches)?.command {
-            Command::Run(run) => Ok(run),
-            other => panic!("not a run: {other:?}"),
-        }
-    }
-
-    fn parse_cli(args: &[&str]) -> Result<Command, clap::Error> {
-        let argv = std::iter::once("chaos").chain(args.iter().copied());
-        let matches = Cli::command().try_get_matches_from(argv)?;
-        Ok(from_matches(&matches)?.command)
-    }
-
-    #[test]
-    fn repeat_and_the_percentile_objective() {
-        let a = parse_args(&["--repeat", "20", "--max-rto-p95", "10s"]).expect("parses");
-        assert_eq!(a.repeat, Some(20));
-        let slo = a.slo();
-        assert_eq!(slo.max_rto_p95, Some(Duration::from_secs(10)));
-        // Without --max-rto, single slow runs are judged by the percentile.
-        assert_eq!(slo.max_rto, DEFAULT_RECOVERY_TIMEOUT);
-        let a = parse_args(&["--max-rto", "30s", "--max-rto-p95", "10s"]).expect("both");
-        assert_eq!(a.slo().max_rto, Duration::from_secs(30));
-        let e = parse_args(&["--max-rto", "5s", "--max-rto-p95", "10s"]).expect_err("above");
-        assert!(
-            e.to_string()
-                .contains("--max-rto-p95 10s is above --max-rto 5s"),
-            "{e}"
-        );
-        let e = parse_args(&["--repeat", "0"]).expect_err("zero");
-        assert_eq!(e.kind(), ErrorKind::ValueValidation);
-    }
-
-    #[test]
-    fn experiment_settings_and_target() {
-        let Command::Experiment(e) = parse_cli(&[
-            "experiment",
-            "--set",
-            "ttl=20",
-            "--set",
-            "checkpoint_timeout=1min",
-            "--repeat",
-            "3",
-        ])
-        .expect("parses") else {
-            panic!("an experiment");
-        };
-        assert_eq!(e.settings.len(), 2);
-        assert_eq!(e.settings[0].to_string(), "ttl=20");
-        assert_eq!(e.run.repeat, Some(3));
-        let err = parse_cli(&["experiment"]).expect_err("no --set");
-        assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument);
-        let err = parse_cli(&["experiment", "--set", "ttl"]).expect_err("no value");
-        assert!(err.to_string().contains("NAME=VALUE"), "{err}");
-        let err = parse_cli(&[
-            "experiment",
-            "--set",
-            "ttl=9",
-            "--target",
-            "external",
-            "--rw-dsn",
-            "postgresql://h/db",
-        ])
-        .expect_err("not re-configurable");
-        assert!(
-            err.to_string().contains("--target local") && err.to_string().contains("cnpg"),
-            "{err}"
-        );
-        let Command::Experiment(e) = parse_cli(&[
-            "experiment",
-            "--set",
-            "spec.primaryLease.leaseDurationSeconds=5",
-            "--target",
-            "cnpg",
-            "--namespace",
-            "pg-chaos",
-            "--cluster",
-            "cluster-example",
-            "--dry-run",
-        ])
-        .expect("an experiment on CNPG") else {
-            panic!("an experiment");
-        };
-        assert_eq!(e.settings[0].name, "spec.primaryLease.leaseDurationSeconds");
-        assert!(e.run.dry_run);
-    }
-
-    #[test]
-    fn compare_and_report_show() {
-        let Command::Compare(c) = parse_cli(&["compare", "a.json", "b.json"]).expect("parses")
-        else {
-            panic!("a comparison");
-        };
-        assert_eq!(
-            (c.a, c.b),
-            (PathBuf::from("a.json"), PathBuf::from("b.json"))
-        );
-        parse_cli(&["compare", "a.json"]).expect_err("needs two");
-        let Command::Report(ReportCommand::Show(s)) =
-            parse_cli(&["report", "show", "r.json", "--open"]).expect("parses")
-        else {
-            panic!("report show");
-        };
-        assert!(s.open);
-    }
-
-    #[test]
-    fn the_command_is_well_formed() {
-        Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn defaults_are_the_librarys() {
-        let a = parse_args(&[]).expect("defaults parse");
-        assert_eq!(a.target, TargetKind::Local);
-        assert_eq!(a.nodes, 3);
-        assert_eq!(a.fault, None);
-        assert_eq!(a.warmup.0, DEFAULT_WARMUP);
-        assert_eq!(a.recovery_timeout.0, DEFAULT_RECOVERY_TIMEOUT);
-        assert_eq!(a.slo(), Slo::default());
-        assert_eq!(a.interval.0, Duration::from_millis(10));
-        assert_eq!(a.name_or("chaos_run"), "chaos_run");
-    }
-
-    #[test]
-    fn rpo_is_a_count_or_a_window() {
-        let a = parse_args(&["--rpo", "3"]).expect("count");
-        assert_eq!(a.slo().rpo, Rpo::MaxLostWrites(3));
-        let a = parse_args(&["--rpo", "2s"]).expect("window");
-        assert_eq!(a.slo().rpo, Rpo::MaxLostWindow(Duration::from_secs(2)));
-        let e = parse_args(&["--rpo", "lots"]).expect_err("neither");
-        assert!(e.to_string().contains("whole number"), "{e}");
-    }
-
-    #[test]
-    fn faults_are_named_as_in_the_library() {
-        for kind in FaultKind::ALL {
-            let spec = FaultSpec::from(kind).to_string();
-            let a = parse_args(&["--fault", &spec]).expect("a built-in fault");
-            assert_eq!(a.fault.map(|f| f.kind()), Some(kind));
-        }
-        let a = parse_args(&["--fault", "throttle-primary-disk=256KiB/s"]).expect("a rate");
-        assert_eq!(a.fault.unwrap().arg(), Some("256KiB/s"));
-        let e = parse_args(&["--fault", "bogus"]).expect_err("unknown fault");
-        assert_eq!(e.kind(), ErrorKind::InvalidValue);
-        assert!(e.to_string().contains("kill-primary"), "{e}");
-        let e = parse_args(&["--fault", "primary-packet-loss=200%"]).expect_err("bad value");
-        assert!(e.to_string().contains("at most 100"), "{e}");
-    }
-
-    #[test]
-    fn the_cnpg_target_needs_its_cluster_and_only_it_takes_its_flags() {
-        let a = parse_args(&[
-            "--target",
-            "cnpg",
-            "--namespace",
-            "pg-chaos",
-            "--cluster",
-            "cluster-example",
-            "--dry-run",
-        ])
-        .expect("a CNPG target");
-        assert_eq!(a.target, TargetKind::Cnpg);
-        assert!(a.dry_run);
-        if std::env::var_os("CHAOS_CNPG_CLUSTER").is_none() {
-            let e = parse_args(&["--target", "cnpg", "--namespace", "pg-chaos"])
-                .expect_err("no cluster");
-            assert!(e.to_string().contains("--cluster"), "{e}");
-        }
-        let e = parse_args(&["--namespace", "pg-chaos"]).expect_err("local with a namespace");
-        assert!(e.to_string().contains("--target cnpg"), "{e}");
-        let e = parse_args(&[
-            "--target",
-            "cnpg",
-            "--namespace",
-            "n",
-            "--cluster",
-            "c",
-            "--nodes",
-            "5",
-        ])
-        .expect_err("nodes on cnpg");
-        assert_eq!(e.kind(), ErrorKind::ArgumentConflict);
-    }
-
-    #[test]
-    fn flags_must_fit_the_target() {
-        let e = parse_args(&["--rw-dsn", "postgresql://h/db"]).expect_err("local with a DSN");
-        assert!(e.to_string().contains("--target external"), "{e}");
-        let e = parse_args(&[
-            "--target",
-            "external",
-            "--rw-dsn",
-            "postgresql://h/db",
-            "--nodes",
-            "5",
-        ])
-        .expect_err("external with --nodes");
-        assert!(e.to_string().contains("--node-dsn"), "{e}");
-        let e = parse_args(&["--heal-cmd", "true"]).expect_err("heal without fault");
-        assert_eq!(e.kind(), ErrorKind::MissingRequiredArgument);
-        let a = parse_args(&[
-            "--target",
-            "external",
-            "--rw-dsn",
-            "postgresql://h/db",
-            "--node-dsn",
-            "postgresql://a/db,postgresql://b/db",
-            "--node-dsn",
-            "postgresql://c/db",
-        ])
-        .expect("node DSNs");
-        assert_eq!(a.node_dsns.len(), 3);
-    }
-
-    #[test]
-    fn durations_are_checked_at_the_edge() {
-        let e = parse_args(&["--interval", "0s"]).expect_err("zero interval");
-        assert!(e.to_string().contains("above zero"), "{e}");
-        let a = parse_args(&["--hold", "1500ms", "--max-rto", "2m"]).expect("durations");
-        assert_eq!(a.hold, Some(Dur(Duration::from_millis(1500))));
-        assert_eq!(a.max_rto, Dur(Duration::from_secs(120)));
-    }
-}
+mod tests;
