@@ -21,6 +21,7 @@ use super::crd::{self, Cluster};
 use super::safety::{self, Kube, MANAGED_BY, MANAGED_BY_LABEL, Mutation, RUN_LABEL};
 use crate::cluster::{Target, Topology};
 use crate::dsn::redact;
+use crate::error::CnpgError;
 use crate::fault::FaultKind;
 use crate::timeline::{Event, Timestamp};
 use crate::{Error, Result};
@@ -362,7 +363,10 @@ async fn app_credentials(kube: &Kube, cluster: &str) -> Result<Credentials> {
             .and_then(|b| String::from_utf8(b.0.clone()).ok())
             .filter(|s| !s.is_empty())
     };
-    let missing = |k: &str| Error::ClusterState(format!("Secret {name} has no `{k}`"));
+    let missing = |key: &'static str| CnpgError::SecretField {
+        secret: name.to_string(),
+        key,
+    };
     Ok(Credentials {
         user: field("username")
             .or_else(|| field("user"))
@@ -408,10 +412,11 @@ pub(crate) async fn service_pod(kube: &Kube, service: &str) -> Result<(String, u
             }
         }
     }
-    Err(Error::ClusterState(format!(
-        "Service {}/{service} selects no ready pod now",
-        kube.namespace
-    )))
+    Err(CnpgError::NoReadyPod {
+        namespace: kube.namespace.clone(),
+        service: service.to_string(),
+    }
+    .into())
 }
 
 /// Accepts local connections and forwards each to the pod the Service selects
@@ -701,16 +706,19 @@ impl CnpgCluster {
     /// The current primary as `status.currentPrimary` says.
     ///
     /// # Errors
-    /// [`Error::ClusterState`] while there is none (a failover is electing).
+    /// [`CnpgError::NoPrimary`] while there is none (a failover is electing).
     pub async fn current_primary(&self) -> Result<String> {
         let c = self.cluster().await?;
         let status = c.status.unwrap_or_default();
         match status.current_primary {
             Some(p) if !p.is_empty() && !status.is_electing() => Ok(p),
-            _ => Err(Error::ClusterState(format!(
-                "Cluster {}/{} has no current primary (phase {:?})",
-                self.inner.kube.namespace, self.inner.cluster, status.phase
-            ))),
+            _ => Err(CnpgError::NoPrimary {
+                namespace: self.inner.kube.namespace.clone(),
+                cluster: self.inner.cluster.clone(),
+                phase: status.phase,
+                target_primary: status.target_primary,
+            }
+            .into()),
         }
     }
 

@@ -33,6 +33,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use crate::error::LocalError;
 use crate::{Error, Result};
 
 /// The connmark bits this module uses: one per group, from bit 16.
@@ -88,11 +89,11 @@ fn iptables(args: &[&str]) -> Result<()> {
     if out.status.success() {
         Ok(())
     } else {
-        Err(Error::ClusterState(format!(
-            "iptables {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
+        Err(Error::Command {
+            command: format!("iptables -w {}", args.join(" ")),
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
     }
 }
 
@@ -105,11 +106,11 @@ fn tc(args: &[String]) -> Result<()> {
     if out.status.success() {
         Ok(())
     } else {
-        Err(Error::ClusterState(format!(
-            "tc {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
+        Err(Error::Command {
+            command: format!("tc {}", args.join(" ")),
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
     }
 }
 
@@ -166,8 +167,9 @@ pub(crate) struct Net {
 impl Net {
     /// Creates the cgroups and the marking chain of run `run_id`.
     pub(crate) fn setup(run_id: &str, groups: Vec<Group>) -> Result<Net> {
-        let root = cgroup2_root()
-            .ok_or_else(|| Error::ClusterState("no cgroup2 hierarchy is mounted".into()))?;
+        let root = cgroup2_root().ok_or(LocalError::NoCgroup {
+            hierarchy: "cgroup2",
+        })?;
         let cgroup_dir = root.join(format!("chaos-{run_id}"));
         let net = Net {
             run_id: run_id.to_string(),
@@ -441,10 +443,7 @@ impl Net {
         let root = match lo_root_qdisc() {
             Some(line) if line.starts_with(&format!("qdisc htb {major:x}: root")) => true,
             Some(line) if !line.starts_with("qdisc noqueue") => {
-                return Err(Error::ClusterState(format!(
-                    "lo already has the root qdisc `{line}`; a latency fault installs its \
-                     own there (is another run's latency fault in place?)"
-                )));
+                return Err(LocalError::QdiscInUse { qdisc: line }.into());
             }
             _ => false,
         };
@@ -490,7 +489,7 @@ impl Net {
         self.groups
             .iter()
             .find(|g| g.index == index)
-            .ok_or_else(|| Error::ClusterState(format!("no network group {index}")))
+            .ok_or_else(|| LocalError::NoNetworkGroup { index }.into())
     }
 
     /// Removes a cut made by [`Net::cut`] or a degradation made by
@@ -621,7 +620,7 @@ fn delay_minor(n: u32) -> Result<u16> {
     u16::try_from(n + 1)
         .ok()
         .filter(|m| *m < 0xffff)
-        .ok_or_else(|| Error::ClusterState(format!("too many degradations in one run ({n})")))
+        .ok_or_else(|| LocalError::TooManyDegradations { count: n }.into())
 }
 
 /// The `tc` commands that make delay class `minor` (and the root, if `root`).
