@@ -355,7 +355,7 @@ impl Disks {
                         let wal = match wal {
                             Some(h) => Some(h.join().map_err(|p| Error::Panicked {
                                 what: "making a WAL filesystem".into(),
-                                message: crate::experiment::panic_message(p.as_ref()),
+                                message: crate::panics::panic_message(p.as_ref()),
                             })??),
                             None => None,
                         };
@@ -373,7 +373,7 @@ impl Disks {
                 .map(|h| {
                     h.join().map_err(|p| Error::Panicked {
                         what: "making a node's filesystems".into(),
-                        message: crate::experiment::panic_message(p.as_ref()),
+                        message: crate::panics::panic_message(p.as_ref()),
                     })?
                 })
                 .collect()

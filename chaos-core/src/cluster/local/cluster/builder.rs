@@ -342,7 +342,7 @@ impl LocalCluster {
         let staging = tokio::task::spawn_blocking(move || {
             staging.join().map_err(|p| Error::Panicked {
                 what: "staging the data directory".into(),
-                message: crate::experiment::panic_message(p.as_ref()),
+                message: crate::panics::panic_message(p.as_ref()),
             })?
         });
         let mut timings =
