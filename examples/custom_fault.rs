@@ -20,6 +20,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use chaos_core::cluster::local::LocalCluster;
+use chaos_core::error::LocalError;
 use chaos_core::fault::{FaultInfo, Healed};
 use chaos_core::prelude::*;
 use chaos_core::timeline::Timestamp;
@@ -57,7 +58,7 @@ impl Fault<LocalCluster> for CrashPostgres {
         let name = cluster.primary().await?;
         let node = cluster
             .node(&name)
-            .ok_or_else(|| Error::ClusterState(format!("no node named {name}")))?;
+            .ok_or_else(|| LocalError::NoSuchNode { name: name.clone() })?;
         let old_pid = cluster.postmaster_pid(&name)?;
 
         // `command` runs as the user PostgreSQL runs as (`postgres` when we are

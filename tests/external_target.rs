@@ -507,7 +507,7 @@ async fn a_foreign_probe_table_is_a_clear_error() {
         .await
         .expect_err("the probe cannot use that table");
     let text = err.to_string();
-    assert!(matches!(err, Error::ClusterState(_)), "{text}");
+    assert!(matches!(err, Error::ProbeTableShape { .. }), "{text}");
     assert!(
         text.contains("another shape")
             && text.contains("id integer")

@@ -10,6 +10,7 @@ use std::future::Future;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use chaos_core::error::FaultError;
 use chaos_core::fault::{Fault, FaultGuard, PauseNode, StopDcs, Switchover};
 use chaos_core::prelude::*;
 use chaos_core::timeline::from_ms;
@@ -67,10 +68,17 @@ async fn write_once(dsn: &str, deadline: Duration) -> Result<()> {
              INSERT INTO node_faults_probe DEFAULT VALUES",
         )
         .await
-        .map_err(|e| Error::ClusterState(format!("write failed: {e}")))
+        .map_err(|source| Error::Postgres {
+            context: "write failed".into(),
+            source,
+        })
     })
     .await
-    .map_err(|_| Error::ClusterState(format!("write timed out after {deadline:?}")))?
+    .map_err(|_| Error::Timeout {
+        what: "a write".into(),
+        waited: deadline,
+        logs: String::new(),
+    })?
 }
 
 /// Patroni's REST API: `method path` with a JSON body; returns status and body.
@@ -396,7 +404,13 @@ fn a_switchover_to_an_asynchronous_replica_is_refused_with_patronis_reason() {
             Err(err) => {
                 let text = err.to_string();
                 println!("refused: {text}");
-                assert!(matches!(err, Error::ClusterState(_)), "{text}");
+                assert!(
+                    matches!(
+                        err,
+                        Error::Fault(FaultError::SwitchoverRefused { status: 412, .. })
+                    ),
+                    "{text}"
+                );
                 assert!(text.contains("412") && text.contains("sync"), "{text}");
                 assert_eq!(cluster.primary().await.unwrap(), leader, "nothing happened");
             }

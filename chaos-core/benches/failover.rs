@@ -248,9 +248,11 @@ async fn wait_writable(dsn: &str, timeout: Duration) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    Err(chaos_core::Error::ClusterState(format!(
-        "no write committed within {timeout:?}"
-    )))
+    Err(chaos_core::Error::Timeout {
+        what: "a write to commit".into(),
+        waited: timeout,
+        logs: String::new(),
+    })
 }
 
 /// Boots a cluster and stops it; returns the seconds to healthy, and keeps the

@@ -564,6 +564,19 @@ const PROBE_COLUMNS: [(&str, &str); 3] =
 
 /// Fails with a clear error when a `chaos_probe` table of another shape exists.
 pub(crate) async fn check_probe_table(client: &tokio_postgres::Client) -> Result<()> {
+    match probe_table_misfit(client).await? {
+        None => Ok(()),
+        Some(misfit) => Err(misfit),
+    }
+}
+
+/// Whether a `chaos_probe` table of another shape exists: `Some` with the
+/// error that says so ([`Error::ProbeTableShape`]: waiting will not change
+/// it), `None` when there is none or it fits.
+///
+/// # Errors
+/// When the table's columns cannot be read.
+pub(crate) async fn probe_table_misfit(client: &tokio_postgres::Client) -> Result<Option<Error>> {
     let rows = client
         .query(
             "SELECT column_name::text, data_type::text FROM information_schema.columns \
@@ -580,19 +593,18 @@ pub(crate) async fn check_probe_table(client: &tokio_postgres::Client) -> Result
         .iter()
         .all(|(c, t)| found.iter().any(|(fc, ft)| fc == c && ft == t));
     if fits {
-        return Ok(());
+        return Ok(None);
     }
     let shape = |cols: &mut dyn Iterator<Item = (&str, &str)>| {
         cols.map(|(c, t)| format!("{c} {t}"))
             .collect::<Vec<_>>()
             .join(", ")
     };
-    Err(Error::ClusterState(format!(
-        "a table `{PROBE_TABLE}` of another shape exists in this database ({}); the probe \
-         needs ({}): drop or rename that table, or point the probe at another database",
-        shape(&mut found.iter().map(|(c, t)| (c.as_str(), t.as_str()))),
-        shape(&mut PROBE_COLUMNS.iter().copied()),
-    )))
+    Ok(Some(Error::ProbeTableShape {
+        table: PROBE_TABLE,
+        found: shape(&mut found.iter().map(|(c, t)| (c.as_str(), t.as_str()))),
+        needed: shape(&mut PROBE_COLUMNS.iter().copied()),
+    }))
 }
 
 fn ack_from(messages: &[tokio_postgres::SimpleQueryMessage]) -> Option<Outcome> {

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::cluster::Target;
+use crate::error::ExperimentError;
 use crate::experiment::{BodyOutcome, Experiment, panic_message};
 use crate::fault::Fault;
 use crate::probe::ProbeConfig;
@@ -138,10 +139,10 @@ impl Scenario {
         }
         let mut errors = outcome.errors.into_iter();
         match (outcome.report, outcome.body, errors.next()) {
-            (_, BodyOutcome::Panicked(p), _) => Err(Error::ClusterState(format!(
-                "the scenario panicked: {}",
-                panic_message(p.as_ref())
-            ))),
+            (_, BodyOutcome::Panicked(p), _) => Err(Error::Panicked {
+                what: "the scenario".into(),
+                message: panic_message(p.as_ref()),
+            }),
             (_, BodyOutcome::TimedOut(t), _) => Err(Error::Timeout {
                 what: "the fault and the recovery after it".into(),
                 waited: t,
@@ -149,7 +150,7 @@ impl Scenario {
             }),
             (_, _, Some(e)) => Err(e),
             (Some(report), _, None) => Ok(report),
-            (None, _, None) => Err(Error::ClusterState("no report was produced".into())),
+            (None, _, None) => Err(ExperimentError::NoReport.into()),
         }
     }
 }

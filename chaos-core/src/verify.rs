@@ -20,9 +20,12 @@ pub type WriteId = (u32, u64);
 pub async fn read_back(rw_dsn: &str, run_id: &str, timeout: Duration) -> Result<HashSet<WriteId>> {
     let start = Instant::now();
     loop {
+        // `Ok(Err(_))`: a table that no wait will fix; `Err(_)`: worth a retry.
         let attempt = async {
             let client = crate::pg::connect(rw_dsn, Duration::from_secs(2)).await?;
-            crate::probe::check_probe_table(&client).await?;
+            if let Some(misfit) = crate::probe::probe_table_misfit(&client).await? {
+                return Ok(Err(misfit));
+            }
             let rows = client
                 .query(
                     &format!("SELECT writer, seq FROM {PROBE_TABLE} WHERE run_id = $1"),
@@ -41,12 +44,13 @@ pub async fn read_back(rw_dsn: &str, run_id: &str, timeout: Duration) -> Result<
                     Ok((writer as u32, seq as u64))
                 })
                 .collect::<Result<HashSet<WriteId>>>()
+                .map(Ok)
         }
         .await;
         match attempt {
-            Ok(found) => return Ok(found),
+            Ok(Ok(found)) => return Ok(found),
             // A table of another shape will not change by waiting.
-            Err(e @ Error::ClusterState(_)) => return Err(e),
+            Ok(Err(misfit)) => return Err(misfit),
             Err(e) if start.elapsed() >= timeout => return Err(e),
             Err(e) => {
                 tracing::debug!(error = %e, "read-back failed, retrying");

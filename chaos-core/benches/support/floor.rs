@@ -26,7 +26,11 @@ fn pg(pg_bin: &Path, program: &str) -> Command {
 fn check(what: &str, status: std::io::Result<std::process::ExitStatus>) -> Result<()> {
     match status {
         Ok(s) if s.success() => Ok(()),
-        Ok(s) => Err(Error::ClusterState(format!("floor: {what} failed ({s})"))),
+        Ok(s) => Err(Error::Command {
+            command: format!("floor: {what}"),
+            status: s.to_string(),
+            stderr: String::new(),
+        }),
         Err(e) => Err(Error::io(format!("floor: running {what}"), e)),
     }
 }
@@ -155,7 +159,10 @@ pub async fn boot(pg_bin: &Path) -> Result<f64> {
         chaos_core::tokio_postgres::NoTls,
     )
     .await
-    .map_err(|e| Error::ClusterState(format!("floor: connecting: {e}")))?;
+    .map_err(|source| Error::Postgres {
+        context: "floor: connecting".into(),
+        source,
+    })?;
     let conn = tokio::spawn(conn);
     // Waits for a standby to confirm the commit (synchronous_standby_names=*).
     tokio::time::timeout(
@@ -163,8 +170,15 @@ pub async fn boot(pg_bin: &Path) -> Result<f64> {
         client.execute("SELECT txid_current()", &[]),
     )
     .await
-    .map_err(|_| Error::ClusterState("floor: the first synchronous commit hung".into()))?
-    .map_err(|e| Error::ClusterState(format!("floor: first commit: {e}")))?;
+    .map_err(|_| Error::Timeout {
+        what: "floor: the first synchronous commit".into(),
+        waited: Duration::from_secs(30),
+        logs: String::new(),
+    })?
+    .map_err(|source| Error::Postgres {
+        context: "floor: first commit".into(),
+        source,
+    })?;
     let took = t.elapsed().as_secs_f64();
     drop(client);
     conn.abort();

@@ -8,6 +8,7 @@ use futures::future::BoxFuture;
 use tokio::task::JoinHandle;
 
 use crate::cluster::{Target, Topology};
+use crate::error::ExperimentError;
 use crate::fault::{AnyGuard, Fault, FaultGuard, FaultInfo};
 use crate::probe::Counters;
 use crate::timeline::{Event, Timestamp};
@@ -153,18 +154,14 @@ impl FailoverCtx {
     /// Marks the end of a fault marked with [`mark_fault`](Self::mark_fault).
     ///
     /// # Errors
-    /// [`Error::ClusterState`] for a handle that is not a marked fault, or one
+    /// [`ExperimentError::FaultNotOpen`] for a handle that is not a marked fault, or one
     /// whose end was marked already.
     pub fn mark_healed(&mut self, handle: FaultHandle) -> Result<()> {
         let f = self
             .faults
             .get_mut(handle.0)
             .filter(|f| f.marked && f.healed.is_none())
-            .ok_or_else(|| {
-                Error::ClusterState(format!(
-                    "{handle:?} is not a marked fault whose end is still open"
-                ))
-            })?;
+            .ok_or(ExperimentError::FaultNotOpen { index: handle.0 })?;
         let at = Timestamp::now();
         f.healed = Some((Instant::now(), at));
         let name = f.info.kind.clone();
@@ -181,7 +178,7 @@ impl FailoverCtx {
         let f = self.faults.get_mut(handle.0);
         let guard = f
             .and_then(|f| f.guard.take())
-            .ok_or_else(|| Error::ClusterState(format!("fault {handle:?} was already healed")))?;
+            .ok_or(ExperimentError::FaultHealed { index: handle.0 })?;
         let healed = guard.heal().await?;
         self.faults[handle.0].healed = Some((Instant::now(), healed.at));
         self.events
@@ -222,12 +219,12 @@ impl FailoverCtx {
     /// and returns what it did; the run still measures and verifies it.
     ///
     /// # Errors
-    /// [`Error::ClusterState`] when the workload was stopped already.
+    /// [`ExperimentError::WorkloadStopped`] when the workload was stopped already.
     pub async fn stop_workload(&mut self, handle: WorkloadHandle) -> Result<WorkloadSummary> {
         let slot = self
             .workloads
             .get_mut(handle.0)
-            .ok_or_else(|| Error::ClusterState(format!("no workload {handle:?}")))?;
+            .ok_or(ExperimentError::NoWorkload { index: handle.0 })?;
         let placeholder = WorkloadSlot::Stopped(WorkloadSummary::empty(), None);
         match std::mem::replace(slot, placeholder) {
             WorkloadSlot::Running(run) => {
@@ -239,9 +236,7 @@ impl FailoverCtx {
             }
             stopped @ WorkloadSlot::Stopped(..) => {
                 *slot_mut(&mut self.workloads, handle.0) = stopped;
-                Err(Error::ClusterState(format!(
-                    "workload {handle:?} was stopped already"
-                )))
+                Err(ExperimentError::WorkloadStopped { index: handle.0 }.into())
             }
         }
     }

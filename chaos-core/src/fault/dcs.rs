@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::{Fault, FaultGuard, FaultInfo, FaultKind, Healed};
 use crate::cluster::local::LocalCluster;
+use crate::error::LocalError;
 use crate::timeline::Timestamp;
 use crate::{Error, Result};
 
@@ -61,9 +62,7 @@ impl Fault<LocalCluster> for StopDcs {
     type Guard = StopDcsGuard;
 
     async fn inject(self, cluster: &LocalCluster) -> Result<StopDcsGuard> {
-        let pid = cluster
-            .etcd_pid()
-            .ok_or_else(|| Error::ClusterState("etcd is not running".into()))?;
+        let pid = cluster.etcd_pid().ok_or(LocalError::EtcdDown)?;
         // Returns once etcd has exited: then the fault is in effect.
         cluster.stop_dcs()?;
         let injected_at = Instant::now();

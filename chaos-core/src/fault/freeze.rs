@@ -9,6 +9,7 @@ use nix::sys::signal::Signal;
 
 use super::{Fault, FaultGuard, FaultInfo, FaultKind, Healed};
 use crate::cluster::local::{LocalCluster, process};
+use crate::error::FaultError;
 use crate::timeline::Timestamp;
 use crate::{Error, Result};
 
@@ -70,7 +71,7 @@ impl Fault<LocalCluster> for FreezeReplicas {
             .filter(|n| *n != leader)
             .collect();
         if replicas.is_empty() {
-            return Err(Error::ClusterState("no replica to freeze".into()));
+            return Err(FaultError::NoReplica { action: "freeze" }.into());
         }
         freeze(cluster, "freeze-replicas", replicas).await
     }
@@ -159,10 +160,11 @@ impl FaultGuard for FreezeGuard {
         self.thaw()?;
         let deadline = Instant::now() + Duration::from_secs(30);
         if !process::wait_not_stopped(&self.pids, deadline).await {
-            return Err(Error::ClusterState(format!(
-                "processes of {} still stopped 30 s after SIGCONT",
-                self.nodes.join(",")
-            )));
+            return Err(FaultError::StillStopped {
+                nodes: self.nodes.join(","),
+                waited: Duration::from_secs(30),
+            }
+            .into());
         }
         for name in &self.nodes {
             let Some(node) = self.cluster.node(name) else {

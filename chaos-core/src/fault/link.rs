@@ -15,6 +15,7 @@ use crate::cluster::local::LocalCluster;
 use crate::cluster::local::netfilter::{
     CLIENTS, DCS, Degradation, MAX_DELAY, MAX_RATE, MIN_RATE, Net,
 };
+use crate::error::LocalError;
 use crate::timeline::Timestamp;
 use crate::{Error, Result};
 
@@ -126,7 +127,9 @@ impl Links {
         };
         let me = net
             .group(&victim)
-            .ok_or_else(|| Error::ClusterState(format!("no node called {victim}")))?
+            .ok_or_else(|| LocalError::NoSuchNode {
+                name: victim.clone(),
+            })?
             .index;
         let mut peers = Vec::new();
         if self.nodes {

@@ -10,6 +10,7 @@ use nix::sys::signal::Signal;
 
 use super::{Fault, FaultGuard, FaultInfo, FaultKind, Healed};
 use crate::cluster::local::{LocalCluster, process};
+use crate::error::{FaultError, LocalError};
 use crate::timeline::Timestamp;
 use crate::{Error, Result};
 
@@ -83,14 +84,14 @@ impl Fault<LocalCluster> for PauseNode {
             Victim::Primary => (cluster.primary().await?, "sigstop-primary"),
             Victim::Node(n) => {
                 if cluster.node(&n).is_none() {
-                    return Err(Error::ClusterState(format!("no node called {n}")));
+                    return Err(LocalError::NoSuchNode { name: n }.into());
                 }
                 (n, "sigstop-node")
             }
         };
         let patroni = cluster
             .patroni_pid(&name)
-            .ok_or_else(|| Error::ClusterState(format!("Patroni of {name} is not running")))?;
+            .ok_or_else(|| LocalError::PatroniDown { node: name.clone() })?;
         // A node whose PostgreSQL is down is paused all the same (Patroni alone).
         let postmaster = match cluster.postmaster_pid(&name) {
             Ok(pid) => Some(pid),
@@ -206,10 +207,11 @@ impl FaultGuard for PauseGuard {
         self.resume()?;
         let deadline = Instant::now() + self.resume_timeout;
         if !process::wait_not_stopped(&self.pids, deadline).await {
-            return Err(Error::ClusterState(format!(
-                "processes of {} still stopped {:?} after SIGCONT",
-                self.node, self.resume_timeout
-            )));
+            return Err(FaultError::StillStopped {
+                nodes: self.node.clone(),
+                waited: self.resume_timeout,
+            }
+            .into());
         }
         if let Ok(api) = self.cluster.patroni_api(&self.node) {
             // Any status will do (503 while PostgreSQL restarts): Patroni runs.

@@ -10,6 +10,7 @@ use super::{Fault, FaultGuard, FaultInfo, FaultKind, Healed};
 use crate::cluster::local::LocalCluster;
 use crate::cluster::local::etcd::{self, Etcd};
 use crate::cluster::local::patroni::Reply;
+use crate::error::{FaultError, LocalError};
 use crate::timeline::Timestamp;
 use crate::{Error, Result};
 
@@ -25,7 +26,7 @@ enum Candidate {
 /// Injection returns once Patroni has accepted the request (the failover key
 /// is in the DCS, the old primary is being demoted); a refusal (HTTP 412:
 /// in synchronous mode only the synchronous standby may take over) is an
-/// [`Error::ClusterState`] with Patroni's answer. Healing waits until the
+/// [`FaultError::SwitchoverRefused`] with Patroni's answer. Healing waits until the
 /// candidate leads and the old primary streams from it as a replica; it does
 /// not switch back.
 ///
@@ -92,7 +93,7 @@ impl Switchover {
 }
 
 /// Patroni's answer to the switchover request, or why none came.
-type Answer = std::result::Result<Reply, String>;
+type Answer = Result<Reply>;
 
 impl Fault<LocalCluster> for Switchover {
     type Guard = SwitchoverGuard;
@@ -101,29 +102,30 @@ impl Fault<LocalCluster> for Switchover {
         let topology = cluster.topology().await?;
         let leader = topology
             .primary_name()
-            .ok_or_else(|| Error::ClusterState("the cluster has no primary to switch over".into()))?
+            .ok_or(FaultError::NoPrimary {
+                action: "switch over",
+            })?
             .to_string();
-        let (candidate, mode) = match self.candidate {
-            Candidate::SyncStandby => {
-                let sync = topology.sync_standbys().next().ok_or_else(|| {
-                    Error::ClusterState(format!(
-                        "no synchronous standby to switch over to: {topology:?}"
-                    ))
-                })?;
-                (sync.name.clone(), "to-sync-standby")
-            }
-            Candidate::Node(n) => {
-                if n == leader {
-                    return Err(Error::ClusterState(format!(
-                        "{n} is the primary already: no switchover to it"
-                    )));
+        let (candidate, mode) =
+            match self.candidate {
+                Candidate::SyncStandby => {
+                    let sync = topology.sync_standbys().next().ok_or_else(|| {
+                        FaultError::NoSyncStandby {
+                            topology: format!("{topology:?}"),
+                        }
+                    })?;
+                    (sync.name.clone(), "to-sync-standby")
                 }
-                if cluster.node(&n).is_none() {
-                    return Err(Error::ClusterState(format!("no node called {n}")));
+                Candidate::Node(n) => {
+                    if n == leader {
+                        return Err(FaultError::AlreadyPrimary { node: n }.into());
+                    }
+                    if cluster.node(&n).is_none() {
+                        return Err(LocalError::NoSuchNode { name: n }.into());
+                    }
+                    (n, "to-node")
                 }
-                (n, "to-node")
-            }
-        };
+            };
         let api = cluster.patroni_api(&leader)?;
         let url = api.url("/switchover");
         let key = etcd::failover_key(cluster.scope());
@@ -131,31 +133,22 @@ impl Fault<LocalCluster> for Switchover {
         // The key is how acceptance is seen: one left pending by an earlier
         // request would make this one look accepted at once.
         if key_exists(etcd, &key).await {
-            return Err(Error::ClusterState(format!(
-                "a switchover or failover is pending already (DCS key {key})"
-            )));
+            return Err(FaultError::SwitchoverPending { key }.into());
         }
         // Patroni answers only once the switchover is done (or after 20 s):
         // send the request on a task, and take the fault as in effect when
         // Patroni has written the failover key, the moment it accepted it.
         let request = {
             let (leader, candidate) = (leader.clone(), candidate.clone());
-            tokio::spawn(async move {
-                api.switchover(&leader, &candidate).await.map_err(|e| {
-                    match std::error::Error::source(&e) {
-                        Some(cause) => cause.to_string(),
-                        None => e.to_string(),
-                    }
-                })
-            })
+            tokio::spawn(async move { api.switchover(&leader, &candidate).await })
         };
         let sent = Instant::now();
         let deadline = sent + Duration::from_secs(30);
         let mut request = Some(request);
         loop {
             if let Some(done) = request.take_if(|r| r.is_finished()) {
-                let answer = done.await.unwrap_or_else(|e| Err(e.to_string()));
-                check(&url, &answer)?;
+                let answer = done.await.unwrap_or_else(|e| Err(request_task(e)));
+                check(&url, answer)?;
                 // Accepted and done before the key was seen.
                 break;
             }
@@ -195,16 +188,28 @@ impl Fault<LocalCluster> for Switchover {
 }
 
 /// An error unless Patroni answered 2xx.
-fn check(url: &str, answer: &Answer) -> Result<()> {
+fn check(url: &str, answer: Answer) -> Result<()> {
     match answer {
         Ok(reply) if reply.is_success() => Ok(()),
-        Ok(Reply { status, body }) => Err(Error::ClusterState(format!(
-            "Patroni refused the switchover (POST {url}: HTTP {status}): {}",
-            body.trim()
-        ))),
-        Err(e) => Err(Error::ClusterState(format!(
-            "switchover request failed (POST {url}): {e}"
-        ))),
+        Ok(Reply { status, body }) => Err(FaultError::SwitchoverRefused {
+            url: url.to_string(),
+            status,
+            body: body.trim().to_string(),
+        }
+        .into()),
+        Err(e) => Err(FaultError::SwitchoverRequest {
+            url: url.to_string(),
+            source: Box::new(e),
+        }
+        .into()),
+    }
+}
+
+/// The request's task panicked or was cancelled.
+fn request_task(source: tokio::task::JoinError) -> Error {
+    Error::Task {
+        what: "the switchover request",
+        source,
     }
 }
 
@@ -258,8 +263,8 @@ impl FaultGuard for SwitchoverGuard {
     async fn heal(mut self) -> Result<Healed> {
         let start = Instant::now();
         if let Some(request) = self.request.take() {
-            let answer = request.await.unwrap_or_else(|e| Err(e.to_string()));
-            check(&self.url, &answer)?;
+            let answer = request.await.unwrap_or_else(|e| Err(request_task(e)));
+            check(&self.url, answer)?;
         }
         let new_primary = loop {
             if let Ok(t) = self.cluster.topology().await

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use super::{Fault, FaultGuard, FaultInfo, FaultKind, Healed};
 use crate::cluster::local::LocalCluster;
 use crate::cluster::local::disk::{Dev, Limits};
+use crate::error::LocalError;
 use crate::timeline::Timestamp;
 use crate::{Error, Result};
 
@@ -214,9 +215,9 @@ impl Fault<LocalCluster> for ThrottleDisk {
             Some(n) => n.clone(),
             None => cluster.primary().await?,
         };
-        let node = disks
-            .node(&victim)
-            .ok_or_else(|| Error::ClusterState(format!("no node called {victim}")))?;
+        let node = disks.node(&victim).ok_or_else(|| LocalError::NoSuchNode {
+            name: victim.clone(),
+        })?;
         let volumes: Vec<_> = if self.wal_only {
             node.wal.iter().collect()
         } else {

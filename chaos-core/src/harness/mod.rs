@@ -16,6 +16,7 @@ use futures::future::BoxFuture;
 
 pub use crate::experiment::{FailoverCtx, FaultHandle, TestResult};
 
+use crate::error::ExperimentError;
 use crate::experiment::{BodyOutcome, Experiment, panic_message};
 use crate::report::Report;
 use crate::runs::{RunSet, Runs};
@@ -276,9 +277,12 @@ where
     let runtime = match &*shared::RUNTIME {
         Ok(rt) => rt,
         Err(e) => {
-            return Err(TestFailure::Setup(Error::ClusterState(format!(
-                "could not build the test runtime: {e}"
-            ))));
+            // The shared runtime's error stays where it is; a copy of it
+            // (kind and message) is this test's.
+            let source = std::io::Error::new(e.kind(), e.to_string());
+            return Err(TestFailure::Setup(
+                ExperimentError::Runtime { source }.into(),
+            ));
         }
     };
     runtime.block_on(async move {
@@ -381,7 +385,7 @@ where
             Ok(outcome.set)
         } else {
             Err(SetFailure {
-                errors: outcome.errors,
+                errors: outcome.errors.iter().map(ToString::to_string).collect(),
                 set: Some(Box::new(outcome.set)),
             })
         }

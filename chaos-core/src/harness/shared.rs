@@ -14,13 +14,12 @@ use crate::cluster::{Target, TargetSpec};
 
 /// The runtime every failover test runs on, so the shared cluster's connections
 /// and tasks outlive any single test.
-pub(crate) static RUNTIME: LazyLock<Result<Runtime, String>> = LazyLock::new(|| {
+pub(crate) static RUNTIME: LazyLock<std::io::Result<Runtime>> = LazyLock::new(|| {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .thread_name("chaos-test")
         .build()
-        .map_err(|e| e.to_string())
 });
 
 static SERIAL: Mutex<()> = Mutex::const_new(());

@@ -52,7 +52,8 @@ pub(crate) fn write_file(dir: &Path, name: &str, contents: &[u8]) -> Result<Path
 }
 
 pub(super) fn write(r: &Report, dir: &Path) -> Result<PathBuf> {
-    let text = serde_json::to_string_pretty(r)?;
+    let text = serde_json::to_string_pretty(r)
+        .map_err(|e| Error::json_write(format!("the report {}", r.scenario), e))?;
     write_file(
         dir,
         &format!("{}.json", file_stem(&r.scenario)),
@@ -63,7 +64,8 @@ pub(super) fn write(r: &Report, dir: &Path) -> Result<PathBuf> {
 pub(super) fn read(path: &Path) -> Result<Report> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::io(format!("reading the report {}", path.display()), e))?;
-    Ok(serde_json::from_str(&text)?)
+    serde_json::from_str(&text)
+        .map_err(|e| Error::json_read(format!("the report {}", path.display()), e))
 }
 
 #[cfg(test)]

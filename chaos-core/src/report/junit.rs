@@ -17,7 +17,7 @@ pub(crate) fn ms(v: Option<f64>) -> String {
 /// is called `suite`.
 ///
 /// # Errors
-/// [`Error::ClusterState`] if the XML cannot be serialised.
+/// [`Error::Junit`] if the XML cannot be serialised.
 pub fn to_xml(report: &Report, suite: &str) -> Result<String> {
     let time = from_ms(report.duration_ms);
     let mut ts = TestSuite::new(suite);
@@ -26,8 +26,10 @@ pub fn to_xml(report: &Report, suite: &str) -> Result<String> {
     let mut doc = quick_junit::Report::new(suite);
     doc.set_time(time);
     doc.add_test_suite(ts);
-    doc.to_string()
-        .map_err(|e| Error::ClusterState(format!("serialising the JUnit report: {e}")))
+    doc.to_string().map_err(|source| Error::Junit {
+        what: suite.to_string(),
+        source,
+    })
 }
 
 pub(crate) fn case(report: &Report, suite: &str) -> TestCase {

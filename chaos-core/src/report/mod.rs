@@ -771,7 +771,7 @@ impl Report {
     /// Reads a report written by [`write_json_to`](Self::write_json_to).
     ///
     /// # Errors
-    /// [`crate::Error::Io`] or [`crate::Error::Json`].
+    /// [`crate::Error::Io`] or [`crate::Error::JsonRead`].
     pub fn read_json(path: &Path) -> crate::Result<Self> {
         json::read(path)
     }

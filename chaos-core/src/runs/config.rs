@@ -8,7 +8,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use super::compare::{Comparison, Sample};
-use super::{RunSet, Runs, base_seed, run_seed};
+use super::{RunSet, RunSetError, Runs, base_seed, run_seed};
 pub use crate::cluster::Setting;
 use crate::cluster::Target;
 pub use crate::cluster::local::PATRONI_SETTINGS;
@@ -61,7 +61,7 @@ pub struct ExperimentResult {
     /// Variant against baseline.
     pub comparison: Comparison,
     /// Problems outside the runs' reports.
-    pub errors: Vec<String>,
+    pub errors: Vec<RunSetError>,
     /// Files written.
     pub report_paths: Vec<std::path::PathBuf>,
 }
@@ -215,20 +215,20 @@ impl ConfigExperiment {
             for set in [&base_set, &variant_set] {
                 match set.write_json_to(&dir) {
                     Ok(p) => paths.push(p),
-                    Err(e) => errors.push(e.to_string()),
+                    Err(e) => errors.push(e.into()),
                 }
                 match crate::runs::picture::write_set_html(set, &dir) {
                     Ok(p) => paths.push(p),
-                    Err(e) => errors.push(e.to_string()),
+                    Err(e) => errors.push(e.into()),
                 }
                 match set.write_junit_to(&dir, &self.experiment.suite_name()) {
                     Ok(p) => paths.push(p),
-                    Err(e) => errors.push(e.to_string()),
+                    Err(e) => errors.push(e.into()),
                 }
             }
             match write_comparison(&comparison, &dir, &name) {
                 Ok(mut p) => paths.append(&mut p),
-                Err(e) => errors.push(e.to_string()),
+                Err(e) => errors.push(e.into()),
             }
         }
         Ok(ExperimentResult {
@@ -252,7 +252,9 @@ fn write_comparison(
         write_file(
             dir,
             &format!("{stem}.json"),
-            serde_json::to_string_pretty(c)?.as_bytes(),
+            serde_json::to_string_pretty(c)
+                .map_err(|e| Error::json_write(format!("the comparison {name}"), e))?
+                .as_bytes(),
         )?,
         write_file(
             dir,

@@ -14,7 +14,7 @@ use crate::{Error, Result};
 /// violations (a percentile objective, a failed run).
 ///
 /// # Errors
-/// [`Error::ClusterState`] if the XML cannot be serialised.
+/// [`Error::Junit`] if the XML cannot be serialised.
 pub fn set_to_xml(set: &RunSet, suite: &str) -> Result<String> {
     let mut ts = TestSuite::new(suite);
     let mut total = std::time::Duration::ZERO;
@@ -68,6 +68,8 @@ pub fn set_to_xml(set: &RunSet, suite: &str) -> Result<String> {
     let mut doc = quick_junit::Report::new(suite);
     doc.set_time(total);
     doc.add_test_suite(ts);
-    doc.to_string()
-        .map_err(|e| Error::ClusterState(format!("serialising the JUnit report: {e}")))
+    doc.to_string().map_err(|source| Error::Junit {
+        what: suite.to_string(),
+        source,
+    })
 }

@@ -31,6 +31,7 @@
 
 pub mod compare;
 mod config;
+mod error;
 pub mod junit;
 pub mod picture;
 pub mod stats;
@@ -44,6 +45,7 @@ use serde::{Deserialize, Serialize};
 
 pub use compare::{Comparison, Difference, Sample, Verdict};
 pub use config::{ConfigExperiment, ExperimentResult, PATRONI_SETTINGS, Setting};
+pub use error::RunSetError;
 pub use stats::Distribution;
 
 pub use crate::seed::{base_seed, run_seed};
@@ -258,7 +260,8 @@ impl RunSet {
     /// # Errors
     /// [`Error::ReportWrite`] naming the file when it cannot be written.
     pub fn write_json_to(&self, dir: &Path) -> Result<PathBuf> {
-        let text = serde_json::to_string_pretty(self)?;
+        let text = serde_json::to_string_pretty(self)
+            .map_err(|e| Error::json_write(format!("the set of runs {}", self.scenario), e))?;
         write_file(
             dir,
             &format!("{}.runs.json", file_stem(&self.scenario)),
@@ -283,11 +286,12 @@ impl RunSet {
     /// Reads a set written by [`write_json_to`](Self::write_json_to).
     ///
     /// # Errors
-    /// [`Error::Io`] when unreadable; [`Error::Json`] when not a set.
+    /// [`Error::Io`] when unreadable; [`Error::JsonRead`] when not a set.
     pub fn read_json(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::io(format!("reading the set of runs {}", path.display()), e))?;
-        Ok(serde_json::from_str(&text)?)
+        serde_json::from_str(&text)
+            .map_err(|e| Error::json_read(format!("the set of runs {}", path.display()), e))
     }
 }
 
@@ -325,7 +329,7 @@ pub struct RunSetOutcome {
     pub set: RunSet,
     /// Problems outside the runs' reports (a body's error or panic, a run
     /// without a report, a target that did not come back), by run.
-    pub errors: Vec<String>,
+    pub errors: Vec<RunSetError>,
     /// Files written: every run's JSON, the set's JSON and HTML.
     pub report_paths: Vec<PathBuf>,
 }
@@ -429,10 +433,10 @@ impl Runs {
                 if i == first {
                     return Err(e);
                 }
-                errors.push(format!(
-                    "before run {}: the target did not become healthy: {e}",
-                    i + 1
-                ));
+                errors.push(RunSetError::Unhealthy {
+                    run: i + 1,
+                    source: e,
+                });
                 break;
             }
             if let Some(f) = &self.on_start {
@@ -446,11 +450,11 @@ impl Runs {
                 .with_seed(seed)
                 .without_junit()
                 .print_summary(false);
-            let out = experiment.run(target.clone(), body).await?;
+            let mut out = experiment.run(target.clone(), body).await?;
             if let Some(f) = &self.on_done {
                 f(i + 1, self.repeat.max(total), &out);
             }
-            errors.extend(run_errors(i + 1, &out));
+            errors.extend(run_errors(i + 1, &mut out));
             paths.extend(out.report_paths.iter().cloned());
             let body_failed = !matches!(out.body, crate::experiment::BodyOutcome::Passed);
             if let Some(r) = out.report {
@@ -477,18 +481,18 @@ impl Runs {
             let dir = self.experiment.report_dir_or_default();
             match outcome.set.write_json_to(&dir) {
                 Ok(p) => outcome.report_paths.push(p),
-                Err(e) => outcome.errors.push(e.to_string()),
+                Err(e) => outcome.errors.push(e.into()),
             }
             match crate::runs::picture::write_set_html(&outcome.set, &dir) {
                 Ok(p) => outcome.report_paths.push(p),
-                Err(e) => outcome.errors.push(e.to_string()),
+                Err(e) => outcome.errors.push(e.into()),
             }
             match outcome
                 .set
                 .write_junit_to(&dir, &self.experiment.suite_name())
             {
                 Ok(p) => outcome.report_paths.push(p),
-                Err(e) => outcome.errors.push(e.to_string()),
+                Err(e) => outcome.errors.push(e.into()),
             }
         }
         if self.experiment.prints_summary() {
@@ -499,24 +503,28 @@ impl Runs {
 }
 
 /// What went wrong in run `i` outside its report's SLO check.
-fn run_errors(i: usize, out: &RunOutcome) -> Vec<String> {
+/// What went wrong in run `run` outside its report's SLO check (its errors
+/// are taken out of `out`).
+fn run_errors(run: usize, out: &mut RunOutcome) -> Vec<RunSetError> {
     use crate::experiment::BodyOutcome;
-    let mut v: Vec<String> = out.errors.iter().map(|e| format!("run {i}: {e}")).collect();
+    let mut v: Vec<RunSetError> = std::mem::take(&mut out.errors)
+        .into_iter()
+        .map(|source| RunSetError::Run { run, source })
+        .collect();
     match &out.body {
         BodyOutcome::Passed => {}
-        BodyOutcome::Failed(e) => v.push(format!("run {i}: the body returned an error: {e}")),
-        BodyOutcome::Panicked(p) => v.push(format!(
-            "run {i}: the body panicked: {}",
-            crate::experiment::panic_message(p.as_ref())
-        )),
-        BodyOutcome::TimedOut(t) => {
-            v.push(format!("run {i}: timed out after {}", fmt_duration(*t)))
-        }
+        BodyOutcome::Failed(e) => v.push(RunSetError::BodyFailed {
+            run,
+            message: e.to_string(),
+        }),
+        BodyOutcome::Panicked(p) => v.push(RunSetError::BodyPanicked {
+            run,
+            message: crate::experiment::panic_message(p.as_ref()),
+        }),
+        BodyOutcome::TimedOut(t) => v.push(RunSetError::TimedOut { run, after: *t }),
     }
     if out.report.is_none() {
-        v.push(format!(
-            "run {i}: no report (the rows could not be read back)"
-        ));
+        v.push(RunSetError::NoReport { run });
     }
     v
 }

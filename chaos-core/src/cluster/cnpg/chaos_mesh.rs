@@ -52,6 +52,7 @@ use super::crd::Cluster;
 use super::faults::{best_effort, primary_of};
 use super::safety::{self, Mutation};
 use super::target::CnpgCluster;
+use crate::error::CnpgError;
 use crate::fault::{
     Direction, Fault, FaultGuard, FaultInfo, FaultKind, Healed, PartitionNetwork, ThrottleDisk,
 };
@@ -270,7 +271,8 @@ async fn create_and_wait(
                 e,
             )
         })?;
-        let value = serde_json::to_value(&now)?;
+        let value =
+            serde_json::to_value(&now).map_err(|e| Error::json_write(described.clone(), e))?;
         if condition(&value, "AllInjected") == Some("True") {
             tracing::info!(object = %described, "Chaos Mesh injected");
             return Ok(object);
@@ -456,13 +458,14 @@ impl Fault<CnpgCluster> for PartitionNetwork {
         let primary = match self.node_name() {
             Some(name) => {
                 if !status.instance_names.iter().any(|n| n == name) {
-                    return Err(Error::ClusterState(format!(
-                        "PartitionNetwork::node: Cluster {}/{} has no instance called {name} \
-                         (instances: {})",
-                        target.namespace(),
-                        target.cluster_name(),
-                        status.instance_names.join(", ")
-                    )));
+                    return Err(CnpgError::NoInstance {
+                        asked_by: "PartitionNetwork::node",
+                        namespace: target.namespace().to_string(),
+                        cluster: target.cluster_name().to_string(),
+                        name: name.to_string(),
+                        instances: status.instance_names.clone(),
+                    }
+                    .into());
                 }
                 name.to_string()
             }

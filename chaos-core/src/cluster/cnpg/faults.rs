@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use super::crd::{Cluster, FENCED_INSTANCES_ANNOTATION, phase};
 use super::safety::{self, Mutation};
 use super::target::{CnpgCluster, cluster_resource};
+use crate::error::{CnpgError, FaultError};
 use crate::fault::{
     AnyGuard, Builtin, DeleteMode, DeletePrimary, Fault, FaultGuard, FaultInfo, Healed, Switchover,
 };
@@ -82,22 +83,23 @@ pub(crate) fn primary_of(cluster: &Cluster, target: &CnpgCluster) -> Result<Stri
     let status = cluster.status.clone().unwrap_or_default();
     match status.current_primary {
         Some(p) if !p.is_empty() && !status.is_electing() => Ok(p),
-        _ => Err(Error::ClusterState(format!(
-            "Cluster {}/{} has no current primary now (phase {:?}, targetPrimary {:?})",
-            target.namespace(),
-            target.cluster_name(),
-            status.phase,
-            status.target_primary
-        ))),
+        _ => Err(CnpgError::NoPrimary {
+            namespace: target.namespace().to_string(),
+            cluster: target.cluster_name().to_string(),
+            phase: status.phase,
+            target_primary: status.target_primary,
+        }
+        .into()),
     }
 }
 
 fn resource_version(cluster: &Cluster) -> Result<String> {
-    cluster
-        .metadata
-        .resource_version
-        .clone()
-        .ok_or_else(|| Error::ClusterState("the Cluster has no metadata.resourceVersion".into()))
+    cluster.metadata.resource_version.clone().ok_or_else(|| {
+        CnpgError::NoResourceVersion {
+            cluster: cluster.metadata.name.clone().unwrap_or_default(),
+        }
+        .into()
+    })
 }
 
 /// Waits until pod `name` exists again (a new pod object, not the deleted
@@ -268,10 +270,10 @@ async fn most_advanced_replica(
         }
     }
     healthy.into_iter().next().cloned().ok_or_else(|| {
-        Error::ClusterState(format!(
-            "Cluster {} has no healthy standby to switch over to",
-            target.cluster_name()
-        ))
+        CnpgError::NoHealthyStandby {
+            cluster: target.cluster_name().to_string(),
+        }
+        .into()
     })
 }
 
@@ -295,16 +297,17 @@ impl Fault<CnpgCluster> for Switchover {
                 None => most_advanced_replica(target, &cluster, &primary).await?,
             };
             if candidate == primary {
-                return Err(Error::ClusterState(format!(
-                    "{candidate} is the primary already: no switchover to it"
-                )));
+                return Err(FaultError::AlreadyPrimary { node: candidate }.into());
             }
             if !status.instance_names.is_empty() && !status.instance_names.contains(&candidate) {
-                return Err(Error::ClusterState(format!(
-                    "no instance called {candidate} in Cluster {} (instances: {})",
-                    target.cluster_name(),
-                    status.instance_names.join(", ")
-                )));
+                return Err(CnpgError::NoInstance {
+                    asked_by: "Switchover::to",
+                    namespace: target.namespace().to_string(),
+                    cluster: target.cluster_name().to_string(),
+                    name: candidate,
+                    instances: status.instance_names,
+                }
+                .into());
             }
             let body = promote_patch(&resource_version(&cluster)?, &candidate, Timestamp::now());
             match target

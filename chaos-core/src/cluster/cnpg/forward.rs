@@ -10,7 +10,8 @@ use tokio::net::TcpListener;
 
 use super::access::{self, Permission};
 use super::safety::Kube;
-use crate::{Error, Result};
+use crate::error::CnpgError;
+use crate::Result;
 
 /// The application user's credentials from the `<cluster>-app` Secret.
 pub(super) struct Credentials {
@@ -54,7 +55,10 @@ pub(super) async fn app_credentials(kube: &Kube, cluster: &str) -> Result<Creden
             .and_then(|b| String::from_utf8(b.0.clone()).ok())
             .filter(|s| !s.is_empty())
     };
-    let missing = |k: &str| Error::ClusterState(format!("Secret {name} has no `{k}`"));
+    let missing = |key: &'static str| CnpgError::SecretField {
+        secret: name.to_string(),
+        key,
+    };
     Ok(Credentials {
         user: field("username")
             .or_else(|| field("user"))
@@ -100,10 +104,11 @@ pub(crate) async fn service_pod(kube: &Kube, service: &str) -> Result<(String, u
             }
         }
     }
-    Err(Error::ClusterState(format!(
-        "Service {}/{service} selects no ready pod now",
-        kube.namespace
-    )))
+    Err(CnpgError::NoReadyPod {
+        namespace: kube.namespace.clone(),
+        service: service.to_string(),
+    }
+    .into())
 }
 
 /// Accepts local connections and forwards each to the pod the Service selects

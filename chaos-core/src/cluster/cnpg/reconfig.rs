@@ -30,6 +30,7 @@ use super::CnpgCluster;
 use super::safety::{self, Mutation};
 use super::target::cluster_resource;
 use crate::cluster::reconfigure::{Reconfigure, Setting};
+use crate::error::CnpgError;
 use crate::{Error, Result};
 
 /// The annotation prefix (on the `Cluster`) recording the values a run
@@ -249,11 +250,15 @@ fn as_text(v: &Value) -> String {
 impl CnpgCluster {
     /// The `Cluster` object as JSON, with its `resourceVersion`.
     async fn cluster_json(&self) -> Result<(Value, String)> {
-        let cluster = serde_json::to_value(self.cluster().await?)?;
+        let cluster =
+            serde_json::to_value(self.cluster().await?).map_err(|source| Error::JsonWrite {
+                what: format!("the Cluster {}", self.cluster_name()),
+                source,
+            })?;
         let rv = cluster["metadata"]["resourceVersion"]
             .as_str()
-            .ok_or_else(|| {
-                Error::ClusterState("the Cluster has no metadata.resourceVersion".into())
+            .ok_or_else(|| CnpgError::NoResourceVersion {
+                cluster: self.cluster_name().to_string(),
             })?
             .to_string();
         Ok((cluster, rv))
@@ -373,7 +378,10 @@ impl CnpgCluster {
     async fn wait_rolled_out(&self, generation: i64) -> Result<()> {
         let deadline = Instant::now() + ROLLOUT_TIMEOUT;
         loop {
-            let status = serde_json::to_value(self.cluster().await?)?["status"].clone();
+            let status = serde_json::to_value(self.cluster().await?).map_err(|e| {
+                Error::json_write(format!("the Cluster {}", self.cluster_name()), e)
+            })?["status"]
+                .clone();
             let ready = status["conditions"].as_array().is_some_and(|cs| {
                 cs.iter().any(|c| {
                     c["type"] == "Ready"

@@ -421,7 +421,8 @@ impl Kube {
         let body = m.body.unwrap_or(Value::Null);
         let out = match m.verb {
             Verb::Create => {
-                let obj: DynamicObject = serde_json::from_value(body)?;
+                let obj: DynamicObject = serde_json::from_value(body)
+                    .map_err(|e| Error::json_read("an object to create", e))?;
                 Some(
                     api.create(&PostParams::default(), &obj)
                         .await

@@ -19,6 +19,7 @@ use super::crd::{self, Cluster};
 use super::safety::{self, Kube, MANAGED_BY, MANAGED_BY_LABEL, Mutation, RUN_LABEL};
 use crate::cluster::{Target, Topology};
 use crate::dsn::redact;
+use crate::error::CnpgError;
 use crate::timeline::{Event, Timestamp};
 use crate::{Error, Result};
 
@@ -194,16 +195,19 @@ impl CnpgCluster {
     /// The current primary as `status.currentPrimary` says.
     ///
     /// # Errors
-    /// [`Error::ClusterState`] while there is none (a failover is electing).
+    /// [`CnpgError::NoPrimary`] while there is none (a failover is electing).
     pub async fn current_primary(&self) -> Result<String> {
         let c = self.cluster().await?;
         let status = c.status.unwrap_or_default();
         match status.current_primary {
             Some(p) if !p.is_empty() && !status.is_electing() => Ok(p),
-            _ => Err(Error::ClusterState(format!(
-                "Cluster {}/{} has no current primary (phase {:?})",
-                self.inner.kube.namespace, self.inner.cluster, status.phase
-            ))),
+            _ => Err(CnpgError::NoPrimary {
+                namespace: self.inner.kube.namespace.clone(),
+                cluster: self.inner.cluster.clone(),
+                phase: status.phase,
+                target_primary: status.target_primary,
+            }
+            .into()),
         }
     }
 

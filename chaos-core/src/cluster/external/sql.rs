@@ -6,6 +6,7 @@ use tokio_postgres::config::Host;
 
 use crate::cluster::{Member, Role, Topology};
 use crate::dsn::redact;
+use crate::error::ExternalError;
 use crate::{Error, Result};
 
 /// One node of an external cluster.
@@ -77,7 +78,7 @@ async fn node_state(dsn: &str) -> Result<NodeState> {
         "SELECT pg_is_in_recovery(), host(inet_server_addr()) || ':' || current_setting('port')",
     )
     .await
-    .ok_or_else(|| Error::ClusterState(format!("{} did not answer", redact(dsn))))?;
+    .ok_or_else(|| ExternalError::NoAnswer { dsn: redact(dsn) })?;
     let in_recovery = row.first().cloned().flatten().as_deref() == Some("t");
     let server = row.get(1).cloned().flatten();
     // Each of these may be refused to an unprivileged user: then unknown.
@@ -188,16 +189,19 @@ pub(super) async fn topology(rw_dsn: &str, nodes: &[Node]) -> Result<Topology> {
             members: vec![s.member(name, role)],
         });
     }
-    let states = futures::future::join_all(nodes.iter().map(|n| node_state(&n.dsn))).await;
-    if states.iter().all(Result::is_err) {
-        return Err(Error::ClusterState(format!(
-            "no node of the external cluster answered ({})",
-            nodes
+    let mut states = futures::future::join_all(nodes.iter().map(|n| node_state(&n.dsn))).await;
+    if states.iter().all(Result::is_err)
+        && let Some(Err(first)) = (!states.is_empty()).then(|| states.swap_remove(0))
+    {
+        return Err(ExternalError::NoNodeAnswered {
+            nodes: nodes
                 .iter()
                 .map(|n| n.name.as_str())
                 .collect::<Vec<_>>()
-                .join(", ")
-        )));
+                .join(", "),
+            first: Box::new(first),
+        }
+        .into());
     }
     let sync_names: Vec<String> = states
         .iter()

@@ -83,8 +83,9 @@ pub(crate) async fn wait_booted(
     let since = || started.elapsed();
     while started.elapsed() < timeout {
         if seen.staged.is_none() && staging.is_finished() {
-            let (source, at) = (&mut staging).await.map_err(|e| {
-                Error::ClusterState(format!("staging the data directory panicked: {e}"))
+            let (source, at) = (&mut staging).await.map_err(|source| Error::Task {
+                what: "staging the data directory",
+                source,
             })??;
             seen.staged = Some((source, at.duration_since(started)));
         }

@@ -22,6 +22,7 @@ use super::netfilter::Net;
 use super::patroni::{NodeApi, Patroni};
 use super::process::{self, RunAs};
 use super::proxy::Proxy;
+use crate::error::LocalError;
 use crate::{Error, Result};
 
 mod builder;
@@ -299,11 +300,11 @@ impl LocalCluster {
     /// The REST API of node `name`.
     ///
     /// # Errors
-    /// [`Error::ClusterState`] when the cluster has no such node.
+    /// [`LocalError::NoSuchNode`] when the cluster has no such node.
     pub(crate) fn patroni_api(&self, name: &str) -> Result<NodeApi> {
-        let node = self
-            .node(name)
-            .ok_or_else(|| Error::ClusterState(format!("no node called {name}")))?;
+        let node = self.node(name).ok_or_else(|| LocalError::NoSuchNode {
+            name: name.to_string(),
+        })?;
         Ok(self.inner.patroni.node(node.api_url()))
     }
 
@@ -312,7 +313,12 @@ impl LocalCluster {
             .nodes
             .iter()
             .position(|n| n.name == name)
-            .ok_or_else(|| Error::ClusterState(format!("no node named {name:?}")))
+            .ok_or_else(|| {
+                LocalError::NoSuchNode {
+                    name: name.to_string(),
+                }
+                .into()
+            })
     }
 
     /// With `CHAOS_KEEP=1`, says now on stderr where this cluster is and how

@@ -28,6 +28,7 @@ use std::process::{Command, Stdio};
 
 use super::config::{PatroniConfig, ToolOption};
 use super::process::RunAs;
+use crate::error::LocalError;
 use crate::{Error, Result};
 
 /// Size of each sparse backing file: space is used only as it is written.
@@ -145,8 +146,9 @@ impl Dev {
             .trim()
             .split_once(':')
             .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
-            .ok_or_else(|| {
-                Error::ClusterState(format!("{} says {:?}, not MAJ:MIN", sys.display(), text))
+            .ok_or_else(|| LocalError::DeviceNumber {
+                path: sys.clone(),
+                found: text.clone(),
             })?;
         Ok(Dev { major, minor })
     }
@@ -325,8 +327,9 @@ impl Disks {
         separate_wal: bool,
         run_as: RunAs,
     ) -> Result<Disks> {
-        let blkio = blkio_root()
-            .ok_or_else(|| Error::ClusterState("no cgroup v1 blkio hierarchy is mounted".into()))?;
+        let blkio = blkio_root().ok_or(LocalError::NoCgroup {
+            hierarchy: "cgroup v1 blkio",
+        })?;
         let cgroup_dir = blkio.join(format!("chaos-{run_id}"));
         let images = run_dir.join("disks");
         fs::create_dir_all(&images)
@@ -346,8 +349,9 @@ impl Disks {
                         });
                         let data = Volume::create(&data_file, &dir.join(DATA_MOUNT), run_as);
                         let wal = match wal {
-                            Some(h) => Some(h.join().map_err(|_| {
-                                Error::ClusterState("making a WAL filesystem panicked".into())
+                            Some(h) => Some(h.join().map_err(|p| Error::Panicked {
+                                what: "making a WAL filesystem".into(),
+                                message: crate::panics::panic_message(p.as_ref()),
                             })??),
                             None => None,
                         };
@@ -363,8 +367,9 @@ impl Disks {
             handles
                 .into_iter()
                 .map(|h| {
-                    h.join().map_err(|_| {
-                        Error::ClusterState("making a node's filesystems panicked".into())
+                    h.join().map_err(|p| Error::Panicked {
+                        what: "making a node's filesystems".into(),
+                        message: crate::panics::panic_message(p.as_ref()),
                     })?
                 })
                 .collect()

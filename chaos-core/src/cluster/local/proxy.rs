@@ -19,6 +19,7 @@ use futures::stream::BoxStream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::process::RunAs;
+use crate::error::LocalError;
 use crate::timeline::Event;
 use crate::{Error, Result};
 
@@ -156,9 +157,7 @@ impl Proxy {
     /// socket.
     pub(crate) async fn servers_up(&self) -> Result<Vec<String>> {
         let Some(socket) = &self.socket else {
-            return Err(Error::ClusterState(
-                "the proxy has no stats socket (cluster directory too deep)".into(),
-            ));
+            return Err(LocalError::NoStatsSocket.into());
         };
         let context = || format!("reading HAProxy's state from {}", socket.display());
         let text = tokio::time::timeout(Duration::from_millis(500), async {

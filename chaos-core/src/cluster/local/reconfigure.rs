@@ -9,6 +9,7 @@ use futures::future::BoxFuture;
 use super::LocalCluster;
 use super::patroni::{ConfigPatch, DynamicConfig, Scalar};
 use crate::cluster::reconfigure::{Reconfigure, Setting};
+use crate::error::LocalError;
 use crate::{Error, Result};
 
 /// Patroni's dynamic settings an experiment may change (everything else is a
@@ -149,7 +150,7 @@ async fn dynamic_config(cluster: &LocalCluster) -> Result<DynamicConfig> {
             Err(e) => last = Some(e),
         }
     }
-    Err(last.unwrap_or_else(|| Error::ClusterState("the cluster has no nodes".into())))
+    Err(last.unwrap_or_else(|| LocalError::NoNodes.into()))
 }
 
 /// Applies `settings` through `PATCH /config` (a `None` value removes the

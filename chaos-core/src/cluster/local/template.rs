@@ -254,10 +254,11 @@ fn initdb(pg_bin: &Path, data: &Path, log: &Path, run_as: RunAs) -> Result<()> {
         .status()
         .map_err(|e| Error::io(format!("running {}/initdb", pg_bin.display()), e))?;
     if !status.success() {
-        return Err(Error::ClusterState(format!(
-            "initdb failed ({status}): {}",
-            super::cluster::tail(log, 10)
-        )));
+        return Err(Error::Command {
+            command: format!("{}/initdb", pg_bin.display()),
+            status: status.to_string(),
+            stderr: super::cluster::tail(log, 10),
+        });
     }
     tracing::debug!(took = ?started.elapsed(), "initdb made the data-directory template");
     Ok(())
@@ -275,12 +276,11 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     if out.status.success() {
         Ok(())
     } else {
-        Err(Error::ClusterState(format!(
-            "copying {} to {} failed: {}",
-            from.display(),
-            to.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
+        Err(Error::Command {
+            command: format!("cp -a {} {}", from.display(), to.display()),
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
     }
 }
 

@@ -19,6 +19,7 @@ use super::super::process::{self, RunAs};
 use super::super::proxy::Proxy;
 use super::super::template::{self, StageAt, TemplateSource};
 use super::{Children, Inner, LocalCluster, NodeInfo, mkdir};
+use crate::error::LocalError;
 use crate::{Error, Result};
 
 /// Builder for a [`LocalCluster`]. `Default` boots three nodes, with HAProxy
@@ -200,7 +201,7 @@ impl LocalClusterBuilder {
     /// [`Error::Config`] for an invalid node count, [`Error::WorkDir`] when the
     /// work directory cannot be created or written in, [`Error::Timeout`] (with
     /// log tails) when the cluster does not become healthy in time or the proxy
-    /// does not route to its leader, [`Error::ClusterState`] when HAProxy exits
+    /// does not route to its leader, [`LocalError::ProxyExited`] when HAProxy exits
     /// (with its log's tail).
     pub async fn start(self) -> Result<LocalCluster> {
         let ready_timeout = self.ready_timeout;
@@ -208,7 +209,10 @@ impl LocalClusterBuilder {
         let started = Instant::now();
         let (inner, staging) = tokio::task::spawn_blocking(move || Inner::create(plan))
             .await
-            .map_err(|e| Error::ClusterState(format!("cluster start-up task failed: {e}")))??;
+            .map_err(|source| Error::Task {
+                what: "the cluster start-up task",
+                source,
+            })??;
         let cluster = LocalCluster {
             inner: Arc::new(inner),
         };
@@ -336,9 +340,10 @@ impl LocalCluster {
         }
         self.inner.start_proxy()?;
         let staging = tokio::task::spawn_blocking(move || {
-            staging
-                .join()
-                .map_err(|_| Error::ClusterState("staging the data directory panicked".into()))?
+            staging.join().map_err(|p| Error::Panicked {
+                what: "staging the data directory".into(),
+                message: crate::panics::panic_message(p.as_ref()),
+            })?
         });
         let mut timings =
             boot::wait_booted(self, started, etcd_ready, staging, ready_timeout).await?;
@@ -546,10 +551,9 @@ impl Inner {
         // The clients first: nothing to undo if they cannot be made.
         let patroni = Patroni::new()?;
         let etcd_client = format!("127.0.0.1:{}", ports[0]);
-        let etcd = Etcd::new(&etcd_client).map_err(|e| {
-            Error::ClusterState(format!(
-                "cannot make an HTTP client for etcd's gateway: {e}"
-            ))
+        let etcd = Etcd::new(&etcd_client).map_err(|source| LocalError::HttpClient {
+            service: "etcd's gateway",
+            source,
         })?;
         let nodes = lay_out_nodes(&dir, &ports, n, plan.disks);
         let proxy = match plan.proxy {
@@ -624,8 +628,9 @@ impl Inner {
             let hba = node.dir.join("pg_hba.conf");
             fs::write(&hba, PG_HBA)
                 .map_err(|e| Error::io(format!("writing {}", hba.display()), e))?;
-            let text = serde_json::to_string_pretty(&cfg)?;
             let path = node.config_path();
+            let text = serde_json::to_string_pretty(&cfg)
+                .map_err(|e| Error::json_write(path.display().to_string(), e))?;
             let mut f = fs::File::create(&path)
                 .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
             f.write_all(text.as_bytes())

@@ -7,6 +7,7 @@ use super::super::config::SynchronousMode;
 use super::super::patroni::{ClusterInfo, ConfigPatch, MemberRole};
 use super::{LocalCluster, NodeInfo, tail};
 use crate::cluster::{Member, Role, Topology};
+use crate::error::LocalError;
 use crate::{Error, Result};
 
 /// What [`LocalCluster::nudge_for_sync_standby`] did last.
@@ -49,7 +50,7 @@ impl LocalCluster {
         }
         match best {
             Some(c) => Ok(topology_of(c, &self.inner.nodes)),
-            None => Err(last.unwrap_or_else(|| Error::ClusterState("cluster has no nodes".into()))),
+            None => Err(last.unwrap_or_else(|| LocalError::NoNodes.into())),
         }
     }
 
@@ -84,16 +85,14 @@ impl LocalCluster {
     /// The name of the node that leads now.
     ///
     /// # Errors
-    /// [`Error::ClusterState`] when no node holds the leader lock, or the
+    /// [`LocalError::NoPrimary`] when no node holds the leader lock, or the
     /// topology cannot be read.
     pub async fn primary(&self) -> Result<String> {
         self.topology()
             .await?
             .primary_name()
             .map(str::to_string)
-            .ok_or_else(|| {
-                Error::ClusterState("the cluster has no primary (no leader lock held)".into())
-            })
+            .ok_or_else(|| LocalError::NoPrimary.into())
     }
 
     /// Waits until every node runs, one leads, a synchronous standby streams
@@ -202,23 +201,25 @@ impl LocalCluster {
     /// synchronous standby).
     pub(crate) async fn healthy_write(&self, t: &Topology) -> Result<()> {
         if !self.is_healthy(t) {
-            return Err(Error::ClusterState(format!("not healthy yet: {t:?}")));
+            return Err(LocalError::NotHealthy {
+                topology: format!("{t:?}"),
+            }
+            .into());
         }
         self.replication_ok(t).await?;
         let leader = t
             .primary_name()
             .and_then(|n| self.node(n))
-            .ok_or_else(|| Error::ClusterState("no leader".into()))?;
+            .ok_or(LocalError::NoPrimary)?;
         let client = crate::pg::connect(&leader.dsn(), Duration::from_secs(2)).await?;
         tokio::time::timeout(
             Duration::from_secs(2),
             client.execute("SELECT txid_current()", &[]),
         )
         .await
-        .map_err(|_| {
-            Error::ClusterState(
-                "the first synchronous commit was not acknowledged within 2 s".into(),
-            )
+        .map_err(|_| LocalError::NoAnswer {
+            query: "the first synchronous commit (SELECT txid_current())",
+            waited: Duration::from_secs(2),
         })?
         .map_err(|e| Error::pg("the first synchronous commit", e))?;
         Ok(())
@@ -247,7 +248,7 @@ impl LocalCluster {
         let leader = t
             .primary_name()
             .and_then(|n| self.node(n))
-            .ok_or_else(|| Error::ClusterState("no leader".into()))?;
+            .ok_or(LocalError::NoPrimary)?;
         let client = crate::pg::connect(&leader.dsn(), Duration::from_secs(2)).await?;
         let row = client
             .query_one(
@@ -267,10 +268,14 @@ impl LocalCluster {
         if !in_recovery && streaming == want && sync_ok {
             Ok(())
         } else {
-            Err(Error::ClusterState(format!(
-                "leader {}: {streaming}/{want} replicas streaming, {sync} synchronous, in recovery: {in_recovery}",
-                leader.name
-            )))
+            Err(LocalError::Replication {
+                leader: leader.name.clone(),
+                streaming,
+                want,
+                sync,
+                in_recovery,
+            }
+            .into())
         }
     }
 
@@ -329,10 +334,11 @@ impl LocalCluster {
         let mut last = String::from("no answer yet");
         while start.elapsed() < timeout {
             if let Some(status) = self.inner.proxy_exit() {
-                return Err(Error::ClusterState(format!(
-                    "HAProxy exited ({status})\n{}",
-                    tail(&proxy.log_path(), 20)
-                )));
+                return Err(LocalError::ProxyExited {
+                    status: status.to_string(),
+                    log: tail(&proxy.log_path(), 20),
+                }
+                .into());
             }
             match reaches_primary(&dsn).await {
                 Ok(true) => return Ok(()),
@@ -403,7 +409,10 @@ async fn reaches_primary(dsn: &str) -> Result<bool> {
         client.query_one("SELECT NOT pg_is_in_recovery()", &[]),
     )
     .await
-    .map_err(|_| Error::ClusterState("no answer to SELECT NOT pg_is_in_recovery()".into()))?
+    .map_err(|_| LocalError::NoAnswer {
+        query: "SELECT NOT pg_is_in_recovery()",
+        waited: Duration::from_secs(2),
+    })?
     .map_err(|e| Error::pg("SELECT NOT pg_is_in_recovery()", e))?;
     Ok(row.get(0))
 }

@@ -12,6 +12,7 @@ use nix::sys::signal::Signal;
 use super::super::process;
 use super::super::proxy::Backend;
 use super::{Children, Inner, LocalCluster, mkdir, tail};
+use crate::error::LocalError;
 use crate::{Error, Result};
 
 impl Inner {
@@ -216,7 +217,7 @@ impl LocalCluster {
     /// The postmaster PID of node `name`, from `postmaster.pid`.
     ///
     /// # Errors
-    /// [`Error::ClusterState`] when the node's PostgreSQL is not running.
+    /// [`LocalError::PostgresDown`] when the node's PostgreSQL is not running.
     pub fn postmaster_pid(&self, name: &str) -> Result<i32> {
         let node = &self.inner.nodes[self.index_of(name)?];
         let path = node.data_dir().join("postmaster.pid");
@@ -224,11 +225,9 @@ impl LocalCluster {
             .ok()
             .and_then(|t| t.lines().next()?.trim().parse::<i32>().ok())
             .filter(|&pid| process::start_time(pid).is_some() && !process::is_dead(pid))
-            .ok_or_else(|| {
-                Error::ClusterState(format!(
-                    "PostgreSQL of {name} is not running ({} unreadable)",
-                    path.display()
-                ))
+            .ok_or_else(|| LocalError::PostgresDown {
+                node: name.to_string(),
+                pid_file: path.clone(),
             })?;
         Ok(pid)
     }

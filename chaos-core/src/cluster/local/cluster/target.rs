@@ -166,7 +166,10 @@ impl Target for LocalCluster {
             };
             let swept = tokio::task::spawn_blocking(move || process::sweep(&root))
                 .await
-                .map_err(|e| Error::ClusterState(format!("sweep task failed: {e}")))?;
+                .map_err(|source| Error::Task {
+                    what: "the sweep task",
+                    source,
+                })?;
             Ok(swept.iter().map(|p| p.display().to_string()).collect())
         })
     }

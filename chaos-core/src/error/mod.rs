@@ -1,7 +1,33 @@
 //! The error type of the crate.
+//!
+//! [`Error`] is what every fallible function returns. Errors of one area of
+//! the crate — the local target, the CNPG target, the external target, the
+//! faults, the experiment's own machinery — are enums of their own
+//! ([`LocalError`], `CnpgError` (feature `cnpg`), [`ExternalError`], [`FaultError`],
+//! [`ExperimentError`]) that [`Error`] wraps, so that a caller can match on
+//! the area first (`Error::Local(_)`) and on the case within it second
+//! (`Error::Local(LocalError::NoSuchNode { .. })`). Errors any area can
+//! meet (I/O, PostgreSQL, timeouts, commands, JSON) are variants of [`Error`]
+//! itself.
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+#[cfg(feature = "cnpg")]
+mod cnpg;
+mod experiment;
+mod external;
+mod fault;
+mod local;
+#[cfg(test)]
+mod tests;
+
+#[cfg(feature = "cnpg")]
+pub use cnpg::CnpgError;
+pub use experiment::ExperimentError;
+pub use external::ExternalError;
+pub use fault::FaultError;
+pub use local::LocalError;
 
 /// Result alias used throughout `chaos-core`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -99,13 +125,94 @@ pub enum Error {
         source: reqwest::Error,
     },
 
-    /// The cluster is not in a state the operation can work with.
-    #[error("cluster state: {0}")]
-    ClusterState(String),
+    /// The local target (a [`LocalCluster`](crate::cluster::local::LocalCluster))
+    /// is not in a state the operation can work with, or could not be built.
+    #[error(transparent)]
+    Local(#[from] LocalError),
 
-    /// A report could not be serialised.
-    #[error("serialising report: {0}")]
-    Json(#[from] serde_json::Error),
+    /// The CNPG target is not in a state the operation can work with.
+    #[cfg(feature = "cnpg")]
+    #[error(transparent)]
+    Cnpg(#[from] CnpgError),
+
+    /// The external target's nodes did not answer.
+    #[error(transparent)]
+    External(#[from] ExternalError),
+
+    /// A fault cannot be injected or healed on the cluster as it is.
+    #[error(transparent)]
+    Fault(#[from] FaultError),
+
+    /// The experiment's own machinery was misused or broke (a handle healed
+    /// twice, a runtime that cannot be built, no report).
+    #[error(transparent)]
+    Experiment(#[from] ExperimentError),
+
+    /// A table named like the probe's exists with other columns: waiting will
+    /// not change it.
+    #[error(
+        "a table `{table}` of another shape exists in this database ({found}); the probe \
+         needs ({needed}): drop or rename that table, or point the probe at another database"
+    )]
+    ProbeTableShape {
+        /// The table's name (`chaos_probe`).
+        table: &'static str,
+        /// Its columns as found, e.g. `id integer`.
+        found: String,
+        /// The columns the probe needs.
+        needed: String,
+    },
+
+    /// A JSON document (a report, a set of runs) could not be parsed.
+    #[error("parsing {what}: {source}")]
+    JsonRead {
+        /// What was read, e.g. the file's path.
+        what: String,
+        /// The parser's error, with line and column.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A value could not be serialised as JSON.
+    #[error("serialising {what} as JSON: {source}")]
+    JsonWrite {
+        /// What was written, e.g. `the report` or a file's path.
+        what: String,
+        /// The serialiser's error.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A JUnit XML report could not be serialised.
+    #[error("serialising the JUnit report {what}: {source}")]
+    Junit {
+        /// The suite whose XML it is.
+        what: String,
+        /// quick-junit's error.
+        #[source]
+        source: quick_junit::SerializeError,
+    },
+
+    /// A task of the library's own (spawned on the runtime) failed or was
+    /// cancelled before it finished.
+    #[error("{what} failed: {source}")]
+    Task {
+        /// What the task was doing, e.g. `the cluster start-up task`.
+        what: &'static str,
+        /// Tokio's error: a panic or a cancellation.
+        #[source]
+        source: tokio::task::JoinError,
+    },
+
+    /// Code run on a thread of the library's own, or a scenario's body,
+    /// panicked.
+    #[error("{what} panicked: {message}")]
+    Panicked {
+        /// What was running, e.g. `staging the data directory`.
+        what: String,
+        /// The panic's message.
+        message: String,
+    },
 
     /// The target cannot do this fault.
     #[error(
@@ -361,6 +468,22 @@ impl Error {
     pub(crate) fn process(context: impl Into<String>, source: nix::Error) -> Self {
         Error::Process {
             context: context.into(),
+            source,
+        }
+    }
+
+    /// An [`Error::JsonRead`]: what was parsed, and the parser's error.
+    pub(crate) fn json_read(what: impl Into<String>, source: serde_json::Error) -> Self {
+        Error::JsonRead {
+            what: what.into(),
+            source,
+        }
+    }
+
+    /// An [`Error::JsonWrite`]: what was serialised, and the serialiser's error.
+    pub(crate) fn json_write(what: impl Into<String>, source: serde_json::Error) -> Self {
+        Error::JsonWrite {
+            what: what.into(),
             source,
         }
     }
