@@ -245,12 +245,15 @@ mod tests {
                 .expect("under src")
                 .to_string_lossy()
                 .replace('\\', "/");
-            if ALLOWED.iter().any(|a| rel.starts_with(a)) {
+            if ALLOWED.iter().any(|a| rel.starts_with(a)) || rel.ends_with("tests.rs") {
                 continue;
             }
             let text = std::fs::read_to_string(&file).expect("readable");
-            for (n, line) in text.lines().enumerate() {
-                if line.contains("downcast") {
+            // The library's code: a test checking an error's source may
+            // downcast it, and so may a comment.
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            for (n, line) in code.lines().enumerate() {
+                if line.contains("downcast") && !line.trim_start().starts_with("//") {
                     offenders.push(format!("src/{rel}:{}: {}", n + 1, line.trim()));
                 }
             }
