@@ -25,7 +25,7 @@ use crate::dsn::redact;
 use crate::probe::ProbeConfig;
 use crate::report::{Draft, FailureKind, Report, TargetInfo, WorkloadDraft, default_report_dir};
 use crate::slo::{Slo, fmt_duration};
-use crate::timeline::Event;
+use crate::timeline::{Event, EventKind};
 use crate::verify::{Measurement, Window, read_back};
 use crate::workload::Workload;
 use crate::{Error, Result};
@@ -394,7 +394,7 @@ impl Experiment {
         let advice = target.advise(&self.slo).await;
         let probe = self.probe.clone().start(&rw).await?;
         let run_id = probe.run_id().to_string();
-        let mut events = vec![Event::now("probe started", None)];
+        let mut events = vec![Event::now(EventKind::ProbeStarted, None)];
 
         // The target's own events, collected until verification.
         let seen = Arc::new(Mutex::new(Vec::<Event>::new()));
@@ -405,15 +405,9 @@ impl Experiment {
             async move {
                 while let Some(e) = stream.next().await {
                     let mut slot = primary.lock().unwrap_or_else(|p| p.into_inner());
-                    match e.name.as_str() {
-                        "new primary observed" => {
-                            *slot = e
-                                .detail
-                                .as_ref()
-                                .and_then(|d| d.split(' ').next())
-                                .map(String::from);
-                        }
-                        "primary lost" => *slot = None,
+                    match &e.kind {
+                        EventKind::NewPrimary { node, .. } => *slot = Some(node.clone()),
+                        EventKind::PrimaryLost { .. } => *slot = None,
                         _ => {}
                     }
                     drop(slot);
@@ -479,7 +473,7 @@ impl Experiment {
                             let info = &ctx.faults[i].info;
                             tracing::warn!(fault = %info.kind, "no recovery after the fault");
                             events.push(Event::now(
-                                "no recovery",
+                                EventKind::NoRecovery,
                                 Some(format!(
                                     "{} gave no acknowledged write within {}",
                                     info.kind,
@@ -553,7 +547,7 @@ impl Experiment {
                 }
                 if let Some(first) = measurement.faults.iter().find_map(|f| f.recovered_at) {
                     report.events.push(Event::new(
-                        "first write acknowledged after the fault",
+                        EventKind::FirstWriteAfterFault,
                         history.wall(first),
                         None,
                     ));
@@ -733,9 +727,9 @@ fn routing_marks(
             Timestamp::from(history.wall(span.injected)),
             Timestamp::from(history.wall(recovered)),
         );
-        let marked = events.iter().any(|e| {
-            Phase::ended_by(&e.name) == Some(Phase::Routing) && e.at >= from && e.at <= to
-        });
+        let marked = events
+            .iter()
+            .any(|e| e.kind == EventKind::PhaseEnded(Phase::Routing) && e.at >= from && e.at <= to);
         if marked {
             continue;
         }
@@ -752,7 +746,7 @@ fn routing_marks(
                 _ => "?",
             };
             out.push(Event::new(
-                Phase::Routing.end_event(),
+                EventKind::PhaseEnded(Phase::Routing),
                 history.wall(connected),
                 Some(format!("probe writer {} connected to {server}", a.writer)),
             ));

@@ -9,7 +9,7 @@ use nix::sys::signal::Signal;
 
 use super::{Fault, FaultGuard, FaultInfo, FaultKind, Healed};
 use crate::cluster::local::{LocalCluster, process};
-use crate::timeline::Timestamp;
+use crate::timeline::{Healing, Timestamp};
 use crate::{Error, Result};
 
 /// Freezes the current primary. Below Patroni's `ttl` no failover happens,
@@ -189,7 +189,7 @@ impl FaultGuard for FreezeGuard {
             }
         }
         Ok(Healed {
-            event: "thawed".into(),
+            event: Healing::Thawed,
             at: Timestamp::now(),
             detail: self.info.victim.clone(),
         })

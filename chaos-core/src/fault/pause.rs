@@ -10,7 +10,7 @@ use nix::sys::signal::Signal;
 
 use super::{Fault, FaultGuard, FaultInfo, FaultKind, Healed};
 use crate::cluster::local::{LocalCluster, process};
-use crate::timeline::Timestamp;
+use crate::timeline::{Healing, Timestamp};
 use crate::{Error, Result};
 
 /// Which node to pause.
@@ -226,7 +226,7 @@ impl FaultGuard for PauseGuard {
         }
         tracing::info!(node = %self.node, "node resumed");
         Ok(Healed {
-            event: "node resumed".into(),
+            event: Healing::NodeResumed,
             at: Timestamp::now(),
             detail: Some(self.node.clone()),
         })

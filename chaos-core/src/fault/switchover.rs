@@ -10,7 +10,7 @@ use super::{Fault, FaultGuard, FaultInfo, FaultKind, Healed};
 use crate::cluster::local::LocalCluster;
 use crate::cluster::local::etcd::{self, Etcd};
 use crate::cluster::local::patroni::Reply;
-use crate::timeline::Timestamp;
+use crate::timeline::{Healing, Timestamp};
 use crate::{Error, Result};
 
 /// Which standby takes over.
@@ -284,7 +284,7 @@ impl FaultGuard for SwitchoverGuard {
         self.cluster.wait_replica(&self.old_primary, left).await?;
         tracing::info!(old = %self.old_primary, new = %new_primary, "switchover complete");
         Ok(Healed {
-            event: "switched over".into(),
+            event: Healing::SwitchedOver,
             at: Timestamp::now(),
             detail: Some(format!("{} -> {new_primary}", self.old_primary)),
         })

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::fault::FaultInfo;
 use crate::probe::{History, IndeterminateReason, Outcome};
 use crate::slo::{Rpo, Slo, fmt_duration};
-use crate::timeline::{Event, Phase, Timestamp, from_ms, ms};
+use crate::timeline::{Event, EventKind, Phase, Timestamp, from_ms, ms};
 use crate::verify::{Measurement, Window, WriteCounts, WriteId};
 
 pub use finding::Finding;
@@ -167,7 +167,7 @@ pub(crate) fn phases_of(events: &[Event], injected: Timestamp, rto_ms: f64) -> V
         }
         let mark = events
             .iter()
-            .find(|e| Phase::ended_by(&e.name) == Some(phase) && e.at >= start && e.at <= end);
+            .find(|e| e.kind == EventKind::PhaseEnded(phase) && e.at >= start && e.at <= end);
         if let Some(e) = mark {
             let len = e.at.ms_since(start);
             out.push(PhaseRecord {
@@ -1117,9 +1117,8 @@ impl fmt::Display for Report {
                 f,
                 "    {:>10}  {}{}",
                 self.offset(e.at),
-                e.name,
-                e.detail
-                    .as_ref()
+                e.name(),
+                e.detail_text()
                     .map(|d| format!(" ({d})"))
                     .unwrap_or_default()
             )?;
@@ -1233,7 +1232,7 @@ mod tests {
             measurement: &m,
             events: {
                 let at = |after: u64| Timestamp::from(history.wall(t0 + ms_(100 + after)));
-                let mut events = vec![Event::now("probe started", None)];
+                let mut events = vec![Event::now(EventKind::ProbeStarted, None)];
                 events.extend(extra(&at));
                 events
             },
@@ -1245,7 +1244,9 @@ mod tests {
 
     #[test]
     fn phases_follow_the_marks_and_add_up_to_the_rto() {
-        let mark = |p: Phase, at: Timestamp| Event::new(p.end_event(), at, Some("node2".into()));
+        let mark = |p: Phase, at: Timestamp| {
+            Event::new(EventKind::PhaseEnded(p), at, Some("node2".into()))
+        };
         let report = sample_with(|at| {
             vec![
                 mark(Phase::Detection, at(200)),

@@ -46,7 +46,7 @@ use super::crd::{
 };
 use crate::cluster::pglog::{self, log_mark};
 use crate::cluster::{Member, Role, Topology};
-use crate::timeline::{Event, Phase, Timestamp};
+use crate::timeline::{Event, EventKind, Phase, Timestamp};
 
 /// The port PostgreSQL listens on in a CNPG instance pod.
 pub const POSTGRES_PORT: u16 = 5432;
@@ -54,11 +54,11 @@ pub const POSTGRES_PORT: u16 = 5432;
 /// Extra mark: the operator found the primary failing
 /// (`currentPrimaryFailingSinceTimestamp`); with a `failoverDelay` the
 /// failover starts that many seconds later.
-pub const PRIMARY_FAILING: &str = "cnpg primary failing";
+pub const PRIMARY_FAILING: &str = crate::timeline::CNPG_PRIMARY_FAILING;
 /// Extra mark: a `PrimaryStatusCheckFailed` Event — the primary is Ready to
 /// the kubelet but failed the operator's status check, so the failover waits
 /// until Kubernetes marks it not Ready.
-pub const FAILOVER_DEFERRED: &str = "cnpg failover deferred";
+pub const FAILOVER_DEFERRED: &str = crate::timeline::CNPG_FAILOVER_DEFERRED;
 pub use crate::cluster::pglog::{
     ARCHIVE_RECOVERY_COMPLETE, PROMOTE_REQUESTED, READY_FOR_CONNECTIONS, TIMELINE_SELECTED,
     WAL_RECOVERY_ENDED,
@@ -308,10 +308,18 @@ pub fn phase_marks(
         .iter()
         .find_map(|o| ts(&o.status.current_primary_failing_since_timestamp))
     {
-        extra.push(Event::new(PRIMARY_FAILING, t, old_primary.clone()));
+        extra.push(Event::new(
+            EventKind::CnpgPrimaryFailing,
+            t,
+            old_primary.clone(),
+        ));
     }
     if let Some((t, e)) = first_event(event_reason::PRIMARY_STATUS_CHECK_FAILED) {
-        extra.push(Event::new(FAILOVER_DEFERRED, t, e.message.clone()));
+        extra.push(Event::new(
+            EventKind::CnpgFailoverDeferred,
+            t,
+            e.message.clone(),
+        ));
     }
 
     // Detection.
@@ -344,17 +352,33 @@ pub fn phase_marks(
     let detection_at = pending.or(failing_over_event).or(upper_bound);
     let detail = || new_primary.clone();
     if let Some(t) = detection_at {
-        marks.push(Event::new(Phase::Detection.end_event(), t, detail()));
+        marks.push(Event::new(
+            EventKind::PhaseEnded(Phase::Detection),
+            t,
+            detail(),
+        ));
     }
     if let (Some(t), Some(_)) = (election_at, &new_primary) {
-        marks.push(Event::new(Phase::Election.end_event(), t, detail()));
+        marks.push(Event::new(
+            EventKind::PhaseEnded(Phase::Election),
+            t,
+            detail(),
+        ));
     }
     if let Some((_, o)) = &promoted {
         let t = ts(&o.status.current_primary_timestamp).unwrap_or(o.at);
-        marks.push(Event::new(Phase::Promotion.end_event(), t, detail()));
+        marks.push(Event::new(
+            EventKind::PhaseEnded(Phase::Promotion),
+            t,
+            detail(),
+        ));
     }
     if let (Some(t), Some(_)) = (endpoints_switched, &new_primary) {
-        marks.push(Event::new(Phase::Routing.end_event(), t, detail()));
+        marks.push(Event::new(
+            EventKind::PhaseEnded(Phase::Routing),
+            t,
+            detail(),
+        ));
     }
     // Never back in time (Event times are truncated to the second).
     for i in 1..marks.len() {
@@ -409,13 +433,14 @@ pub fn promotion_log_marks<'a>(
         if since.is_some_and(|s| at < s) {
             continue;
         }
-        let Some(name) = log_mark(&message) else {
+        let Some(step) = log_mark(&message) else {
             continue;
         };
-        if out.iter().any(|e| e.name == name) {
+        let kind = EventKind::PromotionStep(step);
+        if out.iter().any(|e| e.kind == kind) {
             continue;
         }
-        out.push(Event::new(name, at, Some(message)));
+        out.push(Event::new(kind, at, Some(message)));
     }
     out.sort_by_key(|e| e.at);
     out
@@ -506,7 +531,7 @@ mod tests {
     fn names(marks: &[Event]) -> Vec<(&str, String, Option<&str>)> {
         marks
             .iter()
-            .map(|e| (e.name.as_str(), e.at.to_string(), e.detail.as_deref()))
+            .map(|e| (e.name(), e.at.to_string(), e.detail.as_deref()))
             .collect()
     }
 
@@ -660,22 +685,20 @@ mod tests {
         assert_eq!(
             pending.changes_since(&before),
             vec![
-                (
-                    "primary lost".to_string(),
-                    Some("cluster-example-1".to_string())
-                ),
-                (
-                    "member down".to_string(),
-                    Some("cluster-example-1".to_string())
-                ),
+                EventKind::PrimaryLost {
+                    node: "cluster-example-1".into()
+                },
+                EventKind::MemberDown {
+                    node: "cluster-example-1".into()
+                },
             ]
         );
         assert_eq!(
             promoted.changes_since(&elected)[0],
-            (
-                "new primary observed".to_string(),
-                Some("cluster-example-2 on timeline 2".to_string())
-            )
+            EventKind::NewPrimary {
+                node: "cluster-example-2".into(),
+                timeline: Some(2)
+            }
         );
     }
 
@@ -769,8 +792,12 @@ mod tests {
                 ),
             ]
         );
-        assert_eq!(marks[2].name, "promotion ended");
-        assert!(marks.iter().all(|e| e.name != "routing ended"));
+        assert_eq!(marks[2].kind, EventKind::PhaseEnded(Phase::Promotion));
+        assert!(
+            marks
+                .iter()
+                .all(|e| e.kind != EventKind::PhaseEnded(Phase::Routing))
+        );
 
         // Only Events: the new primary comes from the FailoverTarget message.
         let only_healthy = &observed[..1];
@@ -816,7 +843,7 @@ mod tests {
         let observed = vec![ObservedStatus::new(at, status(HEALTHY))];
         let marks = phase_marks(at, &observed, &events(), None);
         assert_eq!(marks.len(), 3, "{marks:?}");
-        assert_eq!(marks[0].name, FAILOVER_DEFERRED);
+        assert_eq!(marks[0].kind, EventKind::CnpgFailoverDeferred);
         assert!(
             marks[0]
                 .detail
@@ -824,9 +851,9 @@ mod tests {
                 .is_some_and(|d| d.contains("is Ready but"))
         );
         // The Switchover Event an hour later names its target.
-        assert_eq!(marks[1].name, "detection ended");
+        assert_eq!(marks[1].kind, EventKind::PhaseEnded(Phase::Detection));
         assert_eq!(marks[1].detail.as_deref(), Some("cluster-example-3"));
-        assert_eq!(marks[2].name, "election ended");
+        assert_eq!(marks[2].kind, EventKind::PhaseEnded(Phase::Election));
         assert_eq!(marks[2].at, t("2026-08-21T13:00:00Z"));
     }
 
@@ -871,8 +898,8 @@ mod tests {
         evs[1].last_timestamp = evs[0].last_timestamp.clone();
         evs[1].first_timestamp = evs[0].first_timestamp.clone();
         let marks = phase_marks(t(FAULT), &observed, &evs[..2], None);
-        assert_eq!(marks[0].name, "detection ended");
-        assert_eq!(marks[1].name, "election ended");
+        assert_eq!(marks[0].kind, EventKind::PhaseEnded(Phase::Detection));
+        assert_eq!(marks[1].kind, EventKind::PhaseEnded(Phase::Election));
         assert_eq!(marks[1].at, marks[0].at);
     }
 
@@ -891,7 +918,7 @@ not json at all
         assert_eq!(
             marks
                 .iter()
-                .map(|e| (e.name.as_str(), e.at.to_string()))
+                .map(|e| (e.name(), e.at.to_string()))
                 .collect::<Vec<_>>(),
             vec![
                 (PROMOTE_REQUESTED, "2026-08-21T10:00:05.811000Z".to_string()),
@@ -916,7 +943,7 @@ not json at all
         );
         // Lines before `since` are ignored.
         let late = promotion_log_marks(LOG.lines(), Some(t("2026-08-21T10:00:07.500000Z")));
-        assert_eq!(late[0].name, TIMELINE_SELECTED);
+        assert_eq!(late[0].name(), TIMELINE_SELECTED);
     }
 
     #[test]
@@ -933,7 +960,7 @@ not json at all
         assert_eq!(
             marks
                 .iter()
-                .map(|e| (e.name.as_str(), e.at.to_string()))
+                .map(|e| (e.name(), e.at.to_string()))
                 .collect::<Vec<_>>(),
             vec![
                 (
