@@ -121,6 +121,7 @@ mod seed;
 pub mod slo;
 pub mod timeline;
 pub mod verify;
+pub mod violation;
 pub mod workload;
 
 /// The PostgreSQL driver the library uses, for tests' own SQL.

@@ -720,7 +720,11 @@ mod tests {
         assert!(f.outage && f.rto.is_none(), "{f:?}");
         assert_eq!(m.rto, None);
         let v = crate::slo::Slo::max_rto(ms(2000)).check_rto(&m);
-        assert!(v.iter().any(|v| v.contains("did not recover")), "{v:?}");
+        assert!(
+            v.iter()
+                .any(|v| matches!(v, crate::slo::Violation::NoRecovery { .. })),
+            "{v:?}"
+        );
     }
 
     fn all_acked(b: &Builder) -> HashSet<WriteId> {

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::fault::FaultInfo;
 use crate::probe::{History, IndeterminateReason, Outcome};
-use crate::slo::{Rpo, Slo, fmt_duration};
+use crate::slo::{Rpo, Slo, Violation, fmt_duration};
 use crate::timeline::{Event, EventKind, Phase, Timestamp, from_ms, ms};
 use crate::verify::{Measurement, Window, WriteCounts, WriteId};
 
@@ -597,16 +597,16 @@ impl Report {
         match &d.slo_on {
             None => violations.extend(d.slo.check_rto(m)),
             Some(name) => match d.workloads.iter().find(|w| &w.summary.name == name) {
-                Some(w) => violations.extend(
-                    d.slo
-                        .check_rto(&w.measurement)
-                        .into_iter()
-                        .map(|v| format!("workload {name}: {v}")),
-                ),
-                None => violations.push(format!(
-                    "the SLO is asserted on the workload `{name}` (slo_on), but no workload of \
-                     that name ran"
-                )),
+                Some(w) => {
+                    violations.extend(d.slo.check_rto(&w.measurement).into_iter().map(|v| {
+                        Violation::Workload {
+                            name: name.clone(),
+                            violation: Box::new(v),
+                            lost_ids: Vec::new(),
+                        }
+                    }))
+                }
+                None => violations.push(Violation::NoSuchWorkload { name: name.clone() }),
             },
         }
         violations.extend(d.slo.check_rpo(m));
@@ -618,30 +618,31 @@ impl Report {
                 // Lost writes named by the application's identities (order
                 // ids), which mean more to its team than writer and seq.
                 Ok(true) => {
-                    let ids = match record.lost.as_slice() {
-                        [] => String::new(),
-                        lost => format!(
-                            "; lost identities: {}{}",
-                            lost[..lost.len().min(5)].join(", "),
-                            if lost.len() > 5 { ", …" } else { "" }
-                        ),
-                    };
                     for v in d.slo.check_rpo(&w.measurement) {
-                        let ids = if v.starts_with("split-brain") {
-                            ""
-                        } else {
-                            &ids
+                        let lost_ids = match v {
+                            Violation::SplitBrain { .. } => Vec::new(),
+                            _ => record.lost.clone(),
                         };
-                        violations.push(format!("workload {name}: {v}{ids}"));
+                        violations.push(Violation::Workload {
+                            name: name.clone(),
+                            violation: Box::new(v),
+                            lost_ids,
+                        });
                     }
                 }
                 Ok(false) => warnings.push(format!(
                     "workload {name} has no verification hook: its lost writes are not counted"
                 )),
-                Err(e) => violations.push(format!("workload {name}: verification failed: {e}")),
+                Err(e) => violations.push(Violation::WorkloadVerification {
+                    name: name.clone(),
+                    error: e.clone(),
+                }),
             }
             for p in &w.summary.panics {
-                violations.push(format!("workload {name} panicked: {p}"));
+                violations.push(Violation::WorkloadPanicked {
+                    name: name.clone(),
+                    message: p.clone(),
+                });
             }
             workloads.push(record);
         }
@@ -694,7 +695,7 @@ impl Report {
             failing_after_promotion,
             passed: violations.is_empty(),
             failure: (!violations.is_empty()).then_some(FailureKind::Slo),
-            violations,
+            violations: violations.iter().map(ToString::to_string).collect(),
         }
     }
 
