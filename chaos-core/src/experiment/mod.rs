@@ -3,9 +3,9 @@
 //! `#[failover_test]` and the `chaos` command line only configure an
 //! [`Experiment`] and present its [`RunOutcome`].
 
+mod body;
 mod ctx;
 
-use std::any::Any;
 use std::fmt;
 use std::io::Write as _;
 use std::panic::AssertUnwindSafe;
@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 
+pub use body::{BodyError, BodyOutcome, TestResult};
 pub use ctx::{FailoverCtx, FaultHandle, WorkloadHandle};
 
 pub use crate::panics::panic_message;
@@ -29,28 +30,6 @@ use crate::timeline::{Event, EventKind};
 use crate::verify::{Measurement, Window, read_back};
 use crate::workload::Workload;
 use crate::{Error, Result};
-
-/// What a body may return: `()` or `Result<(), E>` with `E: Debug`.
-#[diagnostic::on_unimplemented(
-    message = "a #[failover_test] function must return `()` or `Result<(), E>` with `E: Debug`, not `{Self}`",
-    label = "this return type is not supported"
-)]
-pub trait TestResult {
-    /// `Err` with the error's description when the body failed.
-    fn into_result(self) -> Result<(), String>;
-}
-
-impl TestResult for () {
-    fn into_result(self) -> Result<(), String> {
-        Ok(())
-    }
-}
-
-impl<E: fmt::Debug> TestResult for Result<(), E> {
-    fn into_result(self) -> Result<(), String> {
-        self.map_err(|e| format!("{e:?}"))
-    }
-}
 
 /// Where a run is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,29 +85,6 @@ pub struct Progress {
 }
 
 type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync + std::panic::RefUnwindSafe>;
-
-/// How the body ended.
-pub enum BodyOutcome {
-    /// It returned `()` or `Ok(())`.
-    Passed,
-    /// It returned `Err`, formatted with `Debug`.
-    Failed(String),
-    /// It panicked; the payload is kept so that a test can re-raise it.
-    Panicked(Box<dyn Any + Send>),
-    /// It (or the recovery after it) outlived the deadline.
-    TimedOut(Duration),
-}
-
-impl fmt::Debug for BodyOutcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BodyOutcome::Passed => f.write_str("Passed"),
-            BodyOutcome::Failed(e) => write!(f, "Failed({e})"),
-            BodyOutcome::Panicked(p) => write!(f, "Panicked({})", panic_message(p.as_ref())),
-            BodyOutcome::TimedOut(d) => write!(f, "TimedOut({d:?})"),
-        }
-    }
-}
 
 /// What a run produced.
 #[derive(Debug)]
