@@ -9,18 +9,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::timeline::{PromotionStep, Timestamp};
 
-/// Log mark: PostgreSQL received the promote request.
-pub const PROMOTE_REQUESTED: &str = PromotionStep::PromoteRequested.name();
-/// Log mark: WAL replay finished (`redo done at …`, or `redo is not required`).
-pub const WAL_RECOVERY_ENDED: &str = PromotionStep::WalRecoveryEnded.name();
-/// Log mark: the new timeline was chosen (`selected new timeline ID: N`).
-pub const TIMELINE_SELECTED: &str = PromotionStep::TimelineSelected.name();
-/// Log mark: archive recovery complete (the end-of-recovery checkpoint or
-/// record follows).
-pub const ARCHIVE_RECOVERY_COMPLETE: &str = PromotionStep::ArchiveRecoveryComplete.name();
-/// Log mark: the promoted server accepts connections (and so writes).
-pub const READY_FOR_CONNECTIONS: &str = PromotionStep::ReadyForConnections.name();
-
 /// The step a PostgreSQL log message marks, if any (not the read-only
 /// variant of "ready to accept connections" a hot standby logs).
 pub(crate) fn log_mark(message: &str) -> Option<PromotionStep> {

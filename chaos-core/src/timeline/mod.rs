@@ -2,6 +2,7 @@
 
 mod event;
 
+#[cfg(feature = "cnpg")]
 pub(crate) use event::{CNPG_FAILOVER_DEFERRED, CNPG_PRIMARY_FAILING};
 pub use event::{Event, EventKind, Healing, PromotionStep};
 

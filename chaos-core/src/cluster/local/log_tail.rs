@@ -6,7 +6,7 @@
 //! its end as it was when the stream started, its size polled every
 //! [`POLL`]; a file replaced or truncated is read again from its start.
 //! Recognised messages become events named as the CNPG target names them
-//! ([`pglog::PROMOTE_REQUESTED`], …, detail `node: message`), timed by the
+//! ([`PromotionStep`]s, detail `node: message`), timed by the
 //! line's own millisecond timestamp. A "database system is ready to accept
 //! connections" that follows a promotion step on the same node (promote
 //! request, new timeline, archive recovery complete) also ends the
@@ -233,10 +233,6 @@ mod tests {
     use std::io::Write;
 
     use super::*;
-    use crate::cluster::pglog::{
-        ARCHIVE_RECOVERY_COMPLETE, PROMOTE_REQUESTED, READY_FOR_CONNECTIONS, TIMELINE_SELECTED,
-        WAL_RECOVERY_ENDED,
-    };
 
     // A replica of PostgreSQL 15 promoted by Patroni, as the local cluster logs it.
     const PROMOTION: &str = "\
@@ -278,11 +274,11 @@ mod tests {
         assert_eq!(
             names,
             vec![
-                PROMOTE_REQUESTED,
-                WAL_RECOVERY_ENDED,
-                TIMELINE_SELECTED,
-                ARCHIVE_RECOVERY_COMPLETE,
-                READY_FOR_CONNECTIONS,
+                "promote requested",
+                "wal recovery ended",
+                "timeline selected",
+                "archive recovery complete",
+                "ready for connections",
                 "promotion ended",
             ]
         );

@@ -46,7 +46,7 @@ use super::crd::{
 };
 use crate::cluster::pglog::{self, log_mark};
 use crate::cluster::{Member, Role, Topology};
-use crate::timeline::{Event, EventKind, Phase, Timestamp};
+use crate::timeline::{Event, EventKind, Phase, PromotionStep, Timestamp};
 
 /// The port PostgreSQL listens on in a CNPG instance pod.
 pub const POSTGRES_PORT: u16 = 5432;
@@ -59,10 +59,17 @@ pub const PRIMARY_FAILING: &str = crate::timeline::CNPG_PRIMARY_FAILING;
 /// the kubelet but failed the operator's status check, so the failover waits
 /// until Kubernetes marks it not Ready.
 pub const FAILOVER_DEFERRED: &str = crate::timeline::CNPG_FAILOVER_DEFERRED;
-pub use crate::cluster::pglog::{
-    ARCHIVE_RECOVERY_COMPLETE, PROMOTE_REQUESTED, READY_FOR_CONNECTIONS, TIMELINE_SELECTED,
-    WAL_RECOVERY_ENDED,
-};
+/// Log mark: PostgreSQL received the promote request.
+pub const PROMOTE_REQUESTED: &str = PromotionStep::PromoteRequested.name();
+/// Log mark: WAL replay finished (`redo done at …`, or `redo is not required`).
+pub const WAL_RECOVERY_ENDED: &str = PromotionStep::WalRecoveryEnded.name();
+/// Log mark: the new timeline was chosen (`selected new timeline ID: N`).
+pub const TIMELINE_SELECTED: &str = PromotionStep::TimelineSelected.name();
+/// Log mark: archive recovery complete (the end-of-recovery checkpoint or
+/// record follows).
+pub const ARCHIVE_RECOVERY_COMPLETE: &str = PromotionStep::ArchiveRecoveryComplete.name();
+/// Log mark: the promoted server accepts connections (and so writes).
+pub const READY_FOR_CONNECTIONS: &str = PromotionStep::ReadyForConnections.name();
 
 /// Parses a time as CNPG and Kubernetes write it: RFC 3339 with any
 /// precision and offset (`2026-08-21T10:00:07.904417Z`), or PostgreSQL's
