@@ -12,8 +12,8 @@ use chaos_core::runs::ConfigExperiment;
 use crate::args::ExperimentArgs;
 use crate::progress::Status;
 use crate::run::{
-    FaultPlan, Verdict, body, connect, experiment, finish_with, injection_failure, probe_failure,
-    stop,
+    FaultPlan, Verdict, body, connect, experiment, finish_with, probe_failure,
+    set_injection_failure, stop,
 };
 
 /// Runs per arm without --repeat.
@@ -58,7 +58,11 @@ async fn run(args: &ExperimentArgs, status: Arc<Status>) -> Verdict {
         e = e.setting(s.clone());
     }
     let not_injected: Arc<Mutex<Option<chaos_core::Error>>> = Arc::default();
-    let body = body(fault, args.run.hold.map(|h| h.0), not_injected.clone());
+    let body = body(
+        fault,
+        args.run.hold.map(|h| h.0),
+        Some(not_injected.clone()),
+    );
     let progress = status.clone();
     let experiment = e.run_with_progress(target.clone(), body, move |i, n, arm| {
         progress.set_run(Some(format!("run {i} of {n} ({arm})")))
@@ -84,7 +88,7 @@ async fn run(args: &ExperimentArgs, status: Arc<Status>) -> Verdict {
     let Some(result) = result else {
         return Verdict::Interrupted;
     };
-    if let Some(v) = injection_failure(&not_injected) {
+    if let Some(v) = set_injection_failure(&not_injected) {
         return v;
     }
     let result = match result {

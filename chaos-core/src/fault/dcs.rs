@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::{Fault, FaultGuard, FaultInfo, FaultKind, Healed};
 use crate::cluster::local::LocalCluster;
 use crate::error::LocalError;
-use crate::timeline::Timestamp;
+use crate::timeline::{Healing, Timestamp};
 use crate::{Error, Result};
 
 /// Stops the cluster's DCS (SIGKILL of etcd; its data is kept). Healing starts
@@ -112,7 +112,7 @@ impl FaultGuard for StopDcsGuard {
             match self.cluster.primary().await {
                 Ok(leader) => {
                     return Ok(Healed {
-                        event: "DCS back".into(),
+                        event: Healing::DcsBack,
                         at: served,
                         detail: Some(format!("leader {leader}")),
                     });

@@ -7,7 +7,7 @@ use super::{Fault, FaultGuard, FaultInfo, FaultKind, Healed};
 use crate::Result;
 use crate::cluster::Role;
 use crate::cluster::local::LocalCluster;
-use crate::timeline::Timestamp;
+use crate::timeline::{Healing, Timestamp};
 
 /// How the primary goes away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,7 +191,7 @@ impl FaultGuard for DeletePrimaryGuard {
             }
         }
         Ok(Healed {
-            event: "node rejoined".into(),
+            event: Healing::NodeRejoined,
             at: Timestamp::now(),
             detail: Some(self.node.clone()),
         })

@@ -10,7 +10,7 @@ use nix::sys::signal::Signal;
 use super::{Fault, FaultGuard, FaultInfo, FaultKind, Healed};
 use crate::cluster::local::{LocalCluster, process};
 use crate::error::FaultError;
-use crate::timeline::Timestamp;
+use crate::timeline::{Healing, Timestamp};
 use crate::{Error, Result};
 
 /// Freezes the current primary. Below Patroni's `ttl` no failover happens,
@@ -191,7 +191,7 @@ impl FaultGuard for FreezeGuard {
             }
         }
         Ok(Healed {
-            event: "thawed".into(),
+            event: Healing::Thawed,
             at: Timestamp::now(),
             detail: self.info.victim.clone(),
         })

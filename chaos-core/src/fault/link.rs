@@ -16,7 +16,7 @@ use crate::cluster::local::netfilter::{
     CLIENTS, DCS, Degradation, MAX_DELAY, MAX_RATE, MIN_RATE, Net,
 };
 use crate::error::LocalError;
-use crate::timeline::Timestamp;
+use crate::timeline::{Healing, Timestamp};
 use crate::{Error, Result};
 
 /// Which of a node's links a network fault acts on: the node (by default the
@@ -523,7 +523,7 @@ impl FaultGuard for LinkGuard {
             )
             .await?;
         Ok(Healed {
-            event: "links restored".into(),
+            event: Healing::LinksRestored,
             at: Timestamp::now(),
             detail: Some(self.victim.clone()),
         })

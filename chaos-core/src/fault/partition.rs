@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::link::Links;
 use super::{Fault, FaultGuard, FaultInfo, FaultKind, Healed};
 use crate::cluster::local::LocalCluster;
-use crate::timeline::Timestamp;
+use crate::timeline::{Healing, Timestamp};
 use crate::{Error, Result};
 
 /// Which way a network fault acts (packets dropped, lost or limited), seen
@@ -194,7 +194,7 @@ impl FaultGuard for PartitionGuard {
             .wait_serving(&self.victim, "the partition", Duration::from_secs(60))
             .await?;
         Ok(Healed {
-            event: "network healed".into(),
+            event: Healing::NetworkHealed,
             at: Timestamp::now(),
             detail: Some(self.victim.clone()),
         })

@@ -11,7 +11,7 @@ use nix::sys::signal::Signal;
 use super::{Fault, FaultGuard, FaultInfo, FaultKind, Healed};
 use crate::cluster::local::{LocalCluster, process};
 use crate::error::{FaultError, LocalError};
-use crate::timeline::Timestamp;
+use crate::timeline::{Healing, Timestamp};
 use crate::{Error, Result};
 
 /// Which node to pause.
@@ -228,7 +228,7 @@ impl FaultGuard for PauseGuard {
         }
         tracing::info!(node = %self.node, "node resumed");
         Ok(Healed {
-            event: "node resumed".into(),
+            event: Healing::NodeResumed,
             at: Timestamp::now(),
             detail: Some(self.node.clone()),
         })

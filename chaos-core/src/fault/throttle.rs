@@ -12,7 +12,7 @@ use super::{Fault, FaultGuard, FaultInfo, FaultKind, Healed};
 use crate::cluster::local::LocalCluster;
 use crate::cluster::local::disk::{Dev, Limits};
 use crate::error::LocalError;
-use crate::timeline::Timestamp;
+use crate::timeline::{Healing, Timestamp};
 use crate::{Error, Result};
 
 /// Limits a node's disk I/O (by default the current primary's): bytes or
@@ -300,7 +300,7 @@ impl FaultGuard for ThrottleGuard {
             .wait_serving(&self.victim, "the disk throttle", Duration::from_secs(60))
             .await?;
         Ok(Healed {
-            event: "disk throttle lifted".into(),
+            event: Healing::DiskThrottleLifted,
             at: Timestamp::now(),
             detail: Some(self.victim.clone()),
         })

@@ -161,8 +161,9 @@ pub enum TestFailure {
     Setup(Error),
     /// The body returned `Err`.
     Body {
-        /// The error, formatted with `Debug`.
-        error: String,
+        /// The error: its `Debug` text, and the error itself when it is this
+        /// crate's [`Error`] or a [`BodyError`](crate::experiment::BodyError).
+        error: crate::experiment::BodyError,
         /// The report, if verification could still run.
         report: Option<Box<Report>>,
     },
