@@ -4,7 +4,7 @@
 //! here: the experiment does it all.
 
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chaos_core::cluster::cnpg::{CnpgCluster, CnpgClusterBuilder};
@@ -19,7 +19,7 @@ use chaos_core::experiment::{
 };
 use chaos_core::fault::{FaultKind, FaultSpec, Shell};
 use chaos_core::probe::ProbeConfig;
-use chaos_core::runs::{RunSetOutcome, Runs};
+use chaos_core::runs::{RunSetError, RunSetOutcome, Runs};
 use chaos_core::{Error, Experiment, FailoverCtx};
 
 use crate::args::{RunArgs, TargetKind};
@@ -453,32 +453,17 @@ fn env_fault_command(kind: FaultKind, rw: &str) -> Option<FaultCommand> {
 /// --hold says). A fault that could not be injected fails the body with the
 /// injection's [`Error`] itself (see [`injection_failure`]); a failed heal
 /// with a [`BodyError`] that says so.
-///
-/// A set of runs keeps only its runs' errors in words, so for sets the
-/// injection's error is also put in `slot`.
 pub(crate) fn body(
     fault: FaultPlan,
     hold: Option<Duration>,
-    slot: Option<Arc<Mutex<Option<Error>>>>,
 ) -> impl for<'a> Fn(&'a mut FailoverCtx) -> futures::future::BoxFuture<'a, Result<(), BodyError>>
 + Send
 + Sync
 + 'static {
     move |ctx| {
         let fault = fault.clone();
-        let slot = slot.clone();
         Box::pin(async move {
-            let handle = match fault.inject(ctx).await {
-                Ok(h) => h,
-                Err(e) => {
-                    let failed = BodyError::msg(e.to_string());
-                    match slot {
-                        Some(slot) => *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e),
-                        None => return Err(BodyError::new(e)),
-                    }
-                    return Err(failed);
-                }
-            };
+            let handle = fault.inject(ctx).await.map_err(BodyError::new)?;
             if let Some(hold) = hold {
                 tokio::time::sleep(hold).await;
                 ctx.heal(handle)
@@ -500,10 +485,13 @@ pub(crate) fn injection_failure(body: &BodyOutcome) -> Option<Verdict> {
 }
 
 /// The set-up error for a fault of a set of runs that could not be injected,
-/// if one was not.
-pub(crate) fn set_injection_failure(slot: &Mutex<Option<Error>>) -> Option<Verdict> {
-    let e = slot.lock().unwrap_or_else(|p| p.into_inner()).take()?;
-    Some(not_injected(&e))
+/// if one was not: the first run whose body failed with the injection's
+/// [`Error`].
+pub(crate) fn set_injection_failure(errors: &[RunSetError]) -> Option<Verdict> {
+    errors.iter().find_map(|e| match e {
+        RunSetError::BodyFailed { source, .. } => source.downcast_ref::<Error>().map(not_injected),
+        _ => None,
+    })
 }
 
 /// The set-up error for a fault that could not be injected.
@@ -537,8 +525,7 @@ async fn measure(
 ) -> Verdict {
     // An injection that fails means nothing was measured: a set-up error.
     if repeat.is_some() || experiment.slo_ref().max_rto_p95.is_some() {
-        let not_injected: Arc<Mutex<Option<Error>>> = Arc::default();
-        let body = body(fault, hold, Some(not_injected.clone()));
+        let body = body(fault, hold);
         let n = repeat.unwrap_or(1) as usize;
         let (start, done) = (status.clone(), status.clone());
         let runs = Runs::new(experiment.clone())
@@ -551,15 +538,12 @@ async fn measure(
             });
         let outcome = runs.run(target, body).await;
         status.finish();
-        if let Some(v) = set_injection_failure(&not_injected) {
-            return v;
-        }
         return match outcome {
-            Ok(o) => present_set(&o),
+            Ok(o) => set_injection_failure(&o.errors).unwrap_or_else(|| present_set(&o)),
             Err(e) => probe_failure(&e),
         };
     }
-    let outcome = experiment.run(target, body(fault, hold, None)).await;
+    let outcome = experiment.run(target, body(fault, hold)).await;
     status.finish();
     let outcome = match outcome {
         Ok(o) => o,
