@@ -11,6 +11,7 @@ use std::fmt;
 use std::io::Write as _;
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,6 +34,13 @@ use crate::timeline::{Event, EventKind};
 use crate::verify::{Measurement, Window, read_back};
 use crate::workload::Workload;
 use crate::{Error, Result};
+
+/// Writes the probe must have acknowledged after a degrading fault's heal
+/// before it stops, so that the slowdown's "after" latency has figures.
+const AFTER_SLOWDOWN_WRITES: u64 = 20;
+
+/// The longest the probe goes on past the settle time for them.
+const AFTER_SLOWDOWN_MAX: Duration = Duration::from_secs(5);
 
 /// What a run produced.
 #[derive(Debug)]
@@ -443,7 +451,9 @@ impl Experiment {
     ) -> (crate::probe::History, Window) {
         run.errors.extend(run.ctx.heal_all().await);
         run.ctx.stop_tasks();
+        let acked = run.ctx.counters().acknowledged.load(Ordering::Relaxed);
         tokio::time::sleep(self.settle).await;
+        self.settle_after_slowdown(run, acked).await;
         let window = Window {
             start: window_start,
             end: Instant::now(),
@@ -456,6 +466,24 @@ impl Experiment {
             &mut *run.seen.lock().unwrap_or_else(|p| p.into_inner()),
         ));
         (history, window)
+    }
+
+    /// After a degrading fault the report compares commit latency after its
+    /// heal with before it. On a loaded machine the settle time may see few
+    /// commits, so the probe goes on (at most [`AFTER_SLOWDOWN_MAX`]) until
+    /// it has acknowledged [`AFTER_SLOWDOWN_WRITES`] writes since the heals
+    /// (`acked` then).
+    async fn settle_after_slowdown(&self, run: &Running, acked: u64) {
+        if !run.ctx.faults.iter().any(|f| f.info.degrades()) {
+            return;
+        }
+        let deadline = Instant::now() + AFTER_SLOWDOWN_MAX;
+        let counters = run.ctx.counters();
+        while counters.acknowledged.load(Ordering::Relaxed) < acked + AFTER_SLOWDOWN_WRITES
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Verifies the workloads, reads the probe's rows back, measures and
