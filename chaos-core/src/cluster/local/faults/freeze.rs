@@ -1,54 +1,15 @@
-//! Freezing PostgreSQL: SIGSTOP of a node's postmaster and every backend, like a
-//! VM stall or a long GC pause. Nothing crashes; the node stops answering.
-//! Its Patroni keeps running (and keeps any leader lock while the freeze is
-//! shorter than `ttl`).
+//! [`FreezePrimary`] and [`FreezeReplicas`] on the local cluster: SIGSTOP of
+//! a node's postmaster and every backend, SIGCONT on heal.
 
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use super::{Fault, FaultGuard, FaultInfo, FaultKind, Healed};
 use crate::cluster::local::{LocalCluster, process};
 use crate::error::FaultError;
+use crate::fault::{Fault, FaultGuard, FaultInfo, FreezePrimary, FreezeReplicas, Healed};
 use crate::timeline::Timestamp;
 use crate::{Error, Result};
-
-/// Freezes the current primary. Below Patroni's `ttl` no failover happens,
-/// which makes this a controlled outage of known length. Healing thaws it.
-#[derive(Debug, Clone, Copy, Default)]
-#[must_use]
-pub struct FreezePrimary;
-
-impl FreezePrimary {
-    /// A freeze of the current primary.
-    pub fn new() -> Self {
-        FreezePrimary
-    }
-
-    /// The built-in fault this is.
-    pub fn kind(&self) -> FaultKind {
-        FaultKind::FreezePrimary
-    }
-}
-
-/// Freezes every replica. With strict synchronous replication the primary can
-/// then commit nothing: commits wait for a standby that does not answer.
-/// Healing thaws them.
-#[derive(Debug, Clone, Copy, Default)]
-#[must_use]
-pub struct FreezeReplicas;
-
-impl FreezeReplicas {
-    /// A freeze of all current replicas.
-    pub fn new() -> Self {
-        FreezeReplicas
-    }
-
-    /// The built-in fault this is.
-    pub fn kind(&self) -> FaultKind {
-        FaultKind::FreezeReplicas
-    }
-}
 
 impl Fault<LocalCluster> for FreezePrimary {
     type Guard = FreezeGuard;
