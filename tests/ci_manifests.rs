@@ -504,3 +504,43 @@ fn ci_runs_the_readme_test_command() {
         "the last command of .ci/run: {ci}"
     );
 }
+
+/// The README's fault table and its `--fault` flags name exactly the fault
+/// catalogue's faults: a fault added to the catalogue must be documented.
+#[test]
+fn the_readme_documents_every_fault_of_the_catalogue() {
+    use chaos_core::fault::FaultKind;
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let flags = readme
+        .split("`--fault kill-primary|")
+        .nth(1)
+        .and_then(|rest| rest.split("`--fault-cmd").next())
+        .expect("the README's `--fault` flags");
+    let flags = format!("`--fault kill-primary|{flags}");
+    for kind in FaultKind::ALL {
+        let name = kind.name();
+        let in_table =
+            readme.contains(&format!("(`{name}`)")) || readme.contains(&format!("(`{name}="));
+        assert!(in_table, "the README's fault table has no row for `{name}`");
+        let in_flags = flags.contains(&format!("|{name}|"))
+            || flags.contains(&format!("|{name}`"))
+            || flags.contains(&format!("`--fault {name}|"))
+            || flags.contains(&format!("`{name}="))
+            || flags.contains(&format!("--fault {name}="));
+        assert!(
+            in_flags,
+            "the README's `--fault` flags do not name `{name}`:\n{flags}"
+        );
+    }
+    let row_names = readme
+        .lines()
+        .filter(|l| l.starts_with("| `") && l.contains("(`"))
+        .filter_map(|l| l.split("(`").nth(1)?.split(['`', '=']).next())
+        .collect::<Vec<_>>();
+    for name in row_names {
+        assert!(
+            FaultKind::parse(name).is_ok(),
+            "the README's fault table names `{name}`, which the catalogue does not have"
+        );
+    }
+}

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use chaos_core::fault::{Bandwidth, Fault, Latency, PacketLoss};
 use chaos_core::prelude::*;
+use chaos_core::timeline::Healing;
 use chaos_tests::{SharedCluster, init_tracing, iptables_rules, is_root, root_or_skip};
 
 /// One cluster for the file; tests take turns on it.
@@ -134,7 +135,7 @@ async fn packet_loss_on_client_and_replica_links_slows_commits() {
     assert_eq!(guard.info().mode, "drop 25% nodes+clients both ways");
     let lossy = commits(&client, span).await;
     let healed = guard.heal().await.unwrap();
-    assert_eq!(healed.event, "links restored");
+    assert_eq!(healed.event, Healing::LinksRestored);
     println!(
         "packet loss: {:.0} commits/s before, {:.0} commits/s with 25 % loss on the primary's \
          client and replica links",

@@ -212,9 +212,9 @@ async fn verification_counts_exactly_the_deleted_acknowledged_writes() {
 
     let violations = Slo::max_rto(Duration::from_secs(60)).check(&m);
     assert!(
-        violations
-            .iter()
-            .any(|v| v.contains("7 acknowledged writes lost (allowed: 0)")),
+        violations.iter().any(|v| v
+            .to_string()
+            .contains("7 acknowledged writes lost (allowed: 0)")),
         "{violations:?}"
     );
 }

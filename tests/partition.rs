@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chaos_core::fault::{Fault, PartitionNetwork};
 use chaos_core::prelude::*;
-use chaos_core::timeline::Timestamp;
+use chaos_core::timeline::{EventKind, Timestamp};
 use chaos_tests::{SharedCluster, init_tracing, iptables_rules, is_root, root_or_skip};
 
 /// One cluster for the file; tests take turns on it.
@@ -95,8 +95,11 @@ async fn isolating_the_primary_fails_over_and_the_old_primary_acknowledges_nothi
     let new = report
         .events
         .iter()
-        .find(|e| e.name == "new primary observed" && e.at > fault.injected_at)
-        .and_then(|e| e.detail.clone())
+        .filter(|e| e.at > fault.injected_at)
+        .find_map(|e| match &e.kind {
+            EventKind::NewPrimary { node, .. } => Some(node.clone()),
+            _ => None,
+        })
         .expect("a new primary during the partition");
     assert!(
         !new.starts_with(&old),
@@ -105,7 +108,7 @@ async fn isolating_the_primary_fails_over_and_the_old_primary_acknowledges_nothi
     let first_new = report
         .events
         .iter()
-        .find(|e| e.name == "first write acknowledged after the fault")
+        .find(|e| e.kind == EventKind::FirstWriteAfterFault)
         .expect("a first write on the new primary")
         .at;
     let late: Vec<_> = direct_acks

@@ -29,6 +29,7 @@ use chaos_core::cluster::local::{DEFAULT_PATRONI_VERSION, LocalClusterBuilder, p
 use chaos_core::fault::PauseNode;
 use chaos_core::prelude::*;
 use chaos_core::report::Report;
+use chaos_core::timeline::EventKind;
 use chaos_tests::init_tracing;
 
 /// Debian 12's package (`ci/install-deps.sh` installs it beside the pinned one).
@@ -102,8 +103,11 @@ async fn pause_past_ttl(cluster: &LocalCluster, name: &str, flood: usize) -> Out
     let promoted = report
         .events
         .iter()
-        .filter(|e| e.name == "new primary observed" && e.at < healed)
-        .filter_map(|e| e.detail.as_deref()?.split_whitespace().next())
+        .filter(|e| e.at < healed)
+        .filter_map(|e| match &e.kind {
+            EventKind::NewPrimary { node, .. } => Some(node.as_str()),
+            _ => None,
+        })
         .find(|n| *n != paused)
         .map(str::to_string);
     // Give the resumed node its HA loop or two: a takeover happens at once.

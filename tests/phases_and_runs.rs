@@ -16,7 +16,7 @@ use chaos_core::fault::DeletePrimary;
 use chaos_core::prelude::*;
 use chaos_core::report::Report;
 use chaos_core::runs::{ConfigExperiment, Runs, run_seed};
-use chaos_core::timeline::Phase;
+use chaos_core::timeline::{EventKind, Phase, PromotionStep};
 use chaos_tests::{SharedCluster, chromium, init_tracing};
 use futures::StreamExt;
 
@@ -138,7 +138,7 @@ fn check_phases(report: &Report, cluster: &LocalCluster) {
         report
             .events
             .iter()
-            .find(|e| e.name == phase.end_event() && e.at >= report.origin)
+            .find(|e| e.kind == EventKind::PhaseEnded(phase) && e.at >= report.origin)
             .unwrap_or_else(|| panic!("no {:?} in {:#?}", phase.end_event(), report.events))
     };
     assert_eq!(
@@ -154,7 +154,8 @@ fn check_phases(report: &Report, cluster: &LocalCluster) {
     assert_eq!(mark(Phase::Promotion).detail.as_deref(), Some(new.as_str()));
     // The promotion's steps, from the new primary's log.
     assert!(
-        report.events.iter().any(|e| e.name == "timeline selected"
+        report.events.iter().any(|e| e.kind
+            == EventKind::PromotionStep(PromotionStep::TimelineSelected)
             && e.detail.as_deref().is_some_and(|d| d.starts_with(&new))),
         "{:#?}",
         report.events

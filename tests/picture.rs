@@ -112,7 +112,7 @@ fn long_run() -> Report {
         .map(|e| {
             let t = e.at.ms_since(plain.origin);
             let t = if t >= inj { inj + (t - inj) * k } else { t };
-            Event::new(e.name.clone(), at(t), e.detail.clone())
+            Event::new(e.kind.clone(), at(t), e.detail.clone())
         })
         .collect();
     r.history.clear();

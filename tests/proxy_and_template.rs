@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use chaos_core::fault::DeletePrimary;
 use chaos_core::prelude::*;
+use chaos_core::timeline::EventKind;
 use chaos_tests::{init_tracing, port_free, processes_of, scratch, snapshot, still_running};
 
 /// One cluster at a time: each is 3 PostgreSQL servers on a 2-core machine.
@@ -160,20 +161,19 @@ async fn the_proxy_reaches_the_primary_and_follows_a_failover() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     watcher.abort();
     let events = events.lock().unwrap().clone();
-    let at = |name: &str, detail: &str| {
-        events
-            .iter()
-            .find(|e| e.name == name && e.detail.as_deref().is_some_and(|d| d.starts_with(detail)))
-            .map(|e| e.at)
-    };
-    let new_primary = at("new primary observed", &new).expect("new primary event");
-    let route = at("proxy routes to", &new).unwrap_or_else(|| panic!("no route event: {events:?}"));
+    let at = |is: &dyn Fn(&EventKind) -> bool| events.iter().find(|e| is(&e.kind)).map(|e| e.at);
+    let new_primary = at(&|k| matches!(k, EventKind::NewPrimary { node, .. } if *node == new))
+        .expect("new primary event");
+    let route = at(&|k| matches!(k, EventKind::ProxyRoutes { servers } if servers.contains(&new)))
+        .unwrap_or_else(|| panic!("no route event: {events:?}"));
     println!(
         "events: `proxy routes to ({new})` {:+.0} ms after `new primary observed`",
         route.ms_since(new_primary)
     );
     assert!(
-        events.iter().any(|e| e.name == "proxy routes nowhere"),
+        events
+            .iter()
+            .any(|e| matches!(&e.kind, EventKind::ProxyRoutes { servers } if servers.is_empty())),
         "the proxy had no server between the kill and the promotion: {events:?}"
     );
 

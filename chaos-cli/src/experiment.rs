@@ -4,7 +4,7 @@
 //! comparison. Interrupted, it restores the configuration before it exits.
 
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chaos_core::runs::ConfigExperiment;
@@ -12,8 +12,8 @@ use chaos_core::runs::ConfigExperiment;
 use crate::args::ExperimentArgs;
 use crate::progress::Status;
 use crate::run::{
-    FaultPlan, Verdict, body, connect, experiment, finish_with, injection_failure, probe_failure,
-    stop,
+    FaultPlan, Verdict, body, connect, experiment, finish_with, probe_failure,
+    set_injection_failure, stop,
 };
 
 /// Runs per arm without --repeat.
@@ -57,8 +57,7 @@ async fn run(args: &ExperimentArgs, status: Arc<Status>) -> Verdict {
     for s in &args.settings {
         e = e.setting(s.clone());
     }
-    let not_injected: Arc<Mutex<Option<chaos_core::Error>>> = Arc::default();
-    let body = body(fault, args.run.hold.map(|h| h.0), not_injected.clone());
+    let body = body(fault, args.run.hold.map(|h| h.0));
     let progress = status.clone();
     let experiment = e.run_with_progress(target.clone(), body, move |i, n, arm| {
         progress.set_run(Some(format!("run {i} of {n} ({arm})")))
@@ -84,9 +83,6 @@ async fn run(args: &ExperimentArgs, status: Arc<Status>) -> Verdict {
     let Some(result) = result else {
         return Verdict::Interrupted;
     };
-    if let Some(v) = injection_failure(&not_injected) {
-        return v;
-    }
     let result = match result {
         Ok(r) => r,
         Err(chaos_core::Error::Config {
@@ -98,6 +94,9 @@ async fn run(args: &ExperimentArgs, status: Arc<Status>) -> Verdict {
         }
         Err(e) => return probe_failure(&e),
     };
+    if let Some(v) = set_injection_failure(&result.errors) {
+        return v;
+    }
     println!(
         "baseline ({}): {}",
         result.baseline.settings.join(" "),

@@ -4,7 +4,7 @@
 //! here: the experiment does it all.
 
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chaos_core::cluster::cnpg::{CnpgCluster, CnpgClusterBuilder};
@@ -14,10 +14,12 @@ use chaos_core::cluster::external::{
 use chaos_core::cluster::local::LocalCluster;
 use chaos_core::cluster::{Target, TargetSpec};
 use chaos_core::dsn::redact;
-use chaos_core::experiment::{DEFAULT_RECOVERY_TIMEOUT, DEFAULT_TIMEOUT, RunOutcome};
+use chaos_core::experiment::{
+    BodyError, BodyOutcome, DEFAULT_RECOVERY_TIMEOUT, DEFAULT_TIMEOUT, RunOutcome,
+};
 use chaos_core::fault::{FaultKind, FaultSpec, Shell};
 use chaos_core::probe::ProbeConfig;
-use chaos_core::runs::{RunSetOutcome, Runs};
+use chaos_core::runs::{RunSetError, RunSetOutcome, Runs};
 use chaos_core::{Error, Experiment, FailoverCtx};
 
 use crate::args::{RunArgs, TargetKind};
@@ -136,15 +138,6 @@ impl FaultPlan {
             FaultPlan::Builtin(spec) => ctx.inject(spec).await,
             FaultPlan::Shell(shell) => ctx.inject(shell).await,
         }
-    }
-}
-
-/// An error returned by the body, shown as its message in the report.
-pub(crate) struct BodyError(String);
-
-impl std::fmt::Debug for BodyError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
     }
 }
 
@@ -457,51 +450,60 @@ fn env_fault_command(kind: FaultKind, rw: &str) -> Option<FaultCommand> {
 }
 
 /// The body every run uses: injects the fault (holding and healing it when
-/// --hold says), and records an injection that failed in `slot`.
+/// --hold says). A fault that could not be injected fails the body with the
+/// injection's [`Error`] itself (see [`injection_failure`]); a failed heal
+/// with a [`BodyError`] that says so.
 pub(crate) fn body(
     fault: FaultPlan,
     hold: Option<Duration>,
-    slot: Arc<Mutex<Option<Error>>>,
 ) -> impl for<'a> Fn(&'a mut FailoverCtx) -> futures::future::BoxFuture<'a, Result<(), BodyError>>
 + Send
 + Sync
 + 'static {
     move |ctx| {
         let fault = fault.clone();
-        let slot = slot.clone();
         Box::pin(async move {
-            let handle = match fault.inject(ctx).await {
-                Ok(h) => h,
-                Err(e) => {
-                    let msg = e.to_string();
-                    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                    return Err(BodyError(msg));
-                }
-            };
+            let handle = fault.inject(ctx).await.map_err(BodyError::new)?;
             if let Some(hold) = hold {
                 tokio::time::sleep(hold).await;
                 ctx.heal(handle)
                     .await
-                    .map_err(|e| BodyError(format!("healing the fault: {e}")))?;
+                    .map_err(|e| BodyError::msg(format!("healing the fault: {e}")))?;
             }
             Ok(())
         })
     }
 }
 
-/// The set-up error for a fault that could not be injected, if one was not.
-pub(crate) fn injection_failure(slot: &Mutex<Option<Error>>) -> Option<Verdict> {
-    let e = slot.lock().unwrap_or_else(|p| p.into_inner()).take()?;
-    let hint = match &e {
+/// The set-up error for a fault that could not be injected, if one was not:
+/// the body's own [`Error`] (a failed heal is a [`BodyError`] of words only).
+pub(crate) fn injection_failure(body: &BodyOutcome) -> Option<Verdict> {
+    match body {
+        BodyOutcome::Failed(e) => e.downcast_ref::<Error>().map(not_injected),
+        _ => None,
+    }
+}
+
+/// The set-up error for a fault of a set of runs that could not be injected,
+/// if one was not: the first run whose body failed with the injection's
+/// [`Error`].
+pub(crate) fn set_injection_failure(errors: &[RunSetError]) -> Option<Verdict> {
+    errors.iter().find_map(|e| match e {
+        RunSetError::BodyFailed { source, .. } => source.downcast_ref::<Error>().map(not_injected),
+        _ => None,
+    })
+}
+
+/// The set-up error for a fault that could not be injected.
+fn not_injected(e: &Error) -> Verdict {
+    let hint = match e {
         Error::Command { .. } => {
             "; fix the fault command: it must exit 0 once the fault is in effect"
         }
         Error::Timeout { .. } => "; the fault command must return once the fault is in effect",
         _ => "",
     };
-    Some(Verdict::Setup(format!(
-        "the fault could not be injected: {e}{hint}"
-    )))
+    Verdict::Setup(format!("the fault could not be injected: {e}{hint}"))
 }
 
 /// The message for a probe that could not start.
@@ -522,9 +524,8 @@ async fn measure(
     status: &Arc<Status>,
 ) -> Verdict {
     // An injection that fails means nothing was measured: a set-up error.
-    let not_injected: Arc<Mutex<Option<Error>>> = Arc::default();
-    let body = body(fault, hold, not_injected.clone());
     if repeat.is_some() || experiment.slo_ref().max_rto_p95.is_some() {
+        let body = body(fault, hold);
         let n = repeat.unwrap_or(1) as usize;
         let (start, done) = (status.clone(), status.clone());
         let runs = Runs::new(experiment.clone())
@@ -537,21 +538,18 @@ async fn measure(
             });
         let outcome = runs.run(target, body).await;
         status.finish();
-        if let Some(v) = injection_failure(&not_injected) {
-            return v;
-        }
         return match outcome {
-            Ok(o) => present_set(&o),
+            Ok(o) => set_injection_failure(&o.errors).unwrap_or_else(|| present_set(&o)),
             Err(e) => probe_failure(&e),
         };
     }
-    let outcome = experiment.run(target, body).await;
+    let outcome = experiment.run(target, body(fault, hold)).await;
     status.finish();
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => return probe_failure(&e),
     };
-    if let Some(v) = injection_failure(&not_injected) {
+    if let Some(v) = injection_failure(&outcome.body) {
         return v;
     }
     present(&outcome)

@@ -224,25 +224,33 @@ fn an_external_cluster_is_measured_from_the_command_line() {
 fn a_failing_fault_command_is_a_setup_error() {
     let pair = Pair::start(false).expect("a primary and a standby");
     let dir = report_dir("failing_cmd");
-    let (code, out, err) = run(chaos(&[
-        "run",
-        "--target",
-        "external",
-        "--rw-dsn",
-        &pair.rw_dsn(),
-        "--fault-cmd",
-        "echo no such pod >&2; exit 3",
-        "--warmup",
-        "100ms",
-        "--report-dir",
-        &dir.display().to_string(),
-    ]));
-    assert_eq!(code, 2, "stdout:\n{out}\nstderr:\n{err}");
-    assert!(
-        err.contains("error: the fault could not be injected")
-            && err.contains("no such pod")
-            && err.contains("fix the fault command"),
-        "{err}"
-    );
-    assert!(!out.contains("chaos report"), "nothing was measured: {out}");
+    let dsn = pair.rw_dsn();
+    let dir_arg = dir.display().to_string();
+    // One run, and a set of runs (whose body's error comes back typed
+    // through the set's errors).
+    for extra in [&[][..], &["--repeat", "2"][..]] {
+        let mut args = vec![
+            "run",
+            "--target",
+            "external",
+            "--rw-dsn",
+            &dsn,
+            "--fault-cmd",
+            "echo no such pod >&2; exit 3",
+            "--warmup",
+            "100ms",
+            "--report-dir",
+            &dir_arg,
+        ];
+        args.extend_from_slice(extra);
+        let (code, out, err) = run(chaos(&args));
+        assert_eq!(code, 2, "{extra:?}: stdout:\n{out}\nstderr:\n{err}");
+        assert!(
+            err.contains("error: the fault could not be injected")
+                && err.contains("no such pod")
+                && err.contains("fix the fault command"),
+            "{extra:?}: {err}"
+        );
+        assert!(!out.contains("chaos report"), "nothing was measured: {out}");
+    }
 }

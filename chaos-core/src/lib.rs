@@ -123,6 +123,7 @@ mod seed;
 pub mod slo;
 pub mod timeline;
 pub mod verify;
+pub mod violation;
 pub mod workload;
 
 /// The PostgreSQL driver the library uses, for tests' own SQL.
@@ -176,18 +177,11 @@ pub use chaos_macros::failover_test;
 pub mod __private {
     pub use crate::harness::{TestSpec, run_test};
 
-    /// A body's failure, printed as is.
-    pub struct BodyError(String);
-
-    impl std::fmt::Debug for BodyError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str(&self.0)
-        }
-    }
+    use crate::experiment::BodyError;
 
     /// Converts what a test body returned; fails to compile for unsupported types.
     pub fn body_result<R: crate::experiment::TestResult>(r: R) -> Result<(), BodyError> {
-        r.into_result().map_err(BodyError)
+        r.into_result()
     }
 }
 

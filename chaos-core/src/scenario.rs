@@ -1,26 +1,17 @@
 //! One fault, measured: a thin front-end over [`Experiment`] for programs that
 //! drive the steps themselves.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cluster::Target;
 use crate::error::ExperimentError;
-use crate::experiment::{BodyOutcome, Experiment, panic_message};
+use crate::experiment::{BodyError, BodyOutcome, Experiment, panic_message};
 use crate::fault::Fault;
 use crate::probe::ProbeConfig;
 use crate::report::Report;
 use crate::slo::Slo;
 use crate::{Error, Result};
-
-/// An error message that `Debug`-formats as itself, for the report.
-struct Verbatim(String);
-
-impl std::fmt::Debug for Verbatim {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// One failover experiment with a single fault. The defaults are
 /// [`Experiment`]'s: 1 s warm-up, RTO ≤ 10 s, RPO = 0, default probe, the
@@ -108,8 +99,6 @@ impl Scenario {
     where
         F: Fault<dyn Target> + Send + 'static,
     {
-        let failure: Arc<Mutex<Option<Error>>> = Arc::default();
-        let slot = failure.clone();
         let hold = self.hold;
         let outcome = self
             .experiment
@@ -126,19 +115,19 @@ impl Scenario {
                     .await;
                     // The report records the failure (so its files do not say
                     // "passed"); the typed error is returned by `run_on`.
-                    result.map_err(|e| {
-                        let text = e.to_string();
-                        *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                        Verbatim(text)
-                    })
+                    result.map_err(BodyError::new)
                 })
             })
             .await?;
-        if let Some(e) = failure.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            return Err(e);
-        }
         let mut errors = outcome.errors.into_iter();
         match (outcome.report, outcome.body, errors.next()) {
+            (_, BodyOutcome::Failed(e), _) => match e.downcast::<Error>() {
+                Ok(e) => Err(e),
+                Err(e) => Err(ExperimentError::Body {
+                    source: Box::new(e),
+                }
+                .into()),
+            },
             (_, BodyOutcome::Panicked(p), _) => Err(Error::Panicked {
                 what: "the scenario".into(),
                 message: panic_message(p.as_ref()),

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::verify::Measurement;
+pub use crate::violation::Violation;
 
 /// How much data may be lost: the RPO, as a count of acknowledged writes or as
 /// a time window.
@@ -113,58 +114,49 @@ impl Slo {
         )
     }
 
-    /// Checks a measurement; each violation is explained in words.
-    pub fn check(&self, m: &Measurement) -> Vec<String> {
+    /// Checks a measurement; each [`Violation`] says in words what broke.
+    pub fn check(&self, m: &Measurement) -> Vec<Violation> {
         let mut v = self.check_rto(m);
         v.extend(self.check_rpo(m));
         v
     }
 
     /// The availability half: RTO per fault, and write gaps against `max_rto`.
-    pub fn check_rto(&self, m: &Measurement) -> Vec<String> {
+    pub fn check_rto(&self, m: &Measurement) -> Vec<Violation> {
         let mut violations = Vec::new();
-        let max = fmt_duration(self.max_rto);
+        let max_rto = self.max_rto;
         if m.faults.is_empty() {
             if let Some(gap) = m.write_gap
-                && gap.length > self.max_rto
+                && gap.length > max_rto
             {
-                violations.push(format!(
-                    "write gap {} exceeds max_rto {max}: no fault was injected or marked, and \
-                     clients saw that long without an acknowledged write",
-                    fmt_duration(gap.length)
-                ));
+                violations.push(Violation::WriteGap {
+                    gap: gap.length,
+                    max_rto,
+                });
             }
         } else {
             for (i, f) in m.faults.iter().enumerate() {
-                let which = if m.faults.len() > 1 {
-                    format!(" (fault {})", i + 1)
-                } else {
-                    String::new()
-                };
+                let fault = (m.faults.len() > 1).then_some(i + 1);
                 match f.rto {
-                    Some(rto) if rto > self.max_rto => violations.push(format!(
-                        "RTO {} exceeds max_rto {max}{which} (writes were impossible for longer \
-                         than allowed)",
-                        fmt_duration(rto)
-                    )),
+                    Some(rto) if rto > max_rto => violations.push(Violation::Rto {
+                        rto,
+                        max_rto,
+                        fault,
+                    }),
                     Some(_) => {}
                     // A degrading fault under which every write went through,
                     // only slower: a slowdown, not an outage.
                     None if !f.outage => {}
-                    None => violations.push(format!(
-                        "no write that started after the fault{which} was acknowledged: the \
-                         service did not recover (max_rto {max})"
-                    )),
+                    None => violations.push(Violation::NoRecovery { max_rto, fault }),
                 }
             }
             if let Some(gap) = m.unexplained_gap
-                && gap.length > self.max_rto
+                && gap.length > max_rto
             {
-                violations.push(format!(
-                    "write gap {} exceeds max_rto {max} and no injected or marked fault explains \
-                     it: clients saw an outage nobody caused on purpose",
-                    fmt_duration(gap.length)
-                ));
+                violations.push(Violation::UnexplainedGap {
+                    gap: gap.length,
+                    max_rto,
+                });
             }
         }
         violations
@@ -172,38 +164,29 @@ impl Slo {
 
     /// The durability half: lost acknowledged writes against the RPO, and
     /// split-brain.
-    pub fn check_rpo(&self, m: &Measurement) -> Vec<String> {
+    pub fn check_rpo(&self, m: &Measurement) -> Vec<Violation> {
         let mut violations = Vec::new();
         match self.rpo {
             Rpo::MaxLostWrites(n) if m.writes.lost > n => {
-                let sample: Vec<String> = m
-                    .lost
-                    .iter()
-                    .take(5)
-                    .map(|(w, s)| format!("writer {w} seq {s}"))
-                    .collect();
-                violations.push(format!(
-                    "{} acknowledged writes lost (allowed: {n}), e.g. {}",
-                    m.writes.lost,
-                    sample.join(", ")
-                ));
+                violations.push(Violation::LostWrites {
+                    lost: m.writes.lost,
+                    allowed: n,
+                    sample: m.lost.iter().take(5).copied().collect(),
+                });
             }
             Rpo::MaxLostWindow(window) if m.lost_window > window => {
-                violations.push(format!(
-                    "lost writes span {} (allowed window: {}): {} acknowledged writes lost",
-                    fmt_duration(m.lost_window),
-                    fmt_duration(window),
-                    m.writes.lost
-                ));
+                violations.push(Violation::LostWindow {
+                    window: m.lost_window,
+                    allowed: window,
+                    lost: m.writes.lost,
+                });
             }
             _ => {}
         }
         if m.split_brain_writes > 0 {
-            violations.push(format!(
-                "split-brain: {} writes acknowledged on an older timeline after the new \
-                 primary had acknowledged writes (two primaries accepted writes)",
-                m.split_brain_writes
-            ));
+            violations.push(Violation::SplitBrain {
+                writes: m.split_brain_writes,
+            });
         }
         violations
     }
@@ -270,18 +253,20 @@ mod tests {
         let v = Slo::default().check(&measurement(Some(12_345), 2, 1));
         assert_eq!(v.len(), 3, "{v:?}");
         assert!(
-            v[0].contains("RTO 12.345s exceeds max_rto 10.000s"),
+            v[0].to_string()
+                .contains("RTO 12.345s exceeds max_rto 10.000s"),
             "{}",
             v[0]
         );
         assert!(
-            v[1].contains("2 acknowledged writes lost (allowed: 0)"),
+            v[1].to_string()
+                .contains("2 acknowledged writes lost (allowed: 0)"),
             "{}",
             v[1]
         );
-        assert!(v[2].contains("split-brain"), "{}", v[2]);
+        assert_eq!(v[2], Violation::SplitBrain { writes: 1 });
         let v = Slo::default().check(&measurement(None, 0, 0));
-        assert!(v[0].contains("did not recover"), "{}", v[0]);
+        assert!(v[0].to_string().contains("did not recover"), "{}", v[0]);
     }
 
     #[test]
@@ -299,7 +284,8 @@ mod tests {
         );
         let v = slo.check(&measurement(Some(1), 6, 0));
         assert!(
-            v[0].contains("lost writes span 0.060s (allowed window: 0.050s)"),
+            v[0].to_string()
+                .contains("lost writes span 0.060s (allowed window: 0.050s)"),
             "{v:?}"
         );
     }
@@ -326,10 +312,14 @@ mod tests {
         let v = Slo::max_rto(Duration::from_secs(1)).check(&m);
         assert_eq!(v.len(), 1, "{v:?}");
         assert!(
-            v[0].contains("write gap 2.004s exceeds max_rto 1.000s"),
+            v[0].to_string()
+                .contains("write gap 2.004s exceeds max_rto 1.000s"),
             "{v:?}"
         );
-        assert!(v[0].contains("no fault was injected or marked"), "{v:?}");
+        assert!(
+            v[0].to_string().contains("no fault was injected or marked"),
+            "{v:?}"
+        );
         assert!(Slo::max_rto(Duration::from_secs(3)).check(&m).is_empty());
     }
 
@@ -343,7 +333,8 @@ mod tests {
         let v = Slo::max_rto(Duration::from_secs(2)).check(&m);
         assert_eq!(v.len(), 1, "{v:?}");
         assert!(
-            v[0].contains("no injected or marked fault explains it"),
+            v[0].to_string()
+                .contains("no injected or marked fault explains it"),
             "{v:?}"
         );
     }

@@ -7,49 +7,25 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::timeline::Timestamp;
+use crate::timeline::{PromotionStep, Timestamp};
 
-/// Log mark: PostgreSQL received the promote request.
-pub const PROMOTE_REQUESTED: &str = "promote requested";
-/// Log mark: WAL replay finished (`redo done at …`, or `redo is not required`).
-pub const WAL_RECOVERY_ENDED: &str = "wal recovery ended";
-/// Log mark: the new timeline was chosen (`selected new timeline ID: N`).
-pub const TIMELINE_SELECTED: &str = "timeline selected";
-/// Log mark: archive recovery complete (the end-of-recovery checkpoint or
-/// record follows).
-pub const ARCHIVE_RECOVERY_COMPLETE: &str = "archive recovery complete";
-/// Log mark: the promoted server accepts connections (and so writes).
-pub const READY_FOR_CONNECTIONS: &str = "ready for connections";
-
-/// The mark a PostgreSQL log message makes, if any: one of
-/// [`PROMOTE_REQUESTED`], [`WAL_RECOVERY_ENDED`], [`TIMELINE_SELECTED`],
-/// [`ARCHIVE_RECOVERY_COMPLETE`] and [`READY_FOR_CONNECTIONS`] (not the
-/// read-only variant a hot standby logs).
-pub(crate) fn log_mark(message: &str) -> Option<&'static str> {
+/// The step a PostgreSQL log message marks, if any (not the read-only
+/// variant of "ready to accept connections" a hot standby logs).
+pub(crate) fn log_mark(message: &str) -> Option<PromotionStep> {
     let m = message.trim_start();
     if m.starts_with("received promote request") {
-        Some(PROMOTE_REQUESTED)
+        Some(PromotionStep::PromoteRequested)
     } else if m.starts_with("redo done at") || m.starts_with("redo is not required") {
-        Some(WAL_RECOVERY_ENDED)
+        Some(PromotionStep::WalRecoveryEnded)
     } else if m.starts_with("selected new timeline ID") {
-        Some(TIMELINE_SELECTED)
+        Some(PromotionStep::TimelineSelected)
     } else if m.starts_with("archive recovery complete") {
-        Some(ARCHIVE_RECOVERY_COMPLETE)
+        Some(PromotionStep::ArchiveRecoveryComplete)
     } else if m.starts_with("database system is ready to accept connections") {
-        Some(READY_FOR_CONNECTIONS)
+        Some(PromotionStep::ReadyForConnections)
     } else {
         None
     }
-}
-
-/// Whether a mark shows that the server is being promoted (as opposed to
-/// starting up or recovering from a crash): only a promotion requests one,
-/// selects a new timeline or completes archive recovery.
-pub(crate) fn is_promotion_step(mark: &str) -> bool {
-    matches!(
-        mark,
-        PROMOTE_REQUESTED | TIMELINE_SELECTED | ARCHIVE_RECOVERY_COMPLETE
-    )
 }
 
 /// One plain PostgreSQL log line with a `%m` time at its start.
@@ -194,24 +170,27 @@ mod tests {
     fn marks_of_a_promotion() {
         assert_eq!(
             log_mark("received promote request"),
-            Some(PROMOTE_REQUESTED)
+            Some(PromotionStep::PromoteRequested)
         );
         assert_eq!(
             log_mark("redo done at 0/5000060 system usage: CPU: user: 0.00 s"),
-            Some(WAL_RECOVERY_ENDED)
+            Some(PromotionStep::WalRecoveryEnded)
         );
-        assert_eq!(log_mark("redo is not required"), Some(WAL_RECOVERY_ENDED));
+        assert_eq!(
+            log_mark("redo is not required"),
+            Some(PromotionStep::WalRecoveryEnded)
+        );
         assert_eq!(
             log_mark("selected new timeline ID: 2"),
-            Some(TIMELINE_SELECTED)
+            Some(PromotionStep::TimelineSelected)
         );
         assert_eq!(
             log_mark("archive recovery complete"),
-            Some(ARCHIVE_RECOVERY_COMPLETE)
+            Some(PromotionStep::ArchiveRecoveryComplete)
         );
         assert_eq!(
             log_mark("database system is ready to accept connections"),
-            Some(READY_FOR_CONNECTIONS)
+            Some(PromotionStep::ReadyForConnections)
         );
         // A hot standby's start-up is no mark.
         assert_eq!(
@@ -219,9 +198,9 @@ mod tests {
             None
         );
         assert_eq!(log_mark("checkpoint starting: force"), None);
-        assert!(is_promotion_step(TIMELINE_SELECTED));
-        assert!(!is_promotion_step(WAL_RECOVERY_ENDED));
-        assert!(!is_promotion_step(READY_FOR_CONNECTIONS));
+        assert!(PromotionStep::TimelineSelected.is_promotion_only());
+        assert!(!PromotionStep::WalRecoveryEnded.is_promotion_only());
+        assert!(!PromotionStep::ReadyForConnections.is_promotion_only());
     }
 
     #[test]

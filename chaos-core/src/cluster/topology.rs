@@ -7,7 +7,7 @@ use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
 use super::Target;
-use crate::timeline::Event;
+use crate::timeline::{Event, EventKind};
 
 /// The role of a member, the same words for every target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -109,25 +109,27 @@ impl Topology {
 
     /// The events that lead from `before` to `self`: a new primary (or a newer
     /// timeline), the primary lost, members going down and coming back.
-    pub fn changes_since(&self, before: &Topology) -> Vec<(String, Option<String>)> {
+    pub fn changes_since(&self, before: &Topology) -> Vec<EventKind> {
         let mut out = Vec::new();
         let (old, new) = (before.primary(), self.primary());
         match (old, new) {
-            (Some(o), None) => out.push(("primary lost".to_string(), Some(o.name.clone()))),
+            (Some(o), None) => out.push(EventKind::PrimaryLost {
+                node: o.name.clone(),
+            }),
             (o, Some(n)) if o.is_none_or(|o| o.name != n.name || n.timeline > o.timeline) => {
-                let detail = match n.timeline {
-                    Some(tl) => format!("{} on timeline {tl}", n.name),
-                    None => n.name.clone(),
-                };
-                out.push(("new primary observed".to_string(), Some(detail)));
+                out.push(EventKind::NewPrimary {
+                    node: n.name.clone(),
+                    timeline: n.timeline,
+                });
             }
             _ => {}
         }
         for m in &self.members {
             let was = before.members.iter().find(|b| b.name == m.name);
+            let node = m.name.clone();
             match (was.map(Member::is_up), m.is_up()) {
-                (Some(true), false) => out.push(("member down".into(), Some(m.name.clone()))),
-                (Some(false), true) => out.push(("member back".into(), Some(m.name.clone()))),
+                (Some(true), false) => out.push(EventKind::MemberDown { node }),
+                (Some(false), true) => out.push(EventKind::MemberBack { node }),
                 _ => {}
             }
         }
@@ -156,7 +158,7 @@ pub(super) fn poll_events<T: Target + ?Sized>(
                         .changes_since(before)
                         .into_iter()
                         .rev()
-                        .map(|(name, detail)| Event::now(name, detail))
+                        .map(|kind| Event::now(kind, None))
                         .collect();
                 }
                 last = Some(now);
@@ -223,16 +225,16 @@ mod tests {
         assert_eq!(
             during.changes_since(&before),
             vec![
-                ("primary lost".to_string(), Some("a".to_string())),
-                ("member down".to_string(), Some("a".to_string())),
+                EventKind::PrimaryLost { node: "a".into() },
+                EventKind::MemberDown { node: "a".into() },
             ]
         );
         assert_eq!(
             after.changes_since(&during),
-            vec![(
-                "new primary observed".to_string(),
-                Some("b on timeline 4".to_string())
-            )]
+            vec![EventKind::NewPrimary {
+                node: "b".into(),
+                timeline: Some(4)
+            }]
         );
         assert!(after.changes_since(&after).is_empty());
     }

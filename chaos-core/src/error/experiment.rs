@@ -36,6 +36,14 @@ pub enum ExperimentError {
         index: usize,
     },
 
+    /// A scenario's body failed with an error that is not the library's own.
+    #[error("the scenario's body failed: {source}")]
+    Body {
+        /// The body's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
     /// The run produced no report (its rows could not be read back).
     #[error("no report was produced")]
     NoReport,

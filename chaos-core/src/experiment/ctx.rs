@@ -11,7 +11,7 @@ use crate::cluster::{Target, Topology};
 use crate::error::ExperimentError;
 use crate::fault::{AnyGuard, Fault, FaultGuard, FaultInfo};
 use crate::probe::Counters;
-use crate::timeline::{Event, Timestamp};
+use crate::timeline::{Event, EventKind, Timestamp};
 use crate::verify::FaultSpan;
 use crate::workload::{RunningWorkload, VerifyFn, Workload, WorkloadSummary};
 use crate::{Error, Result};
@@ -109,7 +109,7 @@ impl FailoverCtx {
             let guard = fault.inject(&*self.target).await?;
             let info = guard.info().clone();
             self.events.push(Event::new(
-                "fault injected",
+                EventKind::FaultInjected,
                 info.injected_at,
                 Some(describe(&info)),
             ));
@@ -137,7 +137,7 @@ impl FailoverCtx {
             injected_at: Timestamp::now(),
         };
         self.events.push(Event::new(
-            "fault marked",
+            EventKind::FaultMarked,
             info.injected_at,
             Some(info.kind.clone()),
         ));
@@ -166,7 +166,7 @@ impl FailoverCtx {
         f.healed = Some((Instant::now(), at));
         let name = f.info.kind.clone();
         self.events
-            .push(Event::new("fault end marked", at, Some(name)));
+            .push(Event::new(EventKind::FaultEndMarked, at, Some(name)));
         Ok(())
     }
 
@@ -181,8 +181,11 @@ impl FailoverCtx {
             .ok_or(ExperimentError::FaultHealed { index: handle.0 })?;
         let healed = guard.heal().await?;
         self.faults[handle.0].healed = Some((Instant::now(), healed.at));
-        self.events
-            .push(Event::new(healed.event, healed.at, healed.detail));
+        self.events.push(Event::new(
+            EventKind::FaultHealed(healed.event),
+            healed.at,
+            healed.detail,
+        ));
         Ok(())
     }
 
@@ -208,7 +211,7 @@ impl FailoverCtx {
     /// or until the run has recovered and healed.
     pub fn workload(&mut self, workload: Workload) -> WorkloadHandle {
         self.events.push(Event::now(
-            "workload started",
+            EventKind::WorkloadStarted,
             Some(workload.name().to_string()),
         ));
         self.workloads.push(WorkloadSlot::Running(workload.start()));
@@ -332,9 +335,11 @@ impl FailoverCtx {
         self.tasks.push(tokio::spawn(task));
     }
 
-    /// Adds an event of the test's own to the report's timeline.
+    /// Adds an event of the test's own to the report's timeline (an
+    /// [`EventKind::Mark`] called `name`).
     pub fn event(&mut self, name: impl Into<String>, detail: Option<String>) {
-        self.events.push(Event::now(name, detail));
+        self.events
+            .push(Event::now(EventKind::Mark(name.into()), detail));
     }
 
     pub(crate) fn stop_tasks(&mut self) {

@@ -3,9 +3,10 @@
 //! `#[failover_test]` and the `chaos` command line only configure an
 //! [`Experiment`] and present its [`RunOutcome`].
 
+mod body;
 mod ctx;
+mod progress;
 
-use std::any::Any;
 use std::fmt;
 use std::io::Write as _;
 use std::panic::AssertUnwindSafe;
@@ -16,119 +17,22 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 
+pub use body::{BodyError, BodyOutcome, TestResult};
 pub use ctx::{FailoverCtx, FaultHandle, WorkloadHandle};
+pub use progress::{Phase, Progress};
+use progress::{ProgressFn, report_progress};
 
 pub use crate::panics::panic_message;
 
 use crate::cluster::Target;
 use crate::dsn::redact;
-use crate::probe::ProbeConfig;
+use crate::probe::{ProbeConfig, WriteProbe};
 use crate::report::{Draft, FailureKind, Report, TargetInfo, WorkloadDraft, default_report_dir};
 use crate::slo::{Slo, fmt_duration};
-use crate::timeline::Event;
+use crate::timeline::{Event, EventKind};
 use crate::verify::{Measurement, Window, read_back};
 use crate::workload::Workload;
 use crate::{Error, Result};
-
-/// What a body may return: `()` or `Result<(), E>` with `E: Debug`.
-#[diagnostic::on_unimplemented(
-    message = "a #[failover_test] function must return `()` or `Result<(), E>` with `E: Debug`, not `{Self}`",
-    label = "this return type is not supported"
-)]
-pub trait TestResult {
-    /// `Err` with the error's description when the body failed.
-    fn into_result(self) -> Result<(), String>;
-}
-
-impl TestResult for () {
-    fn into_result(self) -> Result<(), String> {
-        Ok(())
-    }
-}
-
-impl<E: fmt::Debug> TestResult for Result<(), E> {
-    fn into_result(self) -> Result<(), String> {
-        self.map_err(|e| format!("{e:?}"))
-    }
-}
-
-/// Where a run is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// Starting the probe.
-    Starting,
-    /// The probe writes before any fault.
-    WarmUp,
-    /// The body runs: faults are injected.
-    Faults,
-    /// Waiting for the service to accept writes again.
-    Recovery,
-    /// Healing the faults still injected.
-    Healing,
-    /// Reading the rows back and measuring.
-    Verifying,
-    /// Finished.
-    Done,
-}
-
-impl fmt::Display for Phase {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Phase::Starting => "starting",
-            Phase::WarmUp => "warm-up",
-            Phase::Faults => "faults",
-            Phase::Recovery => "recovery",
-            Phase::Healing => "healing",
-            Phase::Verifying => "verifying",
-            Phase::Done => "done",
-        })
-    }
-}
-
-/// A live view of a run, handed to the [`Experiment::progress`] callback about
-/// five times a second.
-#[derive(Debug, Clone)]
-pub struct Progress {
-    /// Where the run is.
-    pub phase: Phase,
-    /// Since the run started.
-    pub elapsed: Duration,
-    /// Write attempts so far.
-    pub attempted: u64,
-    /// Acknowledged so far.
-    pub acknowledged: u64,
-    /// Failed so far.
-    pub failed: u64,
-    /// Indeterminate so far.
-    pub indeterminate: u64,
-    /// The primary, as last observed.
-    pub primary: Option<String>,
-}
-
-type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync + std::panic::RefUnwindSafe>;
-
-/// How the body ended.
-pub enum BodyOutcome {
-    /// It returned `()` or `Ok(())`.
-    Passed,
-    /// It returned `Err`, formatted with `Debug`.
-    Failed(String),
-    /// It panicked; the payload is kept so that a test can re-raise it.
-    Panicked(Box<dyn Any + Send>),
-    /// It (or the recovery after it) outlived the deadline.
-    TimedOut(Duration),
-}
-
-impl fmt::Debug for BodyOutcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BodyOutcome::Passed => f.write_str("Passed"),
-            BodyOutcome::Failed(e) => write!(f, "Failed({e})"),
-            BodyOutcome::Panicked(p) => write!(f, "Panicked({})", panic_message(p.as_ref())),
-            BodyOutcome::TimedOut(d) => write!(f, "TimedOut({d:?})"),
-        }
-    }
-}
 
 /// What a run produced.
 #[derive(Debug)]
@@ -381,10 +285,47 @@ impl Experiment {
         R: TestResult + Send,
         F: for<'a> FnOnce(&'a mut FailoverCtx) -> BoxFuture<'a, R>,
     {
+        let (mut run, probe) = self.start(target).await?;
+
+        run.set_phase(Phase::WarmUp);
+        tokio::time::sleep(self.warmup).await;
+        let window_start = Instant::now();
+        let deadline = window_start + self.timeout;
+
+        run.set_phase(Phase::Faults);
+        let mut body_outcome = self.run_body(&mut run.ctx, body, deadline).await;
+
+        run.set_phase(Phase::Recovery);
+        if matches!(body_outcome, BodyOutcome::Passed | BodyOutcome::Failed(_))
+            && self.await_recovery(&mut run, deadline).await
+        {
+            body_outcome = BodyOutcome::TimedOut(self.timeout);
+        }
+
+        run.set_phase(Phase::Healing);
+        let (history, window) = self.heal_and_stop(&mut run, probe, window_start).await;
+
+        run.set_phase(Phase::Verifying);
+        let report = self.verify(&mut run, &history, window).await;
+
+        let mut outcome = RunOutcome {
+            report,
+            body: body_outcome,
+            errors: std::mem::take(&mut run.errors),
+            report_paths: Vec::new(),
+        };
+        self.finish(&mut outcome);
+        run.set_phase(Phase::Done);
+        Ok(outcome)
+    }
+
+    /// Checks the replication settings, asks the target's advice, starts the
+    /// probe, the watch of the target's events, the progress reporter and
+    /// the experiment's own workloads.
+    async fn start(&self, target: Arc<dyn Target>) -> Result<(Running, WriteProbe)> {
         let started = Instant::now();
         let phase = Arc::new(Mutex::new(Phase::Starting));
         let primary = Arc::new(Mutex::new(None::<String>));
-        let set_phase = |p: Phase| *phase.lock().unwrap_or_else(|e| e.into_inner()) = p;
 
         let rw = target.rw_dsn();
         let warnings = self.replication_warnings(&rw).await;
@@ -394,33 +335,15 @@ impl Experiment {
         let advice = target.advise(&self.slo).await;
         let probe = self.probe.clone().start(&rw).await?;
         let run_id = probe.run_id().to_string();
-        let mut events = vec![Event::now("probe started", None)];
+        let events = vec![Event::now(EventKind::ProbeStarted, None)];
 
         // The target's own events, collected until verification.
         let seen = Arc::new(Mutex::new(Vec::<Event>::new()));
-        let watcher = AbortOnDrop(tokio::spawn({
-            let seen = seen.clone();
-            let primary = primary.clone();
-            let mut stream = target.clone().events();
-            async move {
-                while let Some(e) = stream.next().await {
-                    let mut slot = primary.lock().unwrap_or_else(|p| p.into_inner());
-                    match e.name.as_str() {
-                        "new primary observed" => {
-                            *slot = e
-                                .detail
-                                .as_ref()
-                                .and_then(|d| d.split(' ').next())
-                                .map(String::from);
-                        }
-                        "primary lost" => *slot = None,
-                        _ => {}
-                    }
-                    drop(slot);
-                    seen.lock().unwrap_or_else(|p| p.into_inner()).push(e);
-                }
-            }
-        }));
+        let watcher = AbortOnDrop(tokio::spawn(watch_events(
+            target.clone(),
+            seen.clone(),
+            primary.clone(),
+        )));
         let reporter = self.progress.clone().map(|f| {
             AbortOnDrop(tokio::spawn(report_progress(
                 f,
@@ -442,141 +365,164 @@ impl Experiment {
         for w in &self.workloads {
             ctx.workload(w.clone());
         }
-
-        set_phase(Phase::WarmUp);
-        tokio::time::sleep(self.warmup).await;
-        let window_start = Instant::now();
-        let deadline = window_start + self.timeout;
-
-        set_phase(Phase::Faults);
-        let mut body_outcome = {
-            let fut = AssertUnwindSafe(body(&mut ctx)).catch_unwind();
-            match tokio::time::timeout_at(deadline.into(), fut).await {
-                Err(_) => BodyOutcome::TimedOut(self.timeout),
-                Ok(Err(payload)) => BodyOutcome::Panicked(payload),
-                Ok(Ok(r)) => match r.into_result() {
-                    Ok(()) => BodyOutcome::Passed,
-                    Err(e) => BodyOutcome::Failed(e),
-                },
-            }
+        let running = Running {
+            target,
+            rw,
+            run_id,
+            started,
+            phase,
+            warnings,
+            advice_at,
+            advice,
+            events,
+            seen,
+            watcher: Some(watcher),
+            _reporter: reporter,
+            ctx,
+            errors: Vec::new(),
         };
+        Ok((running, probe))
+    }
 
-        // Recovery from every fault, under the deadline.
-        set_phase(Phase::Recovery);
-        let mut errors = Vec::new();
-        if matches!(body_outcome, BodyOutcome::Passed | BodyOutcome::Failed(_)) {
-            let until = deadline.min(Instant::now() + self.recovery_timeout);
-            let all = ctx.all_counters();
-            'faults: for (i, span) in ctx.spans().iter().enumerate() {
-                for counters in &all {
-                    match ctx::wait_recovered_since(counters, span.injected, until).await {
-                        Ok(_) => {}
-                        Err(_) if Instant::now() >= deadline => {
-                            body_outcome = BodyOutcome::TimedOut(self.timeout);
-                            break 'faults;
-                        }
-                        Err(_) => {
-                            let info = &ctx.faults[i].info;
-                            tracing::warn!(fault = %info.kind, "no recovery after the fault");
-                            events.push(Event::now(
-                                "no recovery",
-                                Some(format!(
-                                    "{} gave no acknowledged write within {}",
-                                    info.kind,
-                                    fmt_duration(self.recovery_timeout)
-                                )),
-                            ));
-                            break 'faults;
-                        }
+    /// Runs the body under `catch_unwind` until `deadline`.
+    async fn run_body<R, F>(&self, ctx: &mut FailoverCtx, body: F, deadline: Instant) -> BodyOutcome
+    where
+        R: TestResult + Send,
+        F: for<'a> FnOnce(&'a mut FailoverCtx) -> BoxFuture<'a, R>,
+    {
+        let fut = AssertUnwindSafe(body(ctx)).catch_unwind();
+        match tokio::time::timeout_at(deadline.into(), fut).await {
+            Err(_) => BodyOutcome::TimedOut(self.timeout),
+            Ok(Err(payload)) => BodyOutcome::Panicked(payload),
+            Ok(Ok(r)) => match r.into_result() {
+                Ok(()) => BodyOutcome::Passed,
+                Err(e) => BodyOutcome::Failed(e),
+            },
+        }
+    }
+
+    /// Waits, under `deadline`, for every series to recover from every
+    /// fault; a fault without recovery gets a `no recovery` event. Returns
+    /// whether the deadline passed.
+    async fn await_recovery(&self, run: &mut Running, deadline: Instant) -> bool {
+        let ctx = &run.ctx;
+        let until = deadline.min(Instant::now() + self.recovery_timeout);
+        let all = ctx.all_counters();
+        for (i, span) in ctx.spans().iter().enumerate() {
+            for counters in &all {
+                match ctx::wait_recovered_since(counters, span.injected, until).await {
+                    Ok(_) => {}
+                    Err(_) if Instant::now() >= deadline => return true,
+                    Err(_) => {
+                        let info = &ctx.faults[i].info;
+                        tracing::warn!(fault = %info.kind, "no recovery after the fault");
+                        run.events.push(Event::now(
+                            EventKind::NoRecovery,
+                            Some(format!(
+                                "{} gave no acknowledged write within {}",
+                                info.kind,
+                                fmt_duration(self.recovery_timeout)
+                            )),
+                        ));
+                        return false;
                     }
                 }
             }
         }
+        false
+    }
 
-        // Healing: always.
-        set_phase(Phase::Healing);
-        errors.extend(ctx.heal_all().await);
-        ctx.stop_tasks();
+    /// Heals every fault (always), stops the tasks, lets the service settle,
+    /// stops the probe and the workloads, and gathers every event. Returns
+    /// the probe's history and the measured window.
+    async fn heal_and_stop(
+        &self,
+        run: &mut Running,
+        probe: WriteProbe,
+        window_start: Instant,
+    ) -> (crate::probe::History, Window) {
+        run.errors.extend(run.ctx.heal_all().await);
+        run.ctx.stop_tasks();
         tokio::time::sleep(self.settle).await;
         let window = Window {
             start: window_start,
             end: Instant::now(),
         };
         let history = probe.stop().await;
-        ctx.stop_all_workloads().await;
-        drop(watcher);
-        events.extend(ctx.take_events());
-        events.extend(std::mem::take(
-            &mut *seen.lock().unwrap_or_else(|p| p.into_inner()),
+        run.ctx.stop_all_workloads().await;
+        drop(run.watcher.take());
+        run.events.extend(run.ctx.take_events());
+        run.events.extend(std::mem::take(
+            &mut *run.seen.lock().unwrap_or_else(|p| p.into_inner()),
         ));
+        (history, window)
+    }
 
-        // Verification.
-        set_phase(Phase::Verifying);
-        let spans = ctx.spans();
-        let faults: Vec<_> = ctx
+    /// Verifies the workloads, reads the probe's rows back, measures and
+    /// makes the report with the target's findings; `None` (and the error
+    /// kept) when the rows cannot be read back.
+    async fn verify(
+        &self,
+        run: &mut Running,
+        history: &crate::probe::History,
+        window: Window,
+    ) -> Option<Report> {
+        let spans = run.ctx.spans();
+        let faults: Vec<_> = run
+            .ctx
             .faults
             .iter()
             .map(|f| (f.info.clone(), f.at, f.healed.map(|h| h.1), f.marked))
             .collect();
-        let workloads = self.verify_workloads(&mut ctx, &spans, window).await;
-        drop(ctx);
-        let report = match read_back(&rw, &history.run_id, Duration::from_secs(30)).await {
-            Ok(found) => {
-                let measurement = Measurement::compute(&history, &spans, window, &found);
-                events.extend(routing_marks(&history, &spans, &measurement, &events));
-                let mut report = Report::from_draft(Draft {
-                    run_id,
-                    scenario: self.name.clone(),
-                    seed: self.seed,
-                    target: TargetInfo {
-                        kind: target.kind().to_string(),
-                        rw_dsn: redact(&rw),
-                        nodes: target.node_count(),
-                        software: target.software(),
-                    },
-                    started,
-                    slo: self.slo,
-                    history: &history,
-                    window,
-                    faults,
-                    measurement: &measurement,
-                    events,
-                    warnings,
-                    workloads,
-                    slo_on: self.slo_on.clone(),
-                });
-                let findings = target.advise_run(&self.slo, &report).await;
-                if findings.is_empty() {
-                    report.warnings.splice(advice_at..advice_at, advice);
-                } else {
-                    report.add_findings(findings, advice_at);
-                }
-                if let Some(first) = measurement.faults.iter().find_map(|f| f.recovered_at) {
-                    report.events.push(Event::new(
-                        "first write acknowledged after the fault",
-                        history.wall(first),
-                        None,
-                    ));
-                    report.events.sort_by_key(|e| e.at);
-                }
-                Some(report)
-            }
+        let workloads = self.verify_workloads(&mut run.ctx, &spans, window).await;
+        let found = match read_back(&run.rw, &history.run_id, Duration::from_secs(30)).await {
+            Ok(found) => found,
             Err(e) => {
-                errors.push(e);
-                None
+                run.errors.push(e);
+                return None;
             }
         };
-
-        let mut outcome = RunOutcome {
-            report,
-            body: body_outcome,
-            errors,
-            report_paths: Vec::new(),
-        };
-        self.finish(&mut outcome);
-        set_phase(Phase::Done);
-        drop(reporter);
-        Ok(outcome)
+        let measurement = Measurement::compute(history, &spans, window, &found);
+        let mut events = std::mem::take(&mut run.events);
+        events.extend(routing_marks(history, &spans, &measurement, &events));
+        let target = &run.target;
+        let mut report = Report::from_draft(Draft {
+            run_id: run.run_id.clone(),
+            scenario: self.name.clone(),
+            seed: self.seed,
+            target: TargetInfo {
+                kind: target.kind().to_string(),
+                rw_dsn: redact(&run.rw),
+                nodes: target.node_count(),
+                software: target.software(),
+            },
+            started: run.started,
+            slo: self.slo,
+            history,
+            window,
+            faults,
+            measurement: &measurement,
+            events,
+            warnings: std::mem::take(&mut run.warnings),
+            workloads,
+            slo_on: self.slo_on.clone(),
+        });
+        let findings = target.advise_run(&self.slo, &report).await;
+        if findings.is_empty() {
+            let advice = std::mem::take(&mut run.advice);
+            report.warnings.splice(run.advice_at..run.advice_at, advice);
+        } else {
+            report.add_findings(findings, run.advice_at);
+        }
+        if let Some(first) = measurement.faults.iter().find_map(|f| f.recovered_at) {
+            report.events.push(Event::new(
+                EventKind::FirstWriteAfterFault,
+                history.wall(first),
+                None,
+            ));
+            report.events.sort_by_key(|e| e.at);
+        }
+        Some(report)
     }
 
     /// Adds the body's fate and later errors to the report, writes the reports
@@ -733,9 +679,9 @@ fn routing_marks(
             Timestamp::from(history.wall(span.injected)),
             Timestamp::from(history.wall(recovered)),
         );
-        let marked = events.iter().any(|e| {
-            Phase::ended_by(&e.name) == Some(Phase::Routing) && e.at >= from && e.at <= to
-        });
+        let marked = events
+            .iter()
+            .any(|e| e.kind == EventKind::PhaseEnded(Phase::Routing) && e.at >= from && e.at <= to);
         if marked {
             continue;
         }
@@ -752,7 +698,7 @@ fn routing_marks(
                 _ => "?",
             };
             out.push(Event::new(
-                Phase::Routing.end_event(),
+                EventKind::PhaseEnded(Phase::Routing),
                 history.wall(connected),
                 Some(format!("probe writer {} connected to {server}", a.writer)),
             ));
@@ -771,6 +717,55 @@ fn acknowledged_ids(history: &crate::probe::History) -> std::collections::HashSe
         .collect()
 }
 
+/// A run under way: what its steps hand on to each other.
+struct Running {
+    target: Arc<dyn Target>,
+    rw: String,
+    run_id: String,
+    started: Instant,
+    phase: Arc<Mutex<Phase>>,
+    /// Warnings so far (the replication settings').
+    warnings: Vec<String>,
+    /// Where the target's advice goes among the warnings.
+    advice_at: usize,
+    /// The target's advice before the run.
+    advice: Vec<String>,
+    /// The pipeline's events, then every event.
+    events: Vec<Event>,
+    /// The target's events, as the watcher collects them.
+    seen: Arc<Mutex<Vec<Event>>>,
+    watcher: Option<AbortOnDrop<()>>,
+    _reporter: Option<AbortOnDrop<()>>,
+    ctx: FailoverCtx,
+    /// Problems after the body.
+    errors: Vec<Error>,
+}
+
+impl Running {
+    fn set_phase(&self, p: Phase) {
+        *self.phase.lock().unwrap_or_else(|e| e.into_inner()) = p;
+    }
+}
+
+/// Collects the target's events into `seen`, keeping `primary` up to date.
+async fn watch_events(
+    target: Arc<dyn Target>,
+    seen: Arc<Mutex<Vec<Event>>>,
+    primary: Arc<Mutex<Option<String>>>,
+) {
+    let mut stream = target.events();
+    while let Some(e) = stream.next().await {
+        let mut slot = primary.lock().unwrap_or_else(|p| p.into_inner());
+        match &e.kind {
+            EventKind::NewPrimary { node, .. } => *slot = Some(node.clone()),
+            EventKind::PrimaryLost { .. } => *slot = None,
+            _ => {}
+        }
+        drop(slot);
+        seen.lock().unwrap_or_else(|p| p.into_inner()).push(e);
+    }
+}
+
 /// A task that is aborted when its handle goes, so that a run dropped half-way
 /// (a caller's timeout, Ctrl-C) leaves nothing running.
 struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
@@ -778,39 +773,6 @@ struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
-    }
-}
-
-async fn report_progress(
-    f: ProgressFn,
-    started: Instant,
-    phase: Arc<Mutex<Phase>>,
-    primary: Arc<Mutex<Option<String>>>,
-    counters: Arc<crate::probe::Counters>,
-    target: Arc<dyn Target>,
-) {
-    // The primary as known at the start; the event stream updates it.
-    if let Ok(t) = target.topology().await
-        && let Some(p) = t.primary_name()
-    {
-        let mut slot = primary.lock().unwrap_or_else(|e| e.into_inner());
-        if slot.is_none() {
-            *slot = Some(p.to_string());
-        }
-    }
-    loop {
-        let (attempted, acknowledged, failed, indeterminate) = counters.snapshot();
-        let p = Progress {
-            phase: *phase.lock().unwrap_or_else(|e| e.into_inner()),
-            elapsed: started.elapsed(),
-            attempted,
-            acknowledged,
-            failed,
-            indeterminate,
-            primary: primary.lock().unwrap_or_else(|e| e.into_inner()).clone(),
-        };
-        f(&p);
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

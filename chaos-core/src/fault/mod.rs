@@ -118,8 +118,10 @@ impl FaultInfo {
 /// When and how a fault was healed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Healed {
-    /// The event's name, e.g. `node rejoined`.
-    pub event: String,
+    /// How the victim came back, the event's name in the timeline, e.g.
+    /// [`Healing::NodeRejoined`](crate::timeline::Healing::NodeRejoined);
+    /// a custom fault names its own with `"postgres restarted".into()`.
+    pub event: crate::timeline::Healing,
     /// Wall-clock time the victim was back.
     pub at: Timestamp,
     /// Detail, e.g. the node's name.

@@ -4,7 +4,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use super::{FaultGuard, FaultInfo, Healed};
-use crate::timeline::Timestamp;
+use crate::timeline::{Healing, Timestamp};
 use crate::{Error, Result};
 
 /// A fault made of shell commands (`sh -c`): the one that injects it and,
@@ -150,13 +150,13 @@ impl FaultGuard for ShellGuard {
         let event = match self.heal.take() {
             Some(cmd) => {
                 run_command(&cmd, &self.env, self.timeout).await?;
-                "healed"
+                Healing::Healed
             }
             // Nothing to undo: the fault is over as far as the run is concerned.
-            None => "fault released (no heal command)",
+            None => Healing::Released,
         };
         Ok(Healed {
-            event: event.into(),
+            event,
             at: Timestamp::now(),
             detail: Some(self.info.kind.clone()),
         })

@@ -19,7 +19,7 @@ pub use crate::experiment::{FailoverCtx, FaultHandle, TestResult};
 use crate::error::ExperimentError;
 use crate::experiment::{BodyOutcome, Experiment, panic_message};
 use crate::report::Report;
-use crate::runs::{RunSet, Runs};
+use crate::runs::{RunSet, RunSetError, Runs};
 use crate::slo::fmt_duration;
 use crate::{Error, Result};
 
@@ -161,8 +161,9 @@ pub enum TestFailure {
     Setup(Error),
     /// The body returned `Err`.
     Body {
-        /// The error, formatted with `Debug`.
-        error: String,
+        /// The error: its `Debug` text, and the error itself when it is this
+        /// crate's [`Error`] or a [`BodyError`](crate::experiment::BodyError).
+        error: crate::experiment::BodyError,
         /// The report, if verification could still run.
         report: Option<Box<Report>>,
     },
@@ -331,9 +332,12 @@ where
     let runtime = match &*shared::RUNTIME {
         Ok(rt) => rt,
         Err(e) => {
+            let source = std::io::Error::new(e.kind(), e.to_string());
             return Err(SetFailure {
                 set: None,
-                errors: vec![format!("could not build the test runtime: {e}")],
+                errors: vec![RunSetError::Setup(
+                    ExperimentError::Runtime { source }.into(),
+                )],
             });
         }
     };
@@ -348,7 +352,7 @@ where
             Err(e) => {
                 return Err(SetFailure {
                     set: None,
-                    errors: vec![e.to_string()],
+                    errors: vec![RunSetError::Set(e)],
                 });
             }
         }
@@ -376,7 +380,7 @@ where
         let _serial = shared::serial().await;
         let setup = |e: Error| SetFailure {
             set: None,
-            errors: vec![format!("failover test set-up failed: {e}")],
+            errors: vec![RunSetError::Setup(e)],
         };
         let which = resolve(spec.target, spec.nodes).map_err(setup)?;
         let target = shared::healthy_target(which).await.map_err(setup)?;
@@ -385,7 +389,7 @@ where
             Ok(outcome.set)
         } else {
             Err(SetFailure {
-                errors: outcome.errors.iter().map(ToString::to_string).collect(),
+                errors: outcome.errors,
                 set: Some(Box::new(outcome.set)),
             })
         }
@@ -397,7 +401,7 @@ pub struct SetFailure {
     /// The set, when any run was made.
     pub set: Option<Box<RunSet>>,
     /// Failures outside the set's SLO (set-up, a body's error, a timeout).
-    pub errors: Vec<String>,
+    pub errors: Vec<RunSetError>,
 }
 
 impl fmt::Debug for SetFailure {

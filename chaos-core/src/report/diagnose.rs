@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{AttemptOutcome, HistoryEntry};
 use crate::probe::IndeterminateReason;
 use crate::slo::fmt_duration;
-use crate::timeline::{Event, Phase, Timestamp, from_ms};
+use crate::timeline::{Event, EventKind, Phase, Timestamp, from_ms};
 
 /// Longer than this between a promotion and the first acknowledged write
 /// after it is not routing any more: something kept the writes from the new
@@ -59,20 +59,22 @@ impl fmt::Display for FailingAfterPromotion {
 /// The first promotion after `origin` among `events`: its offset in ms and
 /// the node's name (the `promotion ended` mark, else `new primary observed`).
 fn promotion(events: &[Event], origin: Timestamp) -> Option<(f64, String)> {
-    let pick = |name: &str| {
+    let pick = |promotion: bool| {
         events
             .iter()
-            .filter(|e| e.name == name && e.at >= origin)
-            .min_by_key(|e| e.at)
+            .filter(|e| e.at >= origin)
+            .filter_map(|e| match &e.kind {
+                EventKind::PhaseEnded(Phase::Promotion) if promotion => {
+                    Some((e.at, e.detail.as_deref()))
+                }
+                EventKind::NewPrimary { node, .. } if !promotion => Some((e.at, Some(node))),
+                _ => None,
+            })
+            .min_by_key(|(at, _)| *at)
     };
-    let e = pick(Phase::Promotion.end_event()).or_else(|| pick("new primary observed"))?;
-    let node = e
-        .detail
-        .as_deref()
-        .and_then(|d| d.split_whitespace().next())
-        .unwrap_or("a new primary")
-        .to_string();
-    Some((e.at.ms_since(origin), node))
+    let (at, node) = pick(true).or_else(|| pick(false))?;
+    let node = node.unwrap_or("a new primary").to_string();
+    Some((at.ms_since(origin), node))
 }
 
 /// What went wrong with one attempt, in words that group alike attempts.
@@ -174,7 +176,7 @@ mod tests {
 
     fn promoted_at(origin: Timestamp, ms: u64) -> Vec<Event> {
         vec![Event::new(
-            "promotion ended",
+            EventKind::PhaseEnded(Phase::Promotion),
             origin.plus(Duration::from_millis(ms)),
             Some("node3".into()),
         )]

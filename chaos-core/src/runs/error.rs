@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::Error;
+use crate::experiment::BodyError;
 use crate::slo::fmt_duration;
 
 /// A problem of a set of runs that its reports do not show: a body's error,
@@ -35,12 +36,14 @@ pub enum RunSetError {
     },
 
     /// The body of run `run` returned an error.
-    #[error("run {run}: the body returned an error: {message}")]
+    #[error("run {run}: the body returned an error: {source}")]
     BodyFailed {
         /// The run.
         run: usize,
-        /// The body's error, in words.
-        message: String,
+        /// The body's error (its [`BodyError::downcast_ref`] finds the
+        /// library's own [`Error`] when the body returned one).
+        #[source]
+        source: BodyError,
     },
 
     /// The body of run `run` panicked.
@@ -68,6 +71,11 @@ pub enum RunSetError {
         run: usize,
     },
 
+    /// The set could not start: no runtime, no target, a rule of its SLO
+    /// broken (what `#[failover_test(repeat = ..)]` reports).
+    #[error("failover test set-up failed: {0}")]
+    Setup(#[source] Error),
+
     /// A file of the whole set (its JSON, HTML or JUnit XML) could not be
     /// written, or the set could not be prepared.
     #[error(transparent)]
@@ -85,7 +93,7 @@ impl RunSetError {
             | RunSetError::BodyPanicked { run, .. }
             | RunSetError::TimedOut { run, .. }
             | RunSetError::NoReport { run } => Some(*run),
-            RunSetError::Set(_) => None,
+            RunSetError::Set(_) | RunSetError::Setup(_) => None,
         }
     }
 }

@@ -454,9 +454,9 @@ impl Runs {
             if let Some(f) = &self.on_done {
                 f(i + 1, self.repeat.max(total), &out);
             }
+            let body_failed = !matches!(out.body, crate::experiment::BodyOutcome::Passed);
             errors.extend(run_errors(i + 1, &mut out));
             paths.extend(out.report_paths.iter().cloned());
-            let body_failed = !matches!(out.body, crate::experiment::BodyOutcome::Passed);
             if let Some(r) = out.report {
                 reports.push(r);
             }
@@ -502,26 +502,22 @@ impl Runs {
     }
 }
 
-/// What went wrong in run `i` outside its report's SLO check.
 /// What went wrong in run `run` outside its report's SLO check (its errors
-/// are taken out of `out`).
+/// and its body's outcome are taken out of `out`).
 fn run_errors(run: usize, out: &mut RunOutcome) -> Vec<RunSetError> {
     use crate::experiment::BodyOutcome;
     let mut v: Vec<RunSetError> = std::mem::take(&mut out.errors)
         .into_iter()
         .map(|source| RunSetError::Run { run, source })
         .collect();
-    match &out.body {
+    match std::mem::replace(&mut out.body, BodyOutcome::Passed) {
         BodyOutcome::Passed => {}
-        BodyOutcome::Failed(e) => v.push(RunSetError::BodyFailed {
-            run,
-            message: e.to_string(),
-        }),
+        BodyOutcome::Failed(source) => v.push(RunSetError::BodyFailed { run, source }),
         BodyOutcome::Panicked(p) => v.push(RunSetError::BodyPanicked {
             run,
             message: crate::experiment::panic_message(p.as_ref()),
         }),
-        BodyOutcome::TimedOut(t) => v.push(RunSetError::TimedOut { run, after: *t }),
+        BodyOutcome::TimedOut(after) => v.push(RunSetError::TimedOut { run, after }),
     }
     if out.report.is_none() {
         v.push(RunSetError::NoReport { run });

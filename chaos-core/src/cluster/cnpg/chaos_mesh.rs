@@ -56,7 +56,7 @@ use crate::error::CnpgError;
 use crate::fault::{
     Direction, Fault, FaultGuard, FaultInfo, FaultKind, Healed, PartitionNetwork, ThrottleDisk,
 };
-use crate::timeline::Timestamp;
+use crate::timeline::{Healing, Timestamp};
 use crate::{Error, Result};
 
 /// The API version of the Chaos Mesh objects created here.
@@ -397,7 +397,7 @@ impl FaultGuard for ChaosMeshGuard {
             self.object.target.wait_healthy(self.heal_timeout).await?;
         }
         Ok(Healed {
-            event: "chaos removed".into(),
+            event: Healing::ChaosRemoved,
             at: Timestamp::now(),
             detail: Some(self.object()),
         })

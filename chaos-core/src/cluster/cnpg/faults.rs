@@ -21,7 +21,7 @@ use crate::fault::{
     AnyGuard, Builtin, DeleteMode, DeletePrimary, Fault, FaultGuard, FaultInfo, Healed, Switchover,
 };
 use crate::slo::fmt_duration;
-use crate::timeline::Timestamp;
+use crate::timeline::{Healing, Timestamp};
 use crate::{Error, Result};
 
 /// Injects a built-in fault the CNPG way: a pod delete, a promotion, or a
@@ -213,7 +213,7 @@ impl FaultGuard for CnpgDeleteGuard {
     async fn heal(self) -> Result<Healed> {
         wait_back(&self.target, &self.pod, self.uid.as_deref(), self.timeout).await?;
         Ok(Healed {
-            event: "node rejoined".into(),
+            event: Healing::NodeRejoined,
             at: Timestamp::now(),
             detail: Some(self.pod.clone()),
         })
@@ -389,7 +389,7 @@ impl FaultGuard for CnpgSwitchoverGuard {
                 .await?;
         }
         Ok(Healed {
-            event: "switched over".into(),
+            event: Healing::SwitchedOver,
             at: Timestamp::now(),
             detail: Some(format!("{} -> {}", self.old_primary, self.candidate)),
         })
@@ -632,7 +632,7 @@ impl FaultGuard for FenceGuard {
             self.target.wait_healthy(self.timeout).await?;
         }
         Ok(Healed {
-            event: "unfenced".into(),
+            event: Healing::Unfenced,
             at: Timestamp::now(),
             detail: Some(self.pod.clone()),
         })

@@ -10,8 +10,8 @@ use tokio::net::TcpListener;
 
 use super::access::{self, Permission};
 use super::safety::Kube;
-use crate::error::CnpgError;
 use crate::Result;
+use crate::error::CnpgError;
 
 /// The application user's credentials from the `<cluster>-app` Secret.
 pub(super) struct Credentials {

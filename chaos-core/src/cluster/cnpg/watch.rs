@@ -38,7 +38,7 @@ use super::routing::{self, Backends, Routes, SERVICE_NAME_LABEL};
 use super::status::{self, ObservedStatus};
 use super::target::{CnpgCluster, topology_of};
 use crate::cluster::Topology;
-use crate::timeline::{Event, Timestamp};
+use crate::timeline::{Event, EventKind, PromotionStep, Timestamp};
 
 /// How many times the event stream reads a new primary's log for its
 /// promotion marks before it gives up waiting for
@@ -281,7 +281,7 @@ struct State {
     endpoints_switched: Option<Timestamp>,
     /// The Cluster's Kubernetes Events, by name.
     events: BTreeMap<String, KubeEvent>,
-    emitted: BTreeSet<String>,
+    emitted: BTreeSet<EventKind>,
     pending: VecDeque<Event>,
     /// The last `currentPrimary` seen.
     last_primary: Option<String>,
@@ -300,7 +300,7 @@ struct PromotionLog {
     /// When to read next.
     next: tokio::time::Instant,
     /// The marks already emitted for this promotion.
-    found: BTreeSet<String>,
+    found: BTreeSet<EventKind>,
 }
 
 impl State {
@@ -367,8 +367,8 @@ impl State {
     fn note_status(&mut self, cluster: &Cluster, now: Timestamp) {
         let topo = topology_of(cluster);
         if let Some(before) = &self.last {
-            for (name, detail) in topo.changes_since(before) {
-                self.pending.push_back(Event::new(name, now, detail));
+            for kind in topo.changes_since(before) {
+                self.pending.push_back(Event::new(kind, now, None));
             }
         }
         self.last = Some(topo);
@@ -406,7 +406,7 @@ impl State {
         }
         let events: Vec<KubeEvent> = self.events.values().cloned().collect();
         for mark in status::phase_marks(since, &self.window, &events, self.endpoints_switched) {
-            if self.emitted.insert(mark.name.clone()) {
+            if self.emitted.insert(mark.kind.clone()) {
                 self.pending.push_back(mark);
             }
         }
@@ -439,11 +439,14 @@ impl State {
             return;
         };
         for mark in marks {
-            if log.found.insert(mark.name.clone()) {
+            if log.found.insert(mark.kind.clone()) {
                 self.pending.push_back(mark);
             }
         }
-        if log.found.contains(status::READY_FOR_CONNECTIONS) || log.reads >= PROMOTION_LOG_READS {
+        if log.found.contains(&EventKind::PromotionStep(
+            PromotionStep::ReadyForConnections,
+        )) || log.reads >= PROMOTION_LOG_READS
+        {
             self.promotion_log = None;
         }
     }

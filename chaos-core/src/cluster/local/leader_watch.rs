@@ -21,7 +21,7 @@ use std::time::Duration;
 use futures::stream::BoxStream;
 
 use super::etcd::{Etcd, KeyChange, parse_watch_line};
-use crate::timeline::{Event, Phase, Timestamp};
+use crate::timeline::{Event, EventKind, Phase, Timestamp};
 
 /// Who leads, as far as the key's changes have told.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -38,7 +38,7 @@ impl LeaderState {
             KeyChange::Delete { prev, .. } => {
                 let old = prev.clone().or_else(|| self.leader.take());
                 self.leader = None;
-                Some(Event::new(Phase::Detection.end_event(), at, old))
+                Some(Event::new(EventKind::PhaseEnded(Phase::Detection), at, old))
             }
             KeyChange::Put { value, .. } if value.is_empty() => None,
             KeyChange::Put { value, .. } => {
@@ -47,7 +47,7 @@ impl LeaderState {
                 }
                 self.leader = Some(value.clone());
                 Some(Event::new(
-                    Phase::Election.end_event(),
+                    EventKind::PhaseEnded(Phase::Election),
                     at,
                     Some(value.clone()),
                 ))
@@ -246,7 +246,7 @@ mod tests {
             .collect();
         let names: Vec<(&str, Option<&str>)> = marks
             .iter()
-            .map(|e| (e.name.as_str(), e.detail.as_deref()))
+            .map(|e| (e.name(), e.detail.as_deref()))
             .collect();
         // The refresh of node1 and the second write of node2 are no marks.
         assert_eq!(
@@ -269,7 +269,7 @@ mod tests {
             revision: 10,
         };
         let e = state.apply(&change, Timestamp::now()).expect("a mark");
-        assert_eq!(e.name, "election ended");
+        assert_eq!(e.kind, EventKind::PhaseEnded(Phase::Election));
         assert_eq!(e.detail.as_deref(), Some("node3"));
         assert_eq!(state.apply(&change, Timestamp::now()), None);
         // A delete without its old value names the leader known before.

@@ -6,7 +6,7 @@
 //! its end as it was when the stream started, its size polled every
 //! [`POLL`]; a file replaced or truncated is read again from its start.
 //! Recognised messages become events named as the CNPG target names them
-//! ([`pglog::PROMOTE_REQUESTED`], …, detail `node: message`), timed by the
+//! ([`PromotionStep`]s, detail `node: message`), timed by the
 //! line's own millisecond timestamp. A "database system is ready to accept
 //! connections" that follows a promotion step on the same node (promote
 //! request, new timeline, archive recovery complete) also ends the
@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use futures::stream::BoxStream;
 
-use crate::cluster::pglog::{self, PlainLine, READY_FOR_CONNECTIONS};
-use crate::timeline::{Event, Phase, Timestamp};
+use crate::cluster::pglog::{self, PlainLine};
+use crate::timeline::{Event, EventKind, Phase, PromotionStep, Timestamp};
 
 /// How often each log's size is checked.
 pub(crate) const POLL: Duration = Duration::from_millis(100);
@@ -188,15 +188,16 @@ impl LineMarks {
             return;
         };
         out.push(Event::new(
-            mark,
+            EventKind::PromotionStep(mark),
             at,
             Some(format!("{}: {message}", self.node)),
         ));
-        if pglog::is_promotion_step(mark) {
+        if mark.is_promotion_only() {
             self.promoting = true;
-        } else if mark == READY_FOR_CONNECTIONS && std::mem::take(&mut self.promoting) {
+        } else if mark == PromotionStep::ReadyForConnections && std::mem::take(&mut self.promoting)
+        {
             out.push(Event::new(
-                Phase::Promotion.end_event(),
+                EventKind::PhaseEnded(Phase::Promotion),
                 at,
                 Some(self.node.clone()),
             ));
@@ -232,9 +233,6 @@ mod tests {
     use std::io::Write;
 
     use super::*;
-    use crate::cluster::pglog::{
-        ARCHIVE_RECOVERY_COMPLETE, PROMOTE_REQUESTED, TIMELINE_SELECTED, WAL_RECOVERY_ENDED,
-    };
 
     // A replica of PostgreSQL 15 promoted by Patroni, as the local cluster logs it.
     const PROMOTION: &str = "\
@@ -265,7 +263,7 @@ mod tests {
             m.on_line(line, Timestamp::now(), &mut out);
         }
         out.into_iter()
-            .map(|e| (e.name, e.at.to_string(), e.detail))
+            .map(|e| (e.name().to_string(), e.at.to_string(), e.detail))
             .collect()
     }
 
@@ -276,11 +274,11 @@ mod tests {
         assert_eq!(
             names,
             vec![
-                PROMOTE_REQUESTED,
-                WAL_RECOVERY_ENDED,
-                TIMELINE_SELECTED,
-                ARCHIVE_RECOVERY_COMPLETE,
-                READY_FOR_CONNECTIONS,
+                "promote requested",
+                "wal recovery ended",
+                "timeline selected",
+                "archive recovery complete",
+                "ready for connections",
                 "promotion ended",
             ]
         );
@@ -351,13 +349,16 @@ mod tests {
         append(b);
         log.poll(&mut out);
         assert_eq!(out.len(), 6, "{out:?}");
-        assert_eq!(out[5].name, "promotion ended");
+        assert_eq!(out[5].kind, EventKind::PhaseEnded(Phase::Promotion));
         // Truncated (or replaced): read again from the start.
         fs::write(&path, &PROMOTION[..PROMOTION.find("redo").expect("redo")]).expect("truncate");
         out.clear();
         log.poll(&mut out);
         assert_eq!(out.len(), 1, "{out:?}");
-        assert_eq!(out[0].name, PROMOTE_REQUESTED);
+        assert_eq!(
+            out[0].kind,
+            EventKind::PromotionStep(PromotionStep::PromoteRequested)
+        );
         // A log that did not exist when the tail started is read whole.
         let missing = dir.join("later.log");
         let mut later = NodeLog::from_end("node3".into(), missing.clone());

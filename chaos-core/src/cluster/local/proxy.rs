@@ -20,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::process::RunAs;
 use crate::error::LocalError;
-use crate::timeline::Event;
+use crate::timeline::{Event, EventKind};
 use crate::{Error, Result};
 
 /// The loopback address the proxy listens on (the nodes use `127.0.0.11` up).
@@ -220,11 +220,12 @@ pub(crate) fn route_events(proxy: Arc<Proxy>, every: Duration) -> BoxStream<'sta
 }
 
 fn route_event(servers: &[String]) -> Event {
-    if servers.is_empty() {
-        Event::now("proxy routes nowhere", None)
-    } else {
-        Event::now("proxy routes to", Some(servers.join(", ")))
-    }
+    Event::now(
+        EventKind::ProxyRoutes {
+            servers: servers.to_vec(),
+        },
+        None,
+    )
 }
 
 #[cfg(test)]
@@ -288,10 +289,14 @@ mod tests {
         assert_eq!(routed_servers(text), vec!["node2".to_string()]);
         assert!(routed_servers("1\n# header\n\n").is_empty());
         assert_eq!(
-            route_event(&["node2".into()]).detail.as_deref(),
+            route_event(&["node2".into()]).detail_text().as_deref(),
             Some("node2")
         );
-        assert_eq!(route_event(&[]).name, "proxy routes nowhere");
+        assert_eq!(
+            route_event(&[]).kind,
+            EventKind::ProxyRoutes { servers: vec![] }
+        );
+        assert_eq!(route_event(&[]).name(), "proxy routes nowhere");
     }
 
     /// The rendered configuration is valid for the installed HAProxy.

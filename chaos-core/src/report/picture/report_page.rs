@@ -434,8 +434,8 @@ fn events_table(b: &mut String, r: &Report) {
             b,
             "<tr><td class=\"n\">{}</td><td>{}</td><td>{}</td></tr>",
             signed(e.at.ms_since(r.origin)),
-            esc(&e.name),
-            esc(e.detail.as_deref().unwrap_or(""))
+            esc(e.name()),
+            esc(e.detail_text().as_deref().unwrap_or(""))
         );
     }
     b.push_str("</table>\n");

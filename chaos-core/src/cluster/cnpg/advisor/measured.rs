@@ -33,10 +33,9 @@ use super::{Advice, advise, field};
 use crate::cluster::cnpg::crd::{
     ClusterSpec, DEFAULT_SMART_SHUTDOWN_TIMEOUT, DEFAULT_SWITCHOVER_DELAY,
 };
-use crate::cluster::cnpg::status::{PRIMARY_FAILING, PROMOTE_REQUESTED, WAL_RECOVERY_ENDED};
 use crate::report::{FaultRecord, Finding, Report};
 use crate::slo::Slo;
-use crate::timeline::{Event, Phase, Timestamp, from_ms, ms};
+use crate::timeline::{Event, EventKind, Phase, PromotionStep, Timestamp, from_ms, ms};
 
 /// Measured costs below this are left out: no setting to tune there.
 pub const MIN_COST: Duration = Duration::from_millis(100);
@@ -188,11 +187,11 @@ impl Run<'_> {
             .map(|(_, at, d)| at.plus(*d))
     }
 
-    /// The first event named `name` within the RTO.
-    fn mark(&self, name: &str) -> Option<Timestamp> {
+    /// The first event of `kind` within the RTO.
+    fn mark(&self, kind: &EventKind) -> Option<Timestamp> {
         self.events
             .iter()
-            .filter(|e| e.name == name && e.at >= self.start && e.at <= self.end)
+            .filter(|e| e.kind == *kind && e.at >= self.start && e.at <= self.end)
             .map(|e| e.at)
             .min()
     }
@@ -202,6 +201,11 @@ impl Run<'_> {
         to?.system_time().duration_since(from?.system_time()).ok()
     }
 }
+
+/// The promotion's first log mark.
+const PROMOTE_REQUESTED: EventKind = EventKind::PromotionStep(PromotionStep::PromoteRequested);
+/// The end of WAL replay in the promotion's log.
+const WAL_RECOVERY_ENDED: EventKind = EventKind::PromotionStep(PromotionStep::WalRecoveryEnded);
 
 /// A measured finding under construction.
 struct Measured {
@@ -335,7 +339,10 @@ fn failover_delay(spec: &ClusterSpec, run: &Run<'_>) -> Option<Measured> {
     let governed = vec![Phase::Detection];
     let span = run.span(&governed);
     let wait = secs(delay);
-    let (cost, how) = match Run::between(run.mark(PRIMARY_FAILING), run.end_of(Phase::Detection)) {
+    let (cost, how) = match Run::between(
+        run.mark(&EventKind::CnpgPrimaryFailing),
+        run.end_of(Phase::Detection),
+    ) {
         Some(d) => (
             d.min(wait),
             "from the primary found failing to the failover's start",
@@ -483,7 +490,8 @@ fn switchover_delay(spec: &ClusterSpec, run: &Run<'_>) -> Option<Measured> {
     let delay = spec.switchover_delay_or_default();
     let governed = vec![Phase::Promotion];
     let span = run.span(&governed);
-    let (stop, how) = match Run::between(run.end_of(Phase::Election), run.mark(PROMOTE_REQUESTED)) {
+    let (stop, how) = match Run::between(run.end_of(Phase::Election), run.mark(&PROMOTE_REQUESTED))
+    {
         Some(d) => (d, "until the new primary was asked to promote"),
         None => (
             span,
@@ -514,19 +522,19 @@ fn checkpoint(spec: &ClusterSpec, run: &Run<'_>) -> Option<Measured> {
     let (interval, text) = checkpoint_timeout(spec)?;
     let governed = vec![Phase::Promotion];
     let span = run.span(&governed);
-    let (cost, how) = match Run::between(run.mark(PROMOTE_REQUESTED), run.mark(WAL_RECOVERY_ENDED))
-    {
-        Some(d) => (
-            d.min(span),
-            "WAL replay at promotion, from the new primary's log",
-        ),
-        // A switchover's promotion holds the old primary's stop too.
-        None if run.stop == Stop::Switchover => return None,
-        None => (
-            span,
-            "the whole promotion, no log to split it: an upper bound",
-        ),
-    };
+    let (cost, how) =
+        match Run::between(run.mark(&PROMOTE_REQUESTED), run.mark(&WAL_RECOVERY_ENDED)) {
+            Some(d) => (
+                d.min(span),
+                "WAL replay at promotion, from the new primary's log",
+            ),
+            // A switchover's promotion holds the old primary's stop too.
+            None if run.stop == Stop::Switchover => return None,
+            None => (
+                span,
+                "the whole promotion, no log to split it: an upper bound",
+            ),
+        };
     let longer = interval > super::CHECKPOINT_TIMEOUT_ADVISED;
     Some(Measured {
         setting: field::CHECKPOINT_TIMEOUT,

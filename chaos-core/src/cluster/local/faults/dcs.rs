@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::cluster::local::LocalCluster;
 use crate::error::LocalError;
 use crate::fault::{Fault, FaultGuard, FaultInfo, Healed, StopDcs};
-use crate::timeline::Timestamp;
+use crate::timeline::{Healing, Timestamp};
 use crate::{Error, Result};
 
 impl Fault<LocalCluster> for StopDcs {
@@ -63,7 +63,7 @@ impl FaultGuard for StopDcsGuard {
             match self.cluster.primary().await {
                 Ok(leader) => {
                     return Ok(Healed {
-                        event: "DCS back".into(),
+                        event: Healing::DcsBack,
                         at: served,
                         detail: Some(format!("leader {leader}")),
                     });

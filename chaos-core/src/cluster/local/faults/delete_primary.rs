@@ -7,7 +7,7 @@ use crate::Result;
 use crate::cluster::Role;
 use crate::cluster::local::LocalCluster;
 use crate::fault::{DeleteMode, DeletePrimary, Fault, FaultGuard, FaultInfo, Healed};
-use crate::timeline::Timestamp;
+use crate::timeline::{Healing, Timestamp};
 
 impl Fault<LocalCluster> for DeletePrimary {
     type Guard = DeletePrimaryGuard;
@@ -120,7 +120,7 @@ impl FaultGuard for DeletePrimaryGuard {
             }
         }
         Ok(Healed {
-            event: "node rejoined".into(),
+            event: Healing::NodeRejoined,
             at: Timestamp::now(),
             detail: Some(self.node.clone()),
         })

@@ -8,7 +8,7 @@ use nix::sys::signal::Signal;
 use crate::cluster::local::{LocalCluster, process};
 use crate::error::FaultError;
 use crate::fault::{Fault, FaultGuard, FaultInfo, FreezePrimary, FreezeReplicas, Healed};
-use crate::timeline::Timestamp;
+use crate::timeline::{Healing, Timestamp};
 use crate::{Error, Result};
 
 impl Fault<LocalCluster> for FreezePrimary {
@@ -152,7 +152,7 @@ impl FaultGuard for FreezeGuard {
             }
         }
         Ok(Healed {
-            event: "thawed".into(),
+            event: Healing::Thawed,
             at: Timestamp::now(),
             detail: self.info.victim.clone(),
         })

@@ -13,7 +13,7 @@ use crate::fault::link::Links;
 use crate::fault::{
     Bandwidth, Direction, Fault, FaultGuard, FaultInfo, FaultKind, Healed, Latency, PacketLoss,
 };
-use crate::timeline::Timestamp;
+use crate::timeline::{Healing, Timestamp};
 use crate::{Error, Result};
 
 impl Links {
@@ -252,7 +252,7 @@ impl FaultGuard for LinkGuard {
             )
             .await?;
         Ok(Healed {
-            event: "links restored".into(),
+            event: Healing::LinksRestored,
             at: Timestamp::now(),
             detail: Some(self.victim.clone()),
         })

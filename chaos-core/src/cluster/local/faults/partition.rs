@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::cluster::local::LocalCluster;
 use crate::fault::{Fault, FaultGuard, FaultInfo, Healed, PartitionNetwork};
-use crate::timeline::Timestamp;
+use crate::timeline::{Healing, Timestamp};
 use crate::{Error, Result};
 
 impl Fault<LocalCluster> for PartitionNetwork {
@@ -81,7 +81,7 @@ impl FaultGuard for PartitionGuard {
             .wait_serving(&self.victim, "the partition", Duration::from_secs(60))
             .await?;
         Ok(Healed {
-            event: "network healed".into(),
+            event: Healing::NetworkHealed,
             at: Timestamp::now(),
             detail: Some(self.victim.clone()),
         })

@@ -9,7 +9,7 @@ use crate::cluster::local::{LocalCluster, process};
 use crate::error::{FaultError, LocalError};
 use crate::fault::pause::Victim;
 use crate::fault::{Fault, FaultGuard, FaultInfo, Healed, PauseNode};
-use crate::timeline::Timestamp;
+use crate::timeline::{Healing, Timestamp};
 use crate::{Error, Result};
 
 impl Fault<LocalCluster> for PauseNode {
@@ -164,7 +164,7 @@ impl FaultGuard for PauseGuard {
         }
         tracing::info!(node = %self.node, "node resumed");
         Ok(Healed {
-            event: "node resumed".into(),
+            event: Healing::NodeResumed,
             at: Timestamp::now(),
             detail: Some(self.node.clone()),
         })

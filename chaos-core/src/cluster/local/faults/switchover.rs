@@ -11,7 +11,7 @@ use crate::cluster::local::patroni::Reply;
 use crate::error::{FaultError, LocalError};
 use crate::fault::switchover::Candidate;
 use crate::fault::{Fault, FaultGuard, FaultInfo, Healed, Switchover};
-use crate::timeline::Timestamp;
+use crate::timeline::{Healing, Timestamp};
 use crate::{Error, Result};
 
 /// Patroni's answer to the switchover request, or why none came.
@@ -211,7 +211,7 @@ impl FaultGuard for SwitchoverGuard {
         self.cluster.wait_replica(&self.old_primary, left).await?;
         tracing::info!(old = %self.old_primary, new = %new_primary, "switchover complete");
         Ok(Healed {
-            event: "switched over".into(),
+            event: Healing::SwitchedOver,
             at: Timestamp::now(),
             detail: Some(format!("{} -> {new_primary}", self.old_primary)),
         })

@@ -11,7 +11,7 @@ use crate::cluster::local::LocalCluster;
 use crate::cluster::local::disk::Dev;
 use crate::error::LocalError;
 use crate::fault::{Fault, FaultGuard, FaultInfo, Healed, ThrottleDisk};
-use crate::timeline::Timestamp;
+use crate::timeline::{Healing, Timestamp};
 use crate::{Error, Result};
 
 impl Fault<LocalCluster> for ThrottleDisk {
@@ -123,7 +123,7 @@ impl FaultGuard for ThrottleGuard {
             .wait_serving(&self.victim, "the disk throttle", Duration::from_secs(60))
             .await?;
         Ok(Healed {
-            event: "disk throttle lifted".into(),
+            event: Healing::DiskThrottleLifted,
             at: Timestamp::now(),
             detail: Some(self.victim.clone()),
         })

@@ -19,6 +19,7 @@ use super::{
     Lin, ML, MR, MUTED, W, axis, clip, dur, esc, palette, signed, svg_open, text, text_width, ticks,
 };
 use crate::report::{AttemptOutcome, HistoryEntry, PhaseRecord, Report, WorkloadRecord};
+use crate::timeline::EventKind;
 use lanes::Lanes;
 use legend::Legend;
 use plot::LatencyScale;
@@ -133,22 +134,25 @@ fn markers(r: &Report) -> Vec<Marker> {
     let mut out = Vec::new();
     let mut last: Option<String> = None;
     for e in &r.events {
-        if e.name != "new primary observed" {
+        let EventKind::NewPrimary { node, .. } = &e.kind else {
             continue;
-        }
-        let detail = e.detail.clone().unwrap_or_default();
-        let node = detail.split_whitespace().next().unwrap_or("?").to_string();
-        if last.as_deref() == Some(node.as_str()) {
+        };
+        if last.as_ref() == Some(node) {
             continue;
         }
         let t = e.at.ms_since(r.origin);
         out.push(Marker {
             t,
             label: format!("primary → {node}"),
-            title: format!("{} new primary observed ({detail})", signed(t)),
+            title: format!(
+                "{} {} ({})",
+                signed(t),
+                e.name(),
+                e.detail_text().unwrap_or_default()
+            ),
             dashed: false,
         });
-        last = Some(node);
+        last = Some(node.clone());
     }
     let mut tl: Option<u32> = None;
     for h in &r.history {
@@ -503,7 +507,12 @@ fn failure_bands(counts: &[u64; 6]) -> Vec<Class> {
 fn other_events(r: &Report, view: View) -> Vec<(f64, String)> {
     r.events
         .iter()
-        .filter(|e| e.name != "new primary observed" && e.name != "fault injected")
+        .filter(|e| {
+            !matches!(
+                e.kind,
+                EventKind::NewPrimary { .. } | EventKind::FaultInjected
+            )
+        })
         .map(|e| {
             let t = e.at.ms_since(r.origin);
             (
@@ -511,9 +520,8 @@ fn other_events(r: &Report, view: View) -> Vec<(f64, String)> {
                 format!(
                     "{} {}{}",
                     signed(t),
-                    e.name,
-                    e.detail
-                        .as_ref()
+                    e.name(),
+                    e.detail_text()
                         .map(|d| format!(" ({d})"))
                         .unwrap_or_default()
                 ),

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::cluster::cnpg::advisor::tests::fixture_spec;
+use crate::cluster::cnpg::status::{PRIMARY_FAILING, PROMOTE_REQUESTED, WAL_RECOVERY_ENDED};
 
 const T0: &str = "2026-08-21T10:00:00Z";
 
@@ -23,7 +24,7 @@ fn report(kind: &str, mode: &str, phases: &[(&str, f64)], marks: &[(&str, f64)])
         .collect();
     let events: Vec<Event> = marks
         .iter()
-        .map(|(name, ms)| Event::new(*name, at(*ms), None))
+        .map(|(name, ms)| Event::new(EventKind::from_report(name, None).0, at(*ms), None))
         .collect();
     let fault = serde_json::json!({
         "kind": kind, "mode": mode, "victim": "cluster-example-1", "injected_at": T0,

@@ -1,5 +1,11 @@
 //! Wall-clock timestamps and the events of a run's timeline.
 
+mod event;
+
+#[cfg(feature = "cnpg")]
+pub(crate) use event::{CNPG_FAILOVER_DEFERRED, CNPG_PRIMARY_FAILING};
+pub use event::{Event, EventKind, Healing, PromotionStep};
+
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -77,37 +83,9 @@ pub fn from_ms(ms: f64) -> Duration {
     Duration::from_micros((ms.max(0.0) * 1000.0).round() as u64)
 }
 
-/// A moment of a run: something the pipeline, a fault, the target or the test
-/// itself saw happen.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Event {
-    /// What happened, e.g. `fault injected` or `new primary observed`.
-    pub name: String,
-    /// When.
-    pub at: Timestamp,
-    /// Extra detail, e.g. the new primary's name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
-
-impl Event {
-    /// A new event.
-    pub fn new(name: impl Into<String>, at: impl Into<Timestamp>, detail: Option<String>) -> Self {
-        Event {
-            name: name.into(),
-            at: at.into(),
-            detail,
-        }
-    }
-
-    /// A new event happening now.
-    pub fn now(name: impl Into<String>, detail: Option<String>) -> Self {
-        Self::new(name, Timestamp::now(), detail)
-    }
-}
-
 /// The phases an RTO is split into, in order. A target marks the **end** of a
-/// phase with an event named [`Phase::end_event`] in its event stream (e.g.
+/// phase with an [`EventKind::PhaseEnded`] event (named [`Phase::end_event`]
+/// in reports) in its event stream (e.g.
 /// the CNPG target ends `detection` when the operator reports "Failing over");
 /// the report turns the marks into `phases[]`, each from the end of the one
 /// before (the first from the fault) to its own end, the last
@@ -153,7 +131,7 @@ impl Phase {
 
     /// The name of the event that marks the end of this phase, e.g.
     /// `detection ended`.
-    pub fn end_event(self) -> &'static str {
+    pub const fn end_event(self) -> &'static str {
         match self {
             Phase::Detection => "detection ended",
             Phase::Election => "election ended",
