@@ -108,6 +108,8 @@ pub mod fault;
 mod fault_kind;
 pub mod guide;
 pub mod harness;
+#[cfg(test)]
+mod layers;
 mod panics;
 pub mod pg;
 pub mod probe;

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+pub use crate::timeline::fmt_duration;
 use crate::verify::Measurement;
 pub use crate::violation::Violation;
 
@@ -190,11 +191,6 @@ impl Slo {
         }
         violations
     }
-}
-
-/// Formats a duration as seconds with millisecond precision, e.g. `4.912s`.
-pub fn fmt_duration(d: Duration) -> String {
-    format!("{}.{:03}s", d.as_secs(), d.subsec_millis())
 }
 
 /// Parses a humantime duration such as `"10s"`, `"1500ms"` or `"2m 30s"`.

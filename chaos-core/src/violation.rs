@@ -5,7 +5,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::slo::fmt_duration;
+use crate::timeline::fmt_duration;
 use crate::verify::WriteId;
 
 /// One way a run broke its SLO. Its [`Display`](fmt::Display) is the

@@ -23,6 +23,7 @@
 
 #[cfg(feature = "cnpg")]
 pub mod cnpg;
+mod dispatch;
 pub mod external;
 pub mod local;
 pub(crate) mod pglog;

@@ -1,17 +1,38 @@
 //! The built-in faults as one typed value, [`Builtin`], which is what a
-//! target receives through [`Target::inject_builtin`]: `Fault<dyn Target>`
-//! for each built-in fault (and for [`FaultSpec`](super::FaultSpec)) asks the
+//! target receives through
+//! [`Target::inject_builtin`](crate::cluster::Target::inject_builtin):
+//! `Fault<dyn Target>` for each built-in fault (and for
+//! [`FaultSpec`](super::FaultSpec)), in `cluster/dispatch.rs`, asks the
 //! target, and the target does it with its own `Fault<ItsType>` or says
 //! [`Error::Unsupported`](crate::Error::Unsupported).
-
-use std::future::Future;
 
 use super::{
     AnyGuard, Bandwidth, DeletePrimary, Fault, FaultKind, FreezePrimary, FreezeReplicas, Latency,
     PacketLoss, PartitionNetwork, PauseNode, StopDcs, Switchover, ThrottleDisk,
 };
 use crate::Result;
-use crate::cluster::Target;
+
+/// Calls macro `$then!` with the built-in faults' type names: the one list
+/// that [`Builtin`] and the seam's `Fault<dyn Target>` impls
+/// (`cluster/dispatch.rs`) are generated from.
+macro_rules! with_builtins {
+    ($then:ident) => {
+        $then!(
+            DeletePrimary,
+            FreezePrimary,
+            FreezeReplicas,
+            PartitionNetwork,
+            PauseNode,
+            StopDcs,
+            Switchover,
+            ThrottleDisk,
+            PacketLoss,
+            Bandwidth,
+            Latency,
+        );
+    };
+}
+pub(crate) use with_builtins;
 
 macro_rules! builtin {
     ($($variant:ident),* $(,)?) => {
@@ -35,7 +56,7 @@ macro_rules! builtin {
 
             /// Injects the fault into `target` through `T`'s own `Fault<T>`
             /// impls: how a target that does every built-in fault implements
-            /// [`Target::inject_builtin`].
+            /// [`Target::inject_builtin`](crate::cluster::Target::inject_builtin).
             ///
             /// # Errors
             /// As the fault's own `inject`.
@@ -58,33 +79,8 @@ macro_rules! builtin {
                     Builtin::$variant(fault)
                 }
             }
-
-            /// On any target: the target does it its own way
-            /// ([`Target::inject_builtin`]), or says it cannot.
-            impl Fault<dyn Target> for $variant {
-                type Guard = AnyGuard;
-
-                fn inject(
-                    self,
-                    target: &dyn Target,
-                ) -> impl Future<Output = Result<AnyGuard>> + Send {
-                    target.inject_builtin(Builtin::$variant(self), None)
-                }
-            }
         )*
     };
 }
 
-builtin!(
-    DeletePrimary,
-    FreezePrimary,
-    FreezeReplicas,
-    PartitionNetwork,
-    PauseNode,
-    StopDcs,
-    Switchover,
-    ThrottleDisk,
-    PacketLoss,
-    Bandwidth,
-    Latency,
-);
+with_builtins!(builtin);

@@ -1,33 +1,25 @@
-//! Degraded links on the local cluster: packet loss, a bandwidth limit or
-//! added latency on a node's links, in the kernel.
+//! Degraded links: packet loss, a bandwidth limit or added latency on a
+//! node's links.
 //!
 //! The packets are chosen as for [`PartitionNetwork`](super::PartitionNetwork)
 //! (a node, by default the primary; its links to the other nodes, the DCS
-//! and/or clients; one way or both), by an iptables chain `chaos-<run id>-<n>`
-//! (see [`crate::cluster::local`]). Needs root. Other targets:
-//! `Fault<dyn Target>` says which can.
+//! and/or clients; one way or both). The local cluster degrades them in the
+//! kernel, with an iptables chain (see [`crate::cluster::local`]; needs
+//! root). Other targets: `Fault<dyn Target>` says which can.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::partition::Direction;
-use super::{Fault, FaultGuard, FaultInfo, FaultKind, Healed};
-use crate::cluster::local::LocalCluster;
-use crate::cluster::local::netfilter::{
-    CLIENTS, DCS, Degradation, MAX_DELAY, MAX_RATE, MIN_RATE, Net,
-};
-use crate::error::LocalError;
-use crate::timeline::{Healing, Timestamp};
-use crate::{Error, Result};
+use super::{Direction, FaultKind};
 
 /// Which of a node's links a network fault acts on: the node (by default the
 /// primary, resolved at injection), which peers, and which way.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Links {
-    node: Option<String>,
-    nodes: bool,
-    dcs: bool,
-    clients: bool,
-    direction: Direction,
+    pub(crate) node: Option<String>,
+    pub(crate) nodes: bool,
+    pub(crate) dcs: bool,
+    pub(crate) clients: bool,
+    pub(crate) direction: Direction,
 }
 
 impl Links {
@@ -108,63 +100,6 @@ impl Links {
         };
         format!("{} {way}", peers.join("+"))
     }
-
-    /// The node (resolving the primary now), its group, and the (from, to)
-    /// group pairs whose packets the fault acts on.
-    ///
-    /// # Errors
-    /// [`Error::Config`] (as `field`) when no peer is chosen; when the primary
-    /// or the node cannot be found.
-    pub(crate) async fn resolve(
-        &self,
-        cluster: &LocalCluster,
-        net: &Net,
-        field: &'static str,
-    ) -> Result<(String, usize, Vec<(usize, usize)>)> {
-        let victim = match &self.node {
-            Some(n) => n.clone(),
-            None => cluster.primary().await?,
-        };
-        let me = net
-            .group(&victim)
-            .ok_or_else(|| LocalError::NoSuchNode {
-                name: victim.clone(),
-            })?
-            .index;
-        let mut peers = Vec::new();
-        if self.nodes {
-            peers.extend(
-                cluster
-                    .nodes()
-                    .iter()
-                    .filter(|n| n.name != victim)
-                    .filter_map(|n| net.group(&n.name).map(|g| g.index)),
-            );
-        }
-        if self.dcs {
-            peers.push(DCS);
-        }
-        if self.clients {
-            peers.push(CLIENTS);
-        }
-        if peers.is_empty() {
-            return Err(Error::Config {
-                field,
-                expected: "at least one of the nodes, the DCS or clients",
-                found: "none".into(),
-            });
-        }
-        let mut pairs = Vec::new();
-        for &p in &peers {
-            if self.direction != Direction::Inbound {
-                pairs.push((me, p));
-            }
-            if self.direction != Direction::Outbound {
-                pairs.push((p, me));
-            }
-        }
-        Ok((victim, me, pairs))
-    }
 }
 
 /// The builder methods every link fault shares.
@@ -223,8 +158,8 @@ macro_rules! link_options {
 #[derive(Debug, Clone, PartialEq)]
 #[must_use]
 pub struct PacketLoss {
-    percent: f64,
-    links: Links,
+    pub(crate) percent: f64,
+    pub(crate) links: Links,
 }
 
 impl PacketLoss {
@@ -271,8 +206,8 @@ impl PacketLoss {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use]
 pub struct Bandwidth {
-    bytes_per_sec: u64,
-    links: Links,
+    pub(crate) bytes_per_sec: u64,
+    pub(crate) links: Links,
 }
 
 impl Bandwidth {
@@ -299,7 +234,7 @@ impl Bandwidth {
 ///
 /// Needs the kernel's netem qdisc (`CONFIG_NET_SCH_NETEM`, module
 /// `sch_netem`); where it is missing, injection fails with
-/// [`Error::KernelFeature`]. Where it exists, the fault puts an `htb` qdisc
+/// [`Error::KernelFeature`](crate::Error::KernelFeature). Where it exists, the fault puts an `htb` qdisc
 /// on `lo` (machine-wide while the fault lasts; handle from the run id,
 /// removed with the fault and by the cluster's cleanup), a class with a
 /// netem leaf, and classifies the chosen packets into it (`iptables -j
@@ -324,8 +259,8 @@ impl Bandwidth {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use]
 pub struct Latency {
-    delay: Duration,
-    links: Links,
+    pub(crate) delay: Duration,
+    pub(crate) links: Links,
 }
 
 impl Latency {
@@ -343,198 +278,6 @@ impl Latency {
     /// The built-in fault this is.
     pub fn kind(&self) -> FaultKind {
         FaultKind::PrimaryLatency
-    }
-}
-
-/// The cluster's network machinery, or [`Error::Privilege`].
-fn net_for(cluster: &LocalCluster, kind: FaultKind) -> Result<&Net> {
-    cluster.net().map_err(|why| Error::Privilege {
-        fault: kind.name().into(),
-        needs: "root: CAP_NET_ADMIN for iptables and write access to the cgroup2 hierarchy",
-        found: why.to_string(),
-        how: "run as root (e.g. `sudo -E cargo test`); the cluster puts each node in a cgroup at boot",
-    })
-}
-
-/// Installs degradation `how` on `links` and returns its guard.
-async fn degrade(
-    cluster: &LocalCluster,
-    net: &Net,
-    links: &Links,
-    how: Degradation,
-    kind: FaultKind,
-    field: &'static str,
-    action: String,
-) -> Result<LinkGuard> {
-    let (victim, me, pairs) = links.resolve(cluster, net, field).await?;
-    let chain = net.degrade(me, &pairs, how)?;
-    let info = FaultInfo {
-        kind: kind.name().into(),
-        mode: format!("{action} {}", links.describe()),
-        victim: Some(victim.clone()),
-        injected_at: Timestamp::now(),
-    };
-    tracing::info!(node = %victim, mode = %info.mode, chain = %chain, "links degraded");
-    Ok(LinkGuard {
-        info,
-        cluster: cluster.clone(),
-        victim,
-        chain: Some(chain),
-        injected_at: Instant::now(),
-    })
-}
-
-impl Fault<LocalCluster> for PacketLoss {
-    type Guard = LinkGuard;
-
-    async fn inject(self, cluster: &LocalCluster) -> Result<LinkGuard> {
-        if !(self.percent > 0.0 && self.percent <= 100.0) {
-            return Err(Error::Config {
-                field: "PacketLoss::primary",
-                expected: "a percentage of packets to drop, more than 0 and at most 100",
-                found: self.percent.to_string(),
-            });
-        }
-        let net = net_for(cluster, self.kind())?;
-        let how = Degradation::Loss(self.percent / 100.0);
-        let action = format!("drop {}%", self.percent);
-        degrade(
-            cluster,
-            net,
-            &self.links,
-            how,
-            self.kind(),
-            "PacketLoss",
-            action,
-        )
-        .await
-    }
-}
-
-impl Fault<LocalCluster> for Bandwidth {
-    type Guard = LinkGuard;
-
-    async fn inject(self, cluster: &LocalCluster) -> Result<LinkGuard> {
-        if !(MIN_RATE..=MAX_RATE).contains(&self.bytes_per_sec) {
-            return Err(Error::Config {
-                field: "Bandwidth::primary",
-                expected: "a rate in bytes per second from 1024 (1 KiB/s) to 1073741824 (1 GiB/s)",
-                found: self.bytes_per_sec.to_string(),
-            });
-        }
-        let net = net_for(cluster, self.kind())?;
-        let how = Degradation::Rate(self.bytes_per_sec);
-        let action = format!("limit {} B/s per direction", self.bytes_per_sec);
-        degrade(
-            cluster,
-            net,
-            &self.links,
-            how,
-            self.kind(),
-            "Bandwidth",
-            action,
-        )
-        .await
-    }
-}
-
-impl Fault<LocalCluster> for Latency {
-    type Guard = LinkGuard;
-
-    async fn inject(self, cluster: &LocalCluster) -> Result<LinkGuard> {
-        if self.delay.is_zero() || self.delay > MAX_DELAY {
-            return Err(Error::Config {
-                field: "Latency::primary",
-                expected: "a delay of more than 0 and at most 60 s",
-                found: format!("{:?}", self.delay),
-            });
-        }
-        let net = net_for(cluster, self.kind())?;
-        if let Some(found) = net.netem_missing() {
-            return Err(Error::KernelFeature {
-                fault: self.kind().name().into(),
-                feature: "netem (sch_netem)",
-                found,
-                how: "use a kernel built with CONFIG_NET_SCH_NETEM or load its module \
-                      (`modprobe sch_netem`); without it, add latency in user space with a \
-                      TCP proxy between the client and the node, or use PacketLoss or \
-                      Bandwidth, which need no qdisc",
-            });
-        }
-        let how = Degradation::Delay(self.delay);
-        let action = format!("delay {:?}", self.delay);
-        degrade(
-            cluster,
-            net,
-            &self.links,
-            how,
-            self.kind(),
-            "Latency",
-            action,
-        )
-        .await
-    }
-}
-
-/// Guard of [`PacketLoss`], [`Bandwidth`] and [`Latency`]: removes the
-/// iptables chain (and, for latency, the qdisc class) that degrades the links.
-#[derive(Debug)]
-pub struct LinkGuard {
-    info: FaultInfo,
-    cluster: LocalCluster,
-    victim: String,
-    chain: Option<String>,
-    injected_at: Instant,
-}
-
-impl LinkGuard {
-    /// The iptables chain holding the rules (`chaos-<run id>-<n>`), until
-    /// healed.
-    pub fn chain(&self) -> Option<&str> {
-        self.chain.as_deref()
-    }
-
-    fn lift(&mut self) -> Result<()> {
-        match (self.chain.take(), self.cluster.net()) {
-            (Some(chain), Ok(net)) => net.lift(&chain),
-            _ => Ok(()),
-        }
-    }
-}
-
-impl FaultGuard for LinkGuard {
-    fn info(&self) -> &FaultInfo {
-        &self.info
-    }
-
-    fn injected_at(&self) -> Instant {
-        self.injected_at
-    }
-
-    /// Removes the rules, then waits (up to 60 s) until the node serves again
-    /// as Patroni reports it, with a primary in place.
-    async fn heal(mut self) -> Result<Healed> {
-        self.lift()?;
-        self.cluster
-            .wait_serving(
-                &self.victim,
-                "its links were restored",
-                Duration::from_secs(60),
-            )
-            .await?;
-        Ok(Healed {
-            event: Healing::LinksRestored,
-            at: Timestamp::now(),
-            detail: Some(self.victim.clone()),
-        })
-    }
-}
-
-impl Drop for LinkGuard {
-    fn drop(&mut self) {
-        if let Err(e) = self.lift() {
-            tracing::error!(error = %e, "fault guard dropped: could not restore the links");
-        }
     }
 }
 

@@ -9,6 +9,15 @@
 //! [`crate::Error::Unsupported`] naming the targets that can (from the
 //! [`CATALOGUE`]). [`Shell`] runs on every target.
 //!
+//! This module says *what* a fault is: the traits, each built-in fault with
+//! its settings, the catalogue. It knows no target. *How* a target does a
+//! fault lives with the target, behind the seam: `cluster/local/faults/`
+//! (with the local guards, e.g.
+//! [`PauseGuard`](crate::cluster::local::PauseGuard)),
+//! `cluster/external/faults.rs`, `cluster/cnpg/faults.rs`; the impls that
+//! hand a fault to any target (`Fault<dyn Target>`, [`Shell`] on every
+//! target) are in `cluster/dispatch.rs`.
+//!
 //! ## Writing a fault
 //!
 //! `inject` must return once the fault **is in effect** and take
@@ -21,13 +30,13 @@ mod builtin;
 mod dcs;
 mod delete_primary;
 mod freeze;
-mod link;
+pub(crate) mod link;
 mod partition;
-mod pause;
-mod shell;
+pub(crate) mod pause;
+pub(crate) mod shell;
 mod spec;
-mod switchover;
-mod throttle;
+pub(crate) mod switchover;
+pub(crate) mod throttle;
 
 use std::fmt;
 use std::future::Future;
@@ -38,16 +47,17 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::fault_kind::{ArgKind, CATALOGUE, FaultArg, FaultEntry, FaultKind};
 pub use builtin::Builtin;
-pub use dcs::{StopDcs, StopDcsGuard};
-pub use delete_primary::{DeleteMode, DeletePrimary, DeletePrimaryGuard};
-pub use freeze::{FreezeGuard, FreezePrimary, FreezeReplicas};
-pub use link::{Bandwidth, Latency, LinkGuard, PacketLoss};
-pub use partition::{Direction, PartitionGuard, PartitionNetwork};
-pub use pause::{PauseGuard, PauseNode};
+pub(crate) use builtin::with_builtins;
+pub use dcs::StopDcs;
+pub use delete_primary::{DeleteMode, DeletePrimary};
+pub use freeze::{FreezePrimary, FreezeReplicas};
+pub use link::{Bandwidth, Latency, PacketLoss};
+pub use partition::{Direction, PartitionNetwork};
+pub use pause::PauseNode;
 pub use shell::{Shell, ShellGuard};
 pub use spec::FaultSpec;
-pub use switchover::{Switchover, SwitchoverGuard};
-pub use throttle::{ThrottleDisk, ThrottleGuard};
+pub use switchover::Switchover;
+pub use throttle::ThrottleDisk;
 
 use crate::Result;
 use crate::timeline::Timestamp;

@@ -3,8 +3,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use super::{Fault, FaultGuard, FaultInfo, Healed};
-use crate::cluster::Target;
+use super::{FaultGuard, FaultInfo, Healed};
 use crate::timeline::{Healing, Timestamp};
 use crate::{Error, Result};
 
@@ -34,11 +33,11 @@ use crate::{Error, Result};
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct Shell {
-    inject: String,
-    heal: Option<String>,
-    name: String,
-    timeout: Duration,
-    env: Vec<(&'static str, String)>,
+    pub(crate) inject: String,
+    pub(crate) heal: Option<String>,
+    pub(crate) name: String,
+    pub(crate) timeout: Duration,
+    pub(crate) env: Vec<(&'static str, String)>,
 }
 
 impl Shell {
@@ -128,46 +127,14 @@ pub(crate) async fn run_command(
     }
 }
 
-impl<T: Target + ?Sized> Fault<T> for Shell {
-    type Guard = ShellGuard;
-
-    async fn inject(self, target: &T) -> Result<ShellGuard> {
-        let primary = match tokio::time::timeout(Duration::from_secs(5), target.topology()).await {
-            Ok(Ok(t)) => t.primary_name().map(str::to_string),
-            _ => None,
-        };
-        let mut env = self.env;
-        env.push(("CHAOS_TARGET_KIND", target.kind().to_string()));
-        if let Some(p) = &primary {
-            env.push(("CHAOS_PRIMARY", p.clone()));
-        }
-        let (injected_at, wall) = (Instant::now(), Timestamp::now());
-        run_command(&self.inject, &env, self.timeout).await?;
-        let shown = crate::dsn::redact_text(&self.inject);
-        tracing::info!(command = %shown, ran = ?injected_at.elapsed(), "shell fault injected");
-        Ok(ShellGuard {
-            info: FaultInfo {
-                kind: self.name,
-                mode: shown,
-                victim: primary,
-                injected_at: wall,
-            },
-            injected_at,
-            heal: self.heal,
-            env,
-            timeout: self.timeout,
-        })
-    }
-}
-
 /// Guard of [`Shell`]: runs the heal command, if there is one.
 #[derive(Debug)]
 pub struct ShellGuard {
-    info: FaultInfo,
-    injected_at: Instant,
-    heal: Option<String>,
-    env: Vec<(&'static str, String)>,
-    timeout: Duration,
+    pub(crate) info: FaultInfo,
+    pub(crate) injected_at: Instant,
+    pub(crate) heal: Option<String>,
+    pub(crate) env: Vec<(&'static str, String)>,
+    pub(crate) timeout: Duration,
 }
 
 impl FaultGuard for ShellGuard {

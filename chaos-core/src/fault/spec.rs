@@ -8,11 +8,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use super::{
-    AnyGuard, ArgKind, Bandwidth, Builtin, DeletePrimary, Fault, FaultKind, FreezePrimary,
-    FreezeReplicas, Latency, PacketLoss, PartitionNetwork, PauseNode, StopDcs, Switchover,
-    ThrottleDisk,
+    ArgKind, Bandwidth, Builtin, DeletePrimary, FaultKind, FreezePrimary, FreezeReplicas, Latency,
+    PacketLoss, PartitionNetwork, PauseNode, StopDcs, Switchover, ThrottleDisk,
 };
-use crate::cluster::Target;
 use crate::{Error, Result};
 
 /// A built-in fault and its argument, parsed from `NAME` or `NAME=VALUE`.
@@ -242,18 +240,6 @@ impl FaultSpec {
     }
 }
 
-/// On any target: the target does the fault its own way
-/// ([`Target::inject_builtin`]; an external target's command is told the
-/// value as `CHAOS_FAULT_ARG`), or says it cannot.
-impl Fault<dyn Target> for FaultSpec {
-    type Guard = AnyGuard;
-
-    async fn inject(self, target: &dyn Target) -> Result<AnyGuard> {
-        let fault = self.builtin()?;
-        target.inject_builtin(fault, self.arg).await
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,26 +320,5 @@ mod tests {
         }
         let err = FaultSpec::parse("bogus").expect_err("unknown");
         assert!(err.to_string().contains("kill-primary"), "{err}");
-    }
-
-    #[tokio::test]
-    async fn an_external_fault_command_is_told_the_value() {
-        use crate::cluster::external::ExternalCluster;
-        use crate::fault::FaultGuard;
-        let out = std::env::temp_dir().join(format!("chaos-spec-arg-{}", std::process::id()));
-        let c = ExternalCluster::builder("postgresql://127.0.0.1:1/db?connect_timeout=1")
-            .fault_command(
-                FaultKind::PrimaryPacketLoss,
-                format!("printf %s \"$CHAOS_FAULT_ARG\" > '{}'", out.display()),
-                None,
-            )
-            .build()
-            .expect("valid");
-        let target: &dyn Target = &c;
-        let spec = FaultSpec::parse("primary-packet-loss=30%").unwrap();
-        let guard = spec.inject(target).await.expect("the command ran");
-        assert_eq!(guard.info().kind, "primary-packet-loss");
-        assert_eq!(std::fs::read_to_string(&out).unwrap(), "30%");
-        let _ = std::fs::remove_file(&out);
     }
 }

@@ -1,18 +1,12 @@
-//! Disk throttling on the local cluster: a node's I/O limited in the kernel
-//! (blkio cgroup throttles on its loop-device filesystems).
+//! Disk throttling: a node's I/O limited.
 //!
-//! Needs a cluster built with
+//! The local cluster does it in the kernel (blkio cgroup throttles on its
+//! loop-device filesystems) and needs one built with
 //! [`LocalClusterBuilder::disk_faults`](crate::cluster::local::LocalClusterBuilder::disk_faults)
 //! (each node's data directory on a filesystem of its own), hence root. Other
 //! targets: `Fault<dyn Target>` says which can.
 
-use std::time::{Duration, Instant};
-
-use super::{Fault, FaultGuard, FaultInfo, FaultKind, Healed};
-use crate::cluster::local::LocalCluster;
-use crate::cluster::local::disk::{Dev, Limits};
-use crate::error::LocalError;
-use crate::timeline::{Healing, Timestamp};
+use super::FaultKind;
 use crate::{Error, Result};
 
 /// Limits a node's disk I/O (by default the current primary's): bytes or
@@ -48,9 +42,9 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use]
 pub struct ThrottleDisk {
-    node: Option<String>,
-    limits: Limits,
-    wal_only: bool,
+    pub(crate) node: Option<String>,
+    pub(crate) limits: DiskLimits,
+    pub(crate) wal_only: bool,
 }
 
 impl ThrottleDisk {
@@ -59,7 +53,7 @@ impl ThrottleDisk {
     pub fn primary() -> Self {
         ThrottleDisk {
             node: None,
-            limits: Limits::default(),
+            limits: DiskLimits::default(),
             wal_only: false,
         }
     }
@@ -134,7 +128,7 @@ impl ThrottleDisk {
     }
 
     /// What is limited, e.g. `write 1 MiB/s, write 50 IOPS on the WAL`.
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let l = &self.limits;
         let parts: Vec<String> = [
             l.write_bps.map(|b| format!("write {}", rate(b))),
@@ -150,7 +144,7 @@ impl ThrottleDisk {
     }
 
     /// Checks the settings against the cluster's disks.
-    fn check(&self, separate_wal: bool) -> Result<()> {
+    pub(crate) fn check(&self, separate_wal: bool) -> Result<()> {
         if self.limits.is_empty() {
             return Err(Error::Config {
                 field: "ThrottleDisk",
@@ -181,6 +175,29 @@ impl ThrottleDisk {
     }
 }
 
+/// A [`ThrottleDisk`]'s limits, per second; `None` leaves a setting alone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct DiskLimits {
+    pub(crate) read_bps: Option<u64>,
+    pub(crate) write_bps: Option<u64>,
+    pub(crate) read_iops: Option<u64>,
+    pub(crate) write_iops: Option<u64>,
+}
+
+impl DiskLimits {
+    /// Whether no limit is set.
+    pub(crate) fn is_empty(&self) -> bool {
+        [
+            self.read_bps,
+            self.write_bps,
+            self.read_iops,
+            self.write_iops,
+        ]
+        .iter()
+        .all(Option::is_none)
+    }
+}
+
 /// `bytes` per second, in the largest binary unit that divides it.
 fn rate(bytes: u64) -> String {
     match bytes {
@@ -188,130 +205,6 @@ fn rate(bytes: u64) -> String {
         b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB/s", b >> 20),
         b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB/s", b >> 10),
         b => format!("{b} B/s"),
-    }
-}
-
-impl Fault<LocalCluster> for ThrottleDisk {
-    type Guard = ThrottleGuard;
-
-    async fn inject(self, cluster: &LocalCluster) -> Result<ThrottleGuard> {
-        if let Some(why) = crate::cluster::local::disk::unavailable() {
-            return Err(Error::Privilege {
-                fault: self.kind().name().into(),
-                needs: "root, loop devices and the cgroup v1 blkio controller",
-                found: why,
-                how: "run as root (e.g. `sudo -E cargo test`) and build the cluster with \
-                      LocalClusterBuilder::disk_faults(true)",
-            });
-        }
-        let disks = cluster.disks().ok_or_else(|| Error::Config {
-            field: "disk_faults",
-            expected: "a local cluster whose nodes have filesystems of their own: build it \
-                       with LocalClusterBuilder::disk_faults(true)",
-            found: "a cluster built without disk faults".into(),
-        })?;
-        self.check(disks.separate_wal())?;
-        let victim = match &self.node {
-            Some(n) => n.clone(),
-            None => cluster.primary().await?,
-        };
-        let node = disks.node(&victim).ok_or_else(|| LocalError::NoSuchNode {
-            name: victim.clone(),
-        })?;
-        let volumes: Vec<_> = if self.wal_only {
-            node.wal.iter().collect()
-        } else {
-            std::iter::once(&node.data)
-                .chain(node.wal.as_ref())
-                .collect()
-        };
-        let devices: Vec<Dev> = volumes.iter().map(|v| v.dev).collect();
-        if let Err(e) = disks.throttle(&victim, &devices, &self.limits) {
-            let _ = disks.lift(&victim, &devices);
-            return Err(e);
-        }
-        let info = FaultInfo {
-            kind: self.kind().name().into(),
-            mode: self.describe(),
-            victim: Some(victim.clone()),
-            injected_at: Timestamp::now(),
-        };
-        let injected_at = Instant::now();
-        tracing::info!(
-            node = %victim,
-            mode = %info.mode,
-            devices = ?volumes.iter().map(|v| v.device.display().to_string()).collect::<Vec<_>>(),
-            "disk throttled"
-        );
-        Ok(ThrottleGuard {
-            info,
-            cluster: cluster.clone(),
-            victim,
-            devices,
-            lifted: false,
-            injected_at,
-        })
-    }
-}
-
-/// Guard of [`ThrottleDisk`]: lifts the node's limits (writes `MAJ:MIN 0` to
-/// its blkio throttle settings).
-#[derive(Debug)]
-pub struct ThrottleGuard {
-    info: FaultInfo,
-    cluster: LocalCluster,
-    victim: String,
-    devices: Vec<Dev>,
-    lifted: bool,
-    injected_at: Instant,
-}
-
-impl ThrottleGuard {
-    /// The throttled devices' numbers (`MAJ:MIN`).
-    pub fn devices(&self) -> Vec<String> {
-        self.devices.iter().map(Dev::to_string).collect()
-    }
-
-    fn lift(&mut self) -> Result<()> {
-        if std::mem::replace(&mut self.lifted, true) {
-            return Ok(());
-        }
-        match self.cluster.disks() {
-            Some(disks) => disks.lift(&self.victim, &self.devices),
-            None => Ok(()),
-        }
-    }
-}
-
-impl FaultGuard for ThrottleGuard {
-    fn info(&self) -> &FaultInfo {
-        &self.info
-    }
-
-    fn injected_at(&self) -> Instant {
-        self.injected_at
-    }
-
-    /// Lifts the limits, then waits (up to 60 s) until the node serves again
-    /// as Patroni reports it, and the cluster has a primary.
-    async fn heal(mut self) -> Result<Healed> {
-        self.lift()?;
-        self.cluster
-            .wait_serving(&self.victim, "the disk throttle", Duration::from_secs(60))
-            .await?;
-        Ok(Healed {
-            event: Healing::DiskThrottleLifted,
-            at: Timestamp::now(),
-            detail: Some(self.victim.clone()),
-        })
-    }
-}
-
-impl Drop for ThrottleGuard {
-    fn drop(&mut self) {
-        if let Err(e) = self.lift() {
-            tracing::error!(error = %e, "fault guard dropped: could not lift the disk throttle");
-        }
     }
 }
 

@@ -11,6 +11,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// Formats a duration as seconds with millisecond precision, e.g. `4.912s`
+/// (also [`crate::slo::fmt_duration`]: what the SLO, its violations and the
+/// reports print durations with).
+pub fn fmt_duration(d: Duration) -> String {
+    format!("{}.{:03}s", d.as_secs(), d.subsec_millis())
+}
+
 /// A wall-clock time with microsecond precision, written as RFC 3339
 /// (`2026-11-25T19:37:54.678125Z`) in reports. Truncated to microseconds when
 /// made, so that a report written and read back is equal to the original.

@@ -29,6 +29,7 @@ use std::process::{Command, Stdio};
 use super::config::{PatroniConfig, ToolOption};
 use super::process::RunAs;
 use crate::error::LocalError;
+use crate::fault::throttle::DiskLimits;
 use crate::{Error, Result};
 
 /// Size of each sparse backing file: space is used only as it is written.
@@ -260,16 +261,7 @@ impl NodeDisks {
     }
 }
 
-/// Throttle limits; `None` leaves a setting alone.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Limits {
-    pub read_bps: Option<u64>,
-    pub write_bps: Option<u64>,
-    pub read_iops: Option<u64>,
-    pub write_iops: Option<u64>,
-}
-
-impl Limits {
+impl DiskLimits {
     /// The blkio files and values set.
     fn settings(&self) -> impl Iterator<Item = (&'static str, u64)> {
         [
@@ -280,11 +272,6 @@ impl Limits {
         ]
         .into_iter()
         .filter_map(|(f, v)| Some((f, v?)))
-    }
-
-    /// Whether no limit is set.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.settings().next().is_none()
     }
 }
 
@@ -409,7 +396,7 @@ impl Disks {
     }
 
     /// Limits node `name`'s I/O on `devices`.
-    pub(crate) fn throttle(&self, name: &str, devices: &[Dev], limits: &Limits) -> Result<()> {
+    pub(crate) fn throttle(&self, name: &str, devices: &[Dev], limits: &DiskLimits) -> Result<()> {
         let group = self.cgroup_dir.join(name);
         for (file, value) in limits.settings() {
             for dev in devices {
@@ -575,10 +562,10 @@ mod tests {
 
     #[test]
     fn limits_name_their_blkio_files() {
-        let l = Limits {
+        let l = DiskLimits {
             write_bps: Some(1 << 20),
             read_iops: Some(50),
-            ..Limits::default()
+            ..DiskLimits::default()
         };
         let set: Vec<_> = l.settings().collect();
         assert_eq!(
@@ -588,7 +575,7 @@ mod tests {
                 ("blkio.throttle.read_iops_device", 50)
             ]
         );
-        assert!(Limits::default().is_empty());
+        assert!(DiskLimits::default().is_empty());
         assert_eq!(Dev { major: 7, minor: 3 }.to_string(), "7:3");
     }
 

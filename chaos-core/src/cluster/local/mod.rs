@@ -32,6 +32,7 @@ mod cluster;
 mod config;
 pub(crate) mod disk;
 pub(crate) mod etcd;
+mod faults;
 pub(crate) mod leader_watch;
 mod log_tail;
 pub(crate) mod netfilter;
@@ -45,5 +46,9 @@ pub use binaries::{Binaries, DEFAULT_PATRONI_VERSION, Overrides, pinned_patroni}
 pub use boot::BootTimings;
 pub use cluster::{LocalCluster, LocalClusterBuilder, NodeInfo};
 pub use config::{PatroniTimings, SynchronousMode};
+pub use faults::{
+    DeletePrimaryGuard, FreezeGuard, LinkGuard, PartitionGuard, PauseGuard, StopDcsGuard,
+    SwitchoverGuard, ThrottleGuard,
+};
 pub use reconfigure::PATRONI_SETTINGS;
 pub use template::TemplateSource;
