@@ -81,7 +81,7 @@ impl Slo {
     /// the percentile rather than failed on its own.
     ///
     /// # Errors
-    /// [`Error::Config`] for a percentile above a stated `max_rto`.
+    /// [`Error::Config`](crate::Error::Config) for a percentile above a stated `max_rto`.
     pub fn with_p95(
         mut self,
         p95: Duration,

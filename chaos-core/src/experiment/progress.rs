@@ -40,7 +40,7 @@ impl fmt::Display for Phase {
     }
 }
 
-/// A live view of a run, handed to the [`Experiment::progress`] callback about
+/// A live view of a run, handed to the [`Experiment::progress`](crate::Experiment::progress) callback about
 /// five times a second.
 #[derive(Debug, Clone)]
 pub struct Progress {

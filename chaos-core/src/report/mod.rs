@@ -64,7 +64,7 @@ pub struct FaultRecord {
     /// the outage it caused began. `None`: no recovery.
     pub rto_ms: Option<f64>,
     /// Where that RTO went, from the target's phase marks (see
-    /// [`Phase`]); empty when the target marked none or there was no recovery.
+    /// [`Phase`](crate::timeline::Phase)); empty when the target marked none or there was no recovery.
     #[serde(default)]
     pub phases: Vec<PhaseRecord>,
     /// A degrading fault's effect on commit latency (throttle, packet loss,
@@ -144,7 +144,7 @@ impl SlowdownRecord {
 /// `first_write`, in that order; a fault's phases add up to its RTO.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PhaseRecord {
-    /// The phase's name ([`Phase::name`]).
+    /// The phase's name ([`Phase::name`](crate::timeline::Phase::name)).
     pub name: String,
     /// How long it lasted.
     pub ms: f64,

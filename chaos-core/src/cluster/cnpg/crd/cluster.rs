@@ -213,7 +213,7 @@ pub struct SynchronousReplicaConfiguration {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_durability: Option<DataDurability>,
     /// Whether a failover needs a quorum of the synchronous standbys
-    /// (tracked in a [`FailoverQuorum`]).
+    /// (tracked in a [`FailoverQuorum`](super::FailoverQuorum)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failover_quorum: Option<bool>,
     /// How many cluster instances may be listed in `synchronous_standby_names`.
@@ -464,7 +464,7 @@ pub struct ClusterStatus {
     /// `failoverDelay` runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_primary_failing_since_timestamp: Option<String>,
-    /// The cluster's phase, see [`phase`].
+    /// The cluster's phase, see [`phase`](super::phase).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
     /// Why the cluster is in its phase.
