@@ -2,8 +2,9 @@
 //! iptables chain `chaos-<run id>-<n>` on the node's links (see
 //! [`crate::cluster::local`]), removed on heal. Needs root.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use super::chain::ChainRules;
 use crate::cluster::local::LocalCluster;
 use crate::cluster::local::netfilter::{
     CLIENTS, DCS, Degradation, MAX_DELAY, MAX_RATE, MIN_RATE, Net,
@@ -106,9 +107,7 @@ async fn degrade(
     tracing::info!(node = %victim, mode = %info.mode, chain = %chain, "links degraded");
     Ok(LinkGuard {
         info,
-        cluster: cluster.clone(),
-        victim,
-        chain: Some(chain),
+        rules: ChainRules::new(cluster, victim, chain, "its links were restored"),
         injected_at: Instant::now(),
     })
 }
@@ -210,9 +209,7 @@ impl Fault<LocalCluster> for Latency {
 #[derive(Debug)]
 pub struct LinkGuard {
     info: FaultInfo,
-    cluster: LocalCluster,
-    victim: String,
-    chain: Option<String>,
+    rules: ChainRules,
     injected_at: Instant,
 }
 
@@ -220,14 +217,7 @@ impl LinkGuard {
     /// The iptables chain holding the rules (`chaos-<run id>-<n>`), until
     /// healed.
     pub fn chain(&self) -> Option<&str> {
-        self.chain.as_deref()
-    }
-
-    fn lift(&mut self) -> Result<()> {
-        match (self.chain.take(), self.cluster.net()) {
-            (Some(chain), Ok(net)) => net.lift(&chain),
-            _ => Ok(()),
-        }
+        self.rules.chain()
     }
 }
 
@@ -243,26 +233,6 @@ impl FaultGuard for LinkGuard {
     /// Removes the rules, then waits (up to 60 s) until the node serves again
     /// as Patroni reports it, with a primary in place.
     async fn heal(mut self) -> Result<Healed> {
-        self.lift()?;
-        self.cluster
-            .wait_serving(
-                &self.victim,
-                "its links were restored",
-                Duration::from_secs(60),
-            )
-            .await?;
-        Ok(Healed {
-            event: Healing::LinksRestored,
-            at: Timestamp::now(),
-            detail: Some(self.victim.clone()),
-        })
-    }
-}
-
-impl Drop for LinkGuard {
-    fn drop(&mut self) {
-        if let Err(e) = self.lift() {
-            tracing::error!(error = %e, "fault guard dropped: could not restore the links");
-        }
+        self.rules.heal(Healing::LinksRestored).await
     }
 }

@@ -3,6 +3,7 @@
 //! and the guards that heal them — by PID, iptables chain, blkio cgroup or
 //! Patroni's REST API. Re-exported from [`crate::cluster::local`].
 
+mod chain;
 mod dcs;
 mod delete_primary;
 mod freeze;

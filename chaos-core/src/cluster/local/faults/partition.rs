@@ -3,8 +3,9 @@
 //! Needs root (iptables, and the per-node cgroups the cluster makes at boot;
 //! see [`crate::cluster::local`]).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use super::chain::ChainRules;
 use crate::cluster::local::LocalCluster;
 use crate::fault::{Fault, FaultGuard, FaultInfo, Healed, PartitionNetwork};
 use crate::timeline::{Healing, Timestamp};
@@ -31,9 +32,7 @@ impl Fault<LocalCluster> for PartitionNetwork {
         tracing::info!(node = %victim, mode = %info.mode, chain = %chain, "network partitioned");
         Ok(PartitionGuard {
             info,
-            cluster: cluster.clone(),
-            victim,
-            chain: Some(chain),
+            rules: ChainRules::new(cluster, victim, chain, "the partition"),
             injected_at: Instant::now(),
         })
     }
@@ -44,23 +43,14 @@ impl Fault<LocalCluster> for PartitionNetwork {
 #[derive(Debug)]
 pub struct PartitionGuard {
     info: FaultInfo,
-    cluster: LocalCluster,
-    victim: String,
-    chain: Option<String>,
+    rules: ChainRules,
     injected_at: Instant,
 }
 
 impl PartitionGuard {
     /// The iptables chain holding the cut (`chaos-<run id>-<n>`), until healed.
     pub fn chain(&self) -> Option<&str> {
-        self.chain.as_deref()
-    }
-
-    fn lift(&mut self) -> Result<()> {
-        match (self.chain.take(), self.cluster.net()) {
-            (Some(chain), Ok(net)) => net.lift(&chain),
-            _ => Ok(()),
-        }
+        self.rules.chain()
     }
 }
 
@@ -76,22 +66,6 @@ impl FaultGuard for PartitionGuard {
     /// Lifts the cut, then waits (up to 60 s) until the node serves again as
     /// Patroni reports it.
     async fn heal(mut self) -> Result<Healed> {
-        self.lift()?;
-        self.cluster
-            .wait_serving(&self.victim, "the partition", Duration::from_secs(60))
-            .await?;
-        Ok(Healed {
-            event: Healing::NetworkHealed,
-            at: Timestamp::now(),
-            detail: Some(self.victim.clone()),
-        })
-    }
-}
-
-impl Drop for PartitionGuard {
-    fn drop(&mut self) {
-        if let Err(e) = self.lift() {
-            tracing::error!(error = %e, "fault guard dropped: could not lift the partition");
-        }
+        self.rules.heal(Healing::NetworkHealed).await
     }
 }
