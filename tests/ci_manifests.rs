@@ -436,7 +436,10 @@ fn linter(tool: &str) -> Option<PathBuf> {
         !(ci || root),
         "`{tool}` is not installed: run ci/install-deps.sh (CI does before the tests)"
     );
-    println!("skipped: `{tool}` is not installed (ci/install-deps.sh installs it)");
+    chaos_tests::skipped(
+        &format!("`{tool}`, which ci/install-deps.sh installs"),
+        &format!("the {tool} check"),
+    );
     None
 }
 
